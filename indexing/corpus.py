@@ -1,0 +1,163 @@
+"""Read a corpus from files and folders in any supported format, one record per paper.
+
+Format is recognised from content, not from file names, so a user can point the indexer at a
+folder of mixed files. A paper met twice (the same arXiv id, title or abstract) is stored once:
+the first record wins and the later one only fills fields the first lacked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from indexing.parsers.arxiv_listing import looks_like_arxiv_listing, parse_arxiv_listing
+from indexing.parsers.jsonl import open_text, parse_jsonl
+from indexing.parsers.site_pages import looks_like_site_page, parse_site_page
+from indexing.records import Paper, ParseIssue, derived_paper_id, normalise_title
+
+CORPUS_SUFFIXES = (".txt", ".jsonl", ".jsonl.gz", ".json.gz", ".ndjson")
+BEIR_CORPUS_FILE = "corpus.jsonl"
+
+
+class CorpusError(ValueError):
+    """A path cannot be read as a corpus (missing, empty, unknown format)."""
+
+
+@dataclass
+class Corpus:
+    papers: list[Paper] = field(default_factory=list)
+    issues: list[ParseIssue] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    merged_duplicates: int = 0
+
+    def checksum(self) -> str:
+        """Changes whenever any stored paper changes: ties an index to the corpus it came from."""
+        digest = hashlib.sha256()
+        for paper in self.papers:
+            digest.update(paper.model_dump_json().encode("utf-8"))
+        return digest.hexdigest()
+
+
+def corpus_files(paths: Sequence[Path]) -> list[Path]:
+    """Expand folders into the corpus files they hold; a BEIR folder yields its corpus.jsonl."""
+    files: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise CorpusError(f"{path}: no such file or folder")
+        if path.is_file():
+            files.append(path)
+        elif (path / BEIR_CORPUS_FILE).is_file():
+            files.append(path / BEIR_CORPUS_FILE)
+        else:
+            found = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.name.endswith(CORPUS_SUFFIXES)
+            )
+            if not found:
+                raise CorpusError(f"{path}: no corpus files ({', '.join(CORPUS_SUFFIXES)}) inside")
+            files.extend(found)
+    return files
+
+
+def read_corpus(paths: Sequence[Path], capture_date: date) -> Corpus:
+    """Parse every file; ``capture_date`` resolves site dates that were shown without a year."""
+    corpus = Corpus(files=corpus_files(paths))
+    merger = _DuplicateMerger()
+    for path in corpus.files:
+        for item in _parse_file(path, capture_date):
+            if isinstance(item, ParseIssue):
+                corpus.issues.append(item)
+            else:
+                merger.add(item)
+    corpus.papers, corpus.merged_duplicates = merger.papers(), merger.merged
+    return corpus
+
+
+def _parse_file(path: Path, capture_date: date) -> Iterable[Paper | ParseIssue]:
+    source = path.name
+    with open_text(path) as stream:
+        head = stream.read(4096)
+    if head.lstrip().startswith("{"):
+        yield from parse_jsonl(path, source)
+        return
+    try:
+        with open_text(path) as stream:
+            text = stream.read()
+    except UnicodeDecodeError:
+        yield ParseIssue(source, 1, "not UTF-8 text")
+        return
+    if looks_like_arxiv_listing(text):
+        papers, issues = parse_arxiv_listing(text, source)
+    elif looks_like_site_page(text):
+        papers, issues = parse_site_page(text, source, capture_date)
+    else:
+        papers, issues = (
+            [],
+            [ParseIssue(source, 1, "unrecognised format (not JSONL, site page or arXiv listing)")],
+        )
+    yield from papers
+    yield from issues
+
+
+class _DuplicateMerger:
+    """Folds records of the same paper together, keyed by arXiv id, title and abstract."""
+
+    def __init__(self) -> None:
+        self._papers: list[Paper] = []
+        self._by_key: dict[str, int] = {}
+        self.merged = 0
+
+    @staticmethod
+    def _keys(paper: Paper) -> list[str]:
+        keys = ["id:" + paper.id, "abstract:" + " ".join(paper.abstract.lower().split())]
+        if paper.arxiv_id:
+            keys.append("arxiv:" + paper.arxiv_id)
+        if paper.title:
+            keys.append("title:" + normalise_title(paper.title))
+        return keys
+
+    def _same_paper(self, kept: Paper, new: Paper) -> bool:
+        """Equal text is the same paper unless both records carry identities that differ.
+
+        Data sets such as BEIR or an arXiv dump hold distinct documents with equal titles or
+        text; seed pages identify papers by content only, so there content decides.
+        """
+        if kept.id == new.id or (kept.arxiv_id and kept.arxiv_id == new.arxiv_id):
+            return True
+        return not (_has_identity(kept) and _has_identity(new))
+
+    def add(self, paper: Paper) -> None:
+        matches = (self._by_key[k] for k in self._keys(paper) if k in self._by_key)
+        position = next((p for p in matches if self._same_paper(self._papers[p], paper)), None)
+        if position is None:
+            position = len(self._papers)
+            self._papers.append(paper)
+        else:
+            self._papers[position] = _fill_missing(self._papers[position], paper)
+            self.merged += 1
+        for key in self._keys(self._papers[position]):
+            self._by_key.setdefault(key, position)
+
+    def papers(self) -> list[Paper]:
+        return self._papers
+
+
+def _has_identity(paper: Paper) -> bool:
+    """Whether the id came from the source (arXiv id, data-set id) rather than from the text."""
+    return paper.id != derived_paper_id(paper.title, paper.abstract)
+
+
+def _fill_missing(kept: Paper, other: Paper) -> Paper:
+    updates = {
+        name: getattr(other, name)
+        for name in type(kept).model_fields
+        if getattr(kept, name) in (None, [], False)
+        and getattr(other, name) not in (None, [], False)
+    }
+    merged = kept.model_copy(update=updates)
+    # An arXiv id learnt from a duplicate becomes the id, unless the first id was the source's.
+    if merged.arxiv_id and not _has_identity(kept):
+        merged = merged.model_copy(update={"id": f"arxiv:{merged.arxiv_id}"})
+    return merged

@@ -1,0 +1,160 @@
+"""JSON-lines corpora: plain paper JSONL, arXiv metadata dumps and BEIR ``corpus.jsonl``.
+
+The flavour is recognised per object from its keys, so one reader serves all three:
+BEIR objects have ``_id`` and ``text``; arXiv metadata has an arXiv-style ``id`` with
+``categories``; anything else is read as a plain paper (``title``, ``abstract``, ``authors``…).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from indexing.records import Paper, ParseIssue, derived_paper_id
+
+ARXIV_ID = re.compile(r"^(?:\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$")
+_AUTHOR_SEPARATORS = re.compile(r",\s*|\s+and\s+")
+
+
+def open_text(path: Path):
+    """Open a file for reading, un-gzipping it when it is gzip whatever its name."""
+    with path.open("rb") as raw:
+        magic = raw.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open("r", encoding="utf-8")
+
+
+def parse_jsonl(path: Path, source: str) -> Iterator[Paper | ParseIssue]:
+    with open_text(path) as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield ParseIssue(source, number, f"invalid JSON: {exc.msg}")
+                continue
+            if not isinstance(obj, dict):
+                yield ParseIssue(source, number, "expected a JSON object")
+                continue
+            try:
+                yield _paper_from_object(obj, source)
+            except (ValueError, TypeError) as exc:
+                yield ParseIssue(source, number, str(exc).splitlines()[0])
+
+
+def _paper_from_object(obj: dict[str, Any], source: str) -> Paper:
+    if "_id" in obj and "text" in obj:
+        return _beir(obj, source)
+    if ARXIV_ID.match(str(obj.get("id", ""))) and "categories" in obj:
+        return _arxiv_metadata(obj, source)
+    return _plain(obj, source)
+
+
+def _beir(obj: dict[str, Any], source: str) -> Paper:
+    abstract = _required_text(obj, "text")
+    return Paper(
+        id=str(obj["_id"]),  # kept verbatim: relevance judgments refer to it
+        title=_optional_text(obj.get("title")),
+        abstract=abstract,
+        source=source,
+    )
+
+
+def _arxiv_metadata(obj: dict[str, Any], source: str) -> Paper:
+    arxiv_id = re.sub(r"v\d+$", "", str(obj["id"]))
+    categories = obj.get("categories") or []
+    if isinstance(categories, str):
+        categories = categories.split()
+    return Paper(
+        id=f"arxiv:{arxiv_id}",
+        arxiv_id=arxiv_id,
+        title=_optional_text(_unwrap(obj.get("title"))),
+        authors=_authors(obj.get("authors_parsed") or obj.get("authors")),
+        published=_date(obj.get("listing_date") or obj.get("published") or obj.get("update_date")),
+        category=categories[0] if categories else None,
+        comment=_optional_text(_unwrap(obj.get("comment") or obj.get("comments"))),
+        # arXiv hard-wraps abstracts at 80 columns; the line breaks are layout, not content.
+        abstract=_unwrap(_required_text(obj, "abstract")),
+        source=source,
+    )
+
+
+def _plain(obj: dict[str, Any], source: str) -> Paper:
+    abstract = _required_text(obj, "abstract", "text", "summary")
+    title = _optional_text(obj.get("title"))
+    arxiv_id = _optional_text(obj.get("arxiv_id"))
+    if obj.get("id") is not None:
+        paper_id = str(obj["id"])
+    elif arxiv_id:
+        paper_id = f"arxiv:{arxiv_id}"
+    else:
+        paper_id = derived_paper_id(title, abstract)
+    return Paper(
+        id=paper_id,
+        title=title,
+        authors=_authors(obj.get("authors")),
+        authors_truncated=bool(obj.get("authors_truncated", False)),
+        published=_date(obj.get("published") or obj.get("date") or obj.get("year")),
+        category=_optional_text(obj.get("category")),
+        has_code=bool(obj.get("has_code", False)),
+        arxiv_id=arxiv_id,
+        comment=_optional_text(obj.get("comment")),
+        abstract=abstract,
+        source=source,
+    )
+
+
+def _required_text(obj: dict[str, Any], *keys: str) -> str:
+    for key in keys:
+        if isinstance(obj.get(key), str) and obj[key].strip():
+            return obj[key].strip()
+    raise ValueError(f"missing or empty {' / '.join(repr(k) for k in keys)}")
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}: {value!r:.40}")
+    return value.strip() or None
+
+
+def _unwrap(value: Any) -> Any:
+    return " ".join(value.split()) if isinstance(value, str) else value
+
+
+def _authors(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [name.strip() for name in _AUTHOR_SEPARATORS.split(value) if name.strip()]
+    if isinstance(value, list):
+        # arXiv's ``authors_parsed`` is [[last, first, suffix], …].
+        return [
+            " ".join(p for p in (item[1], item[0], *item[2:]) if p).strip()
+            if isinstance(item, list)
+            else str(item).strip()
+            for item in value
+        ]
+    raise TypeError(f"authors must be a list or a string, got {type(value).__name__}")
+
+
+def _date(value: Any) -> date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, int):
+        return date(value, 1, 1)
+    text = str(value).strip()
+    if re.fullmatch(r"\d{4}", text):
+        return date(int(text), 1, 1)
+    try:
+        return datetime.fromisoformat(text).date()
+    except ValueError:
+        raise ValueError(f"unreadable date {text!r} (expected YYYY-MM-DD)") from None

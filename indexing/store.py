@@ -1,0 +1,230 @@
+"""The index on disk, read and written here only: one format, one version number.
+
+An index is a folder holding three files:
+
+- ``manifest.json``: format version, model, dimension, paper count, corpus checksum, build time;
+- ``vectors.faiss``: one L2-normalised vector per paper (inner product = cosine similarity);
+- ``papers.sqlite``: the paper records, row ``i`` describing vector ``i``.
+
+The folder named by the user (``data/index``) is a symbolic link to a build folder beside it.
+A new build is written completely into a fresh folder and then the link is replaced with one
+``rename``, which is atomic: a reader sees the old index or the new one, never a mixture, and a
+crash or Ctrl-C during a build leaves the old index untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import faiss
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from indexing.records import Paper
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+VECTORS_FILE = "vectors.faiss"
+PAPERS_FILE = "papers.sqlite"
+
+
+class IndexUnusable(RuntimeError):
+    """The index cannot be served; the message says why and what to run."""
+
+
+class Manifest(BaseModel):
+    format_version: int
+    model: str
+    dimension: int
+    paper_count: int
+    corpus_checksum: str
+    built_at: datetime
+    build_seconds: float
+    sources: list[str]
+    capture_date: str
+
+
+def _rebuild_hint(index_dir: Path) -> str:
+    return f"run `papersearch index --out {index_dir}` to build it"
+
+
+def read_manifest(index_dir: Path) -> Manifest:
+    path = index_dir / MANIFEST_FILE
+    if not path.is_file():
+        raise IndexUnusable(f"no index at {index_dir}: {_rebuild_hint(index_dir)}")
+    try:
+        return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except (ValidationError, ValueError, OSError) as exc:
+        raise IndexUnusable(
+            f"unreadable manifest {path} ({str(exc).splitlines()[0]}): {_rebuild_hint(index_dir)}"
+        ) from exc
+
+
+def check_compatible(manifest: Manifest, index_dir: Path, model: str) -> None:
+    """Refuse an index this code or this model cannot serve, saying how to rebuild it."""
+    if manifest.format_version != FORMAT_VERSION:
+        raise IndexUnusable(
+            f"index at {index_dir} has format version {manifest.format_version}, this version of "
+            f"papersearch reads version {FORMAT_VERSION}: {_rebuild_hint(index_dir)}"
+        )
+    if manifest.model != model:
+        raise IndexUnusable(
+            f"index at {index_dir} was built with model {manifest.model!r} but the service is "
+            f"configured for {model!r}: {_rebuild_hint(index_dir)} with "
+            f"PAPERSEARCH_MODEL={model}, or set PAPERSEARCH_MODEL={manifest.model}"
+        )
+
+
+class PaperIndex:
+    """A loaded index: the FAISS vectors plus the paper records they point to."""
+
+    def __init__(
+        self, index_dir: Path, manifest: Manifest, vectors: faiss.Index, db: sqlite3.Connection
+    ) -> None:
+        self.index_dir = index_dir
+        self.manifest = manifest
+        self._vectors = vectors
+        self._db = db
+        self._db_lock = threading.Lock()  # one connection, shared by the server's threads
+
+    @classmethod
+    def open(cls, index_dir: Path, *, model: str, dimension: int | None = None) -> PaperIndex:
+        """Load and cross-check an index; fail fast with a rebuild hint on any mismatch."""
+        manifest = read_manifest(index_dir)
+        check_compatible(manifest, index_dir, model)
+        try:
+            vectors = faiss.read_index(str(index_dir / VECTORS_FILE))
+            db = sqlite3.connect(
+                f"file:{index_dir / PAPERS_FILE}?mode=ro", uri=True, check_same_thread=False
+            )
+            rows = db.execute("SELECT count(*) FROM papers").fetchone()[0]
+        except (RuntimeError, sqlite3.Error) as exc:
+            raise IndexUnusable(
+                f"damaged index at {index_dir} ({exc}): {_rebuild_hint(index_dir)}"
+            ) from exc
+        expected = (manifest.paper_count, manifest.paper_count, manifest.dimension)
+        if (vectors.ntotal, rows, vectors.d) != expected or (dimension and dimension != vectors.d):
+            raise IndexUnusable(
+                f"inconsistent index at {index_dir}: manifest says {manifest.paper_count} "
+                f"papers of dimension {manifest.dimension}, found {vectors.ntotal} vectors of "
+                f"dimension {vectors.d} and {rows} records: {_rebuild_hint(index_dir)}"
+            )
+        return cls(index_dir, manifest, vectors, db)
+
+    def __len__(self) -> int:
+        return self._vectors.ntotal
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, rows) per query vector, best first; rows are -1 where none is left."""
+        return self._vectors.search(
+            np.ascontiguousarray(queries, dtype=np.float32), min(k, len(self))
+        )
+
+    def vector(self, row: int) -> np.ndarray:
+        return self._vectors.reconstruct(row)
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        with self._db_lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def row_of(self, paper_id: str) -> int | None:
+        found = self._query("SELECT row FROM papers WHERE id = ?", (paper_id,))
+        return found[0][0] if found else None
+
+    def papers_at(self, rows: Sequence[int]) -> list[Paper]:
+        """Records for the given rows, in the given order."""
+        if not rows:
+            return []
+        marks = ",".join("?" * len(rows))
+        found = dict(self._query(f"SELECT row, record FROM papers WHERE row IN ({marks})", rows))
+        return [Paper.model_validate_json(found[row]) for row in rows]
+
+    def list_papers(self, limit: int, offset: int) -> list[Paper]:
+        found = self._query(
+            "SELECT record FROM papers ORDER BY row LIMIT ? OFFSET ?", (limit, offset)
+        )
+        return [Paper.model_validate_json(record) for (record,) in found]
+
+    def titles(self) -> list[tuple[int, str]]:
+        """(row, title) of every paper that has a title: what title look-ups search."""
+        return self._query("SELECT row, title FROM papers WHERE title IS NOT NULL ORDER BY row")
+
+    def close(self) -> None:
+        with self._db_lock:
+            self._db.close()
+
+
+def write_index(
+    index_dir: Path, papers: Sequence[Paper], vectors: np.ndarray, manifest: Manifest
+) -> None:
+    """Write a complete index beside ``index_dir`` and switch ``index_dir`` to it atomically."""
+    if len(papers) != len(vectors) or manifest.paper_count != len(papers):
+        raise ValueError("papers, vectors and manifest disagree on the paper count")
+    builds = _builds_dir(index_dir)
+    builds.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    build = builds / f"{stamp}-{os.getpid()}"
+    build.mkdir()
+    try:
+        flat = faiss.IndexFlatIP(vectors.shape[1])
+        flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        faiss.write_index(flat, str(build / VECTORS_FILE))
+        _write_papers(build / PAPERS_FILE, papers)
+        # The manifest goes last: a build folder without one is, by construction, unfinished.
+        (build / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+        _fsync_tree(build)
+        _switch_link(index_dir, build)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    _remove_stale_builds(index_dir)
+
+
+def _builds_dir(index_dir: Path) -> Path:
+    return index_dir.parent / f".{index_dir.name}-builds"
+
+
+def _write_papers(path: Path, papers: Sequence[Paper]) -> None:
+    db = sqlite3.connect(path)
+    try:
+        db.execute(
+            "CREATE TABLE papers (row INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, title TEXT, "
+            "record TEXT NOT NULL)"
+        )
+        db.executemany(
+            "INSERT INTO papers (row, id, title, record) VALUES (?, ?, ?, ?)",
+            ((row, p.id, p.title, p.model_dump_json()) for row, p in enumerate(papers)),
+        )
+        db.commit()
+    finally:
+        db.close()
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.iterdir():
+        with path.open("rb") as handle:
+            os.fsync(handle.fileno())
+
+
+def _switch_link(index_dir: Path, build: Path) -> None:
+    if index_dir.exists() and not index_dir.is_symlink():
+        # A plain folder from elsewhere: move it aside once; from then on swaps are atomic.
+        index_dir.rename(_builds_dir(index_dir) / f"adopted-{os.getpid()}")
+    link = index_dir.parent / f".{index_dir.name}.link-{os.getpid()}"
+    link.unlink(missing_ok=True)
+    link.symlink_to(build.relative_to(index_dir.parent))
+    os.replace(link, index_dir)
+
+
+def _remove_stale_builds(index_dir: Path) -> None:
+    """Drop builds that are not current (old ones, and leftovers of interrupted runs)."""
+    current = index_dir.resolve()
+    for build in _builds_dir(index_dir).iterdir():
+        if build.resolve() != current:
+            shutil.rmtree(build, ignore_errors=True)

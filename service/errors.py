@@ -1,0 +1,81 @@
+"""Errors the service answers with, each carrying its HTTP status and a stable code.
+
+Routes raise these; one handler turns any of them into the same JSON shape
+(``{"code", "message", ...}``), so clients and tests rely on a single error format.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+
+class ServiceError(Exception):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, **self.extra}
+
+
+class PaperNotFound(ServiceError):
+    status_code = 404
+    code = "paper_not_found"
+
+    def __init__(self, paper_id: str) -> None:
+        super().__init__(f"no paper with id {paper_id!r}")
+
+
+class TitleNotFound(ServiceError):
+    status_code = 404
+    code = "title_not_found"
+
+    def __init__(self, title: str, suggestions: list[dict[str, Any]]) -> None:
+        super().__init__(
+            f"no paper title matches {title!r} well enough; see 'suggestions' for the closest",
+            suggestions=suggestions,
+        )
+
+
+class InvalidRequest(ServiceError):
+    status_code = 422
+    code = "invalid_request"
+
+
+def describe_validation_errors(errors: list[dict[str, Any]] | Any) -> str:
+    """``[{'loc': ('query', 'k'), 'msg': '…'}]`` -> ``"k: …"``: one line a person can act on."""
+    parts = []
+    for error in errors:
+        location = ".".join(
+            str(p) for p in error.get("loc", ()) if p not in ("query", "body", "path")
+        )
+        parts.append(f"{location}: {error.get('msg')}" if location else str(error.get("msg")))
+    return "; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+            for e in errors
+        ]
+        body = {
+            "code": InvalidRequest.code,
+            "message": describe_validation_errors(errors),
+            "detail": detail,
+        }
+        return JSONResponse(body, status_code=422)

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from indexing.records import Paper
+from service.deps import EngineDep
+from service.schemas import MAX_K, ErrorResponse, PaperPage, SimilarToPaperResponse
+
+router = APIRouter(
+    prefix="/papers",
+    tags=["papers"],
+    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
+
+PaperId = Annotated[
+    str, Path(min_length=1, max_length=300, description="Paper id, e.g. arxiv:2504.05217")
+]
+
+
+@router.get("", response_model=PaperPage, summary="List the corpus")
+def list_papers(
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> PaperPage:
+    return engine.list_papers(limit, offset)
+
+
+# Declared before the plain id route: ids may contain "/" (old arXiv ids such as hep-th/9901001).
+@router.get(
+    "/{paper_id:path}/similar",
+    response_model=SimilarToPaperResponse,
+    summary="Papers similar to a paper",
+)
+def similar_to_paper(
+    paper_id: PaperId, engine: EngineDep, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10
+) -> SimilarToPaperResponse:
+    return engine.similar_to_paper(paper_id, k)
+
+
+@router.get("/{paper_id:path}", response_model=Paper, summary="One paper")
+def get_paper(paper_id: PaperId, engine: EngineDep) -> Paper:
+    return engine.paper(paper_id)

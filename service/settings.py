@@ -1,0 +1,46 @@
+"""Every setting of the service and the CLI, read once from ``PAPERSEARCH_*`` variables."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models import DEFAULT_MODEL, KNOWN_MODELS
+
+# The seed pages were captured in mid-2026; dates they show without a year are resolved
+# against this day. Any day from 2026-06-04 to 2027-01-06 gives the same dates for the seeds.
+SEED_CAPTURE_DATE = date(2026, 6, 30)
+
+
+class Settings(BaseSettings):
+    """Built once at start-up (CLI or ``create_app``) and passed down.
+
+    Nothing else reads the environment, so tests pass a ``Settings(...)`` instead of patching.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PAPERSEARCH_", extra="ignore")
+
+    index_dir: Path = Field(Path("data/index"), description="Index folder the service serves.")
+    cache_dir: Path = Field(Path("data/cache"), description="Embedding cache kept across builds.")
+    model: str = Field(DEFAULT_MODEL, description="Embedding model (must match the index).")
+    capture_date: date = Field(
+        SEED_CAPTURE_DATE, description="Day the site pages were captured; resolves yearless dates."
+    )
+    batch_size: int = Field(32, ge=1, le=1024, description="Texts per forward pass when indexing.")
+    host: str = Field("127.0.0.1", description="Address `papersearch serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `papersearch serve` listens on.")
+    title_match_threshold: float = Field(
+        80.0, ge=0, le=100, description="Lowest fuzzy score (0-100) at which a typed title matches."
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str) -> str:
+        if model not in KNOWN_MODELS:
+            raise ValueError(
+                f"{model!r} is not a packaged model; choose one of {sorted(KNOWN_MODELS)}"
+            )
+        return model
