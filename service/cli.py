@@ -165,9 +165,13 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _similar(args: argparse.Namespace, settings: Settings) -> int:
-    engine = _engine(settings)
+    # Arguments are checked before the index and model load: a typo costs no waiting.
     if args.title is not None:
         lookup = _validated(TitleLookup, title=args.title, k=args.k)
+    elif not 1 <= args.k <= 100:
+        raise UsageError("k: must be between 1 and 100")
+    engine = _engine(settings)
+    if args.title is not None:
         try:
             response = engine.similar_to_title(lookup.title, lookup.k)
         except ServiceError as exc:
@@ -176,8 +180,6 @@ def _similar(args: argparse.Namespace, settings: Settings) -> int:
             raise ServiceError("\n".join(lines)) from None
         anchor, anchor_note = response.matched, f"matched {response.matched.match_score:.0f}/100"
     else:
-        if not 1 <= args.k <= 100:
-            raise UsageError("k: must be between 1 and 100")
         response = engine.similar_to_paper(args.paper_id, args.k)
         anchor, anchor_note = response.paper, "by id"
     if args.json:

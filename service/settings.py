@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `papersearch serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `papersearch serve` listens on.")
     title_match_threshold: float = Field(
-        80.0, ge=0, le=100, description="Lowest fuzzy score (0-100) at which a typed title matches."
+        88.0, ge=0, le=100, description="Lowest fuzzy score (0-100) at which a typed title matches."
     )
 
     @field_validator("model")

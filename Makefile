@@ -1,0 +1,48 @@
+# The README's two commands: `make run` and `make test`. The Dockerfile runs these same
+# targets (install, index), so the image and a developer machine cannot set up differently.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+INDEX  ?= data/index
+CORPUS ?= seeds
+# torch is pinned and installed on its own first: a bare `torch` requirement would pull the
+# newest release with several GB of CUDA libraries; with 2.13.0 present pip keeps it.
+TORCH  ?= torch==2.13.0
+
+.PHONY: install install-test index run test lint clean
+
+install: $(BIN)/.installed
+install-test: $(BIN)/.installed-test
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed-test: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+# Rebuilt when the seeds change; unchanged papers come from the embedding cache.
+$(INDEX)/manifest.json: $(wildcard $(CORPUS)/*) | $(BIN)/.installed
+	$(BIN)/papersearch index $(CORPUS) --out $(INDEX)
+
+index: $(INDEX)/manifest.json
+
+run: install index
+	$(BIN)/papersearch serve --index $(INDEX) --host $(HOST) --port $(PORT)
+
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install-test lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache

@@ -1,0 +1,231 @@
+"""The ``papersearch`` command: in-process for output checks, as a real process for ``serve``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.cli import main
+from tests.conftest import SEEDS
+
+PAPERSEARCH = str(Path(sys.executable).with_name("papersearch"))
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(args))
+    except SystemExit as exit_:  # argparse's own usage errors
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_index_prints_one_summary_line_and_reuses_the_cache(
+    capsys, seed_build, cache_dir, tmp_path
+):
+    out_dir = tmp_path / "index"
+    code, out, err = run_cli(
+        capsys, "index", str(SEEDS), "--out", str(out_dir), "--cache-dir", str(cache_dir)
+    )
+    assert code == 0, err
+    assert len(out.splitlines()) == 1
+    assert out.startswith(f"indexed 98 papers from 5 files into {out_dir}: 0 embedded, 98 reused")
+    assert (out_dir / "manifest.json").is_file()
+
+
+def test_index_reports_skipped_entries_on_stderr(capsys, cache_dir, tmp_path):
+    broken = tmp_path / "broken.txt"
+    lines = (SEEDS / "003_d5e978e446392a5c.txt").read_text(encoding="utf-8").splitlines()
+    del lines[2]
+    broken.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, out, err = run_cli(
+        capsys,
+        "index",
+        str(broken),
+        "--out",
+        str(tmp_path / "index"),
+        "--cache-dir",
+        str(cache_dir),
+        "--quiet",
+    )
+    assert code == 0
+    assert "indexed 18 papers" in out and "1 skipped" in out
+    assert err.startswith("skipped broken.txt:1: expected title, authors and abstract")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["index", "no/such/dir"], 1, "no/such/dir: no such file or folder"),
+        (["index", "--capture-date", "yesterday"], 2, "expected a date like 2026-06-30"),
+        (["search", "x", "--index", "no/index"], 1, "no index at no/index: run `papersearch index"),
+        (["search", "x", "-k", "0"], 2, "k: Input should be greater than or equal to 1"),
+        (["search", "   "], 2, "q: Value error, must contain some non-space text"),
+        (["similar", "--title", "x"], 2, "title: String should have at least 3 characters"),
+        (["similar"], 2, "one of the arguments --title --id is required"),
+        (["serve", "--index", "no/index"], 1, "no index at no/index"),
+        (["serve", "--port", "99999"], 2, "port: Input should be less than or equal to 65535"),
+    ],
+)
+def test_bad_input_is_one_clear_error_line(capsys, args, code, message):
+    found_code, out, err = run_cli(capsys, *args)
+    assert found_code == code
+    assert message in err and "Traceback" not in err
+    assert out == ""
+
+
+def test_search_human_output(capsys, seed_settings):
+    code, out, _ = run_cli(
+        capsys,
+        "search",
+        "cross-domain live-streaming recommendation",
+        "-k",
+        "3",
+        "--index",
+        str(seed_settings.index_dir),
+    )
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 6
+    assert lines[0].startswith("  1. 0.7") and "arXiv:2502.09375" in lines[0]
+    assert lines[1].strip() == "authors unknown · 2025-02-13 · arxiv:2502.09375"
+
+
+def test_search_json_matches_the_api(capsys, seed_settings, client):
+    code, out, _ = run_cli(
+        capsys,
+        "search",
+        "knowledge editing for LLMs",
+        "-k",
+        "4",
+        "--offset",
+        "1",
+        "--json",
+        "--index",
+        str(seed_settings.index_dir),
+    )
+    assert code == 0
+    api = client.get("/search", params={"q": "knowledge editing for LLMs", "k": 4, "offset": 1})
+    assert json.loads(out) == api.json()
+
+
+def test_similar_by_title_and_by_id(capsys, seed_settings):
+    code, out, _ = run_cli(
+        capsys,
+        "similar",
+        "--title",
+        "trinity syncretizing",
+        "-k",
+        "2",
+        "--index",
+        str(seed_settings.index_dir),
+    )
+    assert code == 0
+    assert out.startswith(
+        "papers similar to: Trinity: Syncretizing Multi-/Long-tail/Long-term "
+        "Interests All in One (matched 100/100)"
+    )
+    assert "  1. " in out and "  2. " in out and "  3. " not in out
+
+    code, out, _ = run_cli(
+        capsys,
+        "similar",
+        "--id",
+        "arxiv:2502.09375",
+        "--json",
+        "--index",
+        str(seed_settings.index_dir),
+    )
+    body = json.loads(out)
+    assert code == 0 and body["paper"]["id"] == "arxiv:2502.09375" and len(body["results"]) == 10
+
+
+def test_similar_without_a_match_lists_suggestions(capsys, seed_settings):
+    code, out, err = run_cli(
+        capsys,
+        "similar",
+        "--title",
+        "quantum chromodynamics",
+        "--index",
+        str(seed_settings.index_dir),
+    )
+    assert code == 1 and out == ""
+    assert err.startswith("papersearch: error: no paper title matches 'quantum chromodynamics'")
+    assert err.count("did you mean: ") == 5
+
+
+def test_similar_unknown_id(capsys, seed_settings):
+    code, _, err = run_cli(
+        capsys, "similar", "--id", "nope", "--index", str(seed_settings.index_dir)
+    )
+    assert code == 1 and err == "papersearch: error: no paper with id 'nope'\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_serve_answers_over_real_http(seed_settings):
+    port = _free_port()
+    server = subprocess.Popen(
+        [PAPERSEARCH, "serve", "--index", str(seed_settings.index_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stdout.read()
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server not ready within 120 s"
+            time.sleep(0.3)
+        found = httpx.get(f"{base}/search", params={"q": "live-streaming", "k": 2}).json()
+        assert len(found["results"]) == 2
+        assert httpx.get(f"{base}/search", params={"k": 2}).status_code == 422
+        assert httpx.get(f"{base}/docs").status_code == 200
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    assert server.returncode == 0
+
+
+def test_serve_refuses_an_index_of_another_model(seed_settings, tmp_path):
+    copy = tmp_path / "index"
+    shutil.copytree(seed_settings.index_dir.resolve(), copy)
+    manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
+    manifest["model"] = "all-mpnet-base-v2"
+    (copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    started = time.monotonic()
+    result = subprocess.run(
+        [PAPERSEARCH, "serve", "--index", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PAPERSEARCH_PORT": "1"},
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"papersearch: error: index at {copy} was built with model 'all-mpnet-base-v2' but the "
+        f"service is configured for 'all-MiniLM-L6-v2': run `papersearch index --out {copy}` to "
+        f"build it with PAPERSEARCH_MODEL=all-MiniLM-L6-v2, or set "
+        f"PAPERSEARCH_MODEL=all-mpnet-base-v2"
+    )
+    assert time.monotonic() - started < 30  # refused before the model is even loaded

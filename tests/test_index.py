@@ -1,0 +1,169 @@
+"""Index build, embedding cache reuse, atomic swap and start-up checks, on the real seeds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import indexing.store
+from indexing.build import BuildError, BuildReport, build_index
+from indexing.store import FORMAT_VERSION, IndexUnusable, PaperIndex, read_manifest
+from models import DEFAULT_MODEL, Embedder, load_embedder
+from service.settings import SEED_CAPTURE_DATE
+from tests.conftest import SEEDS
+
+
+class CountingLoader:
+    """The real model loader, counting calls: a cached rebuild must not need the model."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, name: str) -> Embedder:
+        self.calls += 1
+        return load_embedder(name)
+
+
+def rebuild(
+    index_dir: Path,
+    cache_dir: Path,
+    paths: list[Path] | None = None,
+    loader: CountingLoader | None = None,
+) -> BuildReport:
+    return build_index(
+        paths or [SEEDS],
+        index_dir,
+        cache_dir=cache_dir,
+        model_name=DEFAULT_MODEL,
+        load_model=loader or CountingLoader(),
+        capture_date=SEED_CAPTURE_DATE,
+        progress=False,
+    )
+
+
+def test_seed_build_writes_a_complete_index(seed_build: BuildReport):
+    manifest = read_manifest(seed_build.index_dir)
+    assert manifest.format_version == FORMAT_VERSION
+    assert (manifest.model, manifest.dimension, manifest.paper_count) == (DEFAULT_MODEL, 384, 98)
+    assert len(manifest.corpus_checksum) == 64 and manifest.sources[0] == "000_c81c81f2dcbdc6e0.txt"
+    index = PaperIndex.open(seed_build.index_dir, model=DEFAULT_MODEL, dimension=384)
+    assert len(index) == 98
+    norms = np.linalg.norm(np.stack([index.vector(row) for row in range(98)]), axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-4)  # normalised: inner product is cosine
+    assert index.papers_at([0])[0].title.startswith("Not All Candidates are Created Equal")
+
+
+def test_summary_line(seed_build: BuildReport):
+    assert seed_build.summary().startswith(
+        f"indexed 98 papers from 5 files into {seed_build.index_dir}"
+    )
+    assert "0 skipped" in seed_build.summary()
+
+
+def test_unchanged_corpus_embeds_nothing_and_never_loads_the_model(seed_build, cache_dir, tmp_path):
+    loader = CountingLoader()
+    report = rebuild(tmp_path / "index", cache_dir, loader=loader)
+    assert (report.embedded, report.reused, loader.calls) == (0, 98, 0)
+    assert "0 embedded, 98 reused from cache" in report.summary()
+    # Same corpus and same vectors: the same index.
+    first = PaperIndex.open(seed_build.index_dir, model=DEFAULT_MODEL)
+    second = PaperIndex.open(report.index_dir, model=DEFAULT_MODEL)
+    assert first.manifest.corpus_checksum == second.manifest.corpus_checksum
+    assert np.array_equal(first.vector(42), second.vector(42))
+
+
+def test_only_new_papers_are_embedded(seed_build, cache_dir, tmp_path):
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text(
+        json.dumps(
+            {
+                "title": "A Note on Caching Sentence Embeddings",
+                "abstract": "We cache embeddings by model and text hash so that re-indexing is cheap.",
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    loader = CountingLoader()
+    report = rebuild(tmp_path / "index", cache_dir, [SEEDS, extra], loader)
+    assert (report.papers, report.embedded, report.reused, loader.calls) == (99, 1, 98, 1)
+
+
+def test_interrupted_build_leaves_the_previous_index_servable(
+    seed_build, cache_dir, tmp_path, monkeypatch
+):
+    index_dir = tmp_path / "index"
+    before = rebuild(index_dir, cache_dir)
+    checksum = read_manifest(index_dir).corpus_checksum
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C half-way through writing the new index
+
+    monkeypatch.setattr(indexing.store, "_write_papers", interrupted)
+    other_corpus = SEEDS / "004_07af923cf1f16ba9.txt"
+    with pytest.raises(KeyboardInterrupt):
+        rebuild(index_dir, cache_dir, [other_corpus])
+    monkeypatch.undo()
+
+    index = PaperIndex.open(index_dir, model=DEFAULT_MODEL)
+    assert len(index) == before.papers == 98
+    assert index.manifest.corpus_checksum == checksum
+    builds = list((tmp_path / ".index-builds").iterdir())
+    assert builds == [index_dir.resolve()]  # the half-written build was removed
+
+    after = rebuild(index_dir, cache_dir, [other_corpus])  # and the next build swaps cleanly
+    assert len(PaperIndex.open(index_dir, model=DEFAULT_MODEL)) == after.papers == 50
+    assert list((tmp_path / ".index-builds").iterdir()) == [index_dir.resolve()]
+
+
+def test_plain_folder_at_the_index_path_is_replaced(cache_dir, tmp_path):
+    (tmp_path / "index").mkdir()
+    (tmp_path / "index" / "notes.txt").write_text("old", encoding="utf-8")
+    rebuild(tmp_path / "index", cache_dir)
+    assert (tmp_path / "index").is_symlink() and len(read_manifest(tmp_path / "index").sources) == 5
+
+
+def test_empty_corpus_writes_nothing(seed_build, cache_dir, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("{not json\n", encoding="utf-8")
+    with pytest.raises(BuildError, match="no papers"):
+        rebuild(seed_build.index_dir, cache_dir, [empty])
+    assert read_manifest(seed_build.index_dir).paper_count == 98
+
+
+def _copy_index(source: Path, target: Path) -> Path:
+    target.mkdir()
+    for path in source.resolve().iterdir():
+        (target / path.name).write_bytes(path.read_bytes())
+    return target
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"model": "all-mpnet-base-v2"}, "built with model 'all-mpnet-base-v2'"),
+        ({"format_version": 99}, "format version 99"),
+        ({"paper_count": 97}, "inconsistent index"),
+    ],
+)
+def test_incompatible_index_is_refused_with_what_to_run(seed_build, tmp_path, change, message):
+    copy = _copy_index(seed_build.index_dir, tmp_path / "index")
+    manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
+    (copy / "manifest.json").write_text(json.dumps({**manifest, **change}), encoding="utf-8")
+    with pytest.raises(IndexUnusable, match=message) as error:
+        PaperIndex.open(copy, model=DEFAULT_MODEL)
+    assert f"papersearch index --out {copy}" in str(error.value)
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage-manifest", "garbage-vectors"])
+def test_missing_or_damaged_index_is_refused(seed_build, tmp_path, damage):
+    target = tmp_path / "index"
+    if damage != "missing":
+        _copy_index(seed_build.index_dir, target)
+        name = "manifest.json" if damage == "garbage-manifest" else "vectors.faiss"
+        (target / name).write_bytes(b"\x00garbage")
+    with pytest.raises(IndexUnusable, match="papersearch index --out"):
+        PaperIndex.open(target, model=DEFAULT_MODEL)
