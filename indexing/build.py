@@ -15,7 +15,7 @@ from tqdm import tqdm
 from indexing.corpus import read_corpus
 from indexing.embedding_cache import EmbeddingCache, text_hash
 from indexing.records import ParseIssue, embedding_text
-from indexing.store import FORMAT_VERSION, Manifest, write_index
+from indexing.store import FORMAT_VERSION, Manifest, check_writable, write_index
 from models import Embedder
 
 # Texts handed to the model per call: small enough for a smooth progress bar and for a
@@ -60,10 +60,12 @@ def build_index(
 ) -> BuildReport:
     """Build an index from ``paths`` into ``index_dir``; the model is loaded only if needed."""
     started = time.perf_counter()
+    check_writable(index_dir)  # before minutes of embedding, not after
     corpus = read_corpus(paths, capture_date)
     if not corpus.papers:
+        reasons = "".join(f"\n  {issue}" for issue in corpus.issues[:5])
         raise BuildError(
-            f"no papers could be read from {', '.join(map(str, paths))}; index unchanged"
+            f"no papers could be read from {', '.join(map(str, paths))}; index unchanged{reasons}"
         )
 
     texts = [embedding_text(paper) for paper in corpus.papers]
@@ -71,6 +73,7 @@ def build_index(
     cache = EmbeddingCache(cache_dir)
     try:
         cached = cache.get_many(model_name, hashes)
+        reused = sum(1 for h in hashes if h in cached)
         missing = list(dict.fromkeys(h for h in hashes if h not in cached))
         if missing:
             text_of = dict(zip(hashes, texts, strict=True))
@@ -106,7 +109,7 @@ def build_index(
         files=len(corpus.files),
         papers=len(corpus.papers),
         embedded=len(missing),
-        reused=len(corpus.papers) - len(missing),
+        reused=reused,
         merged_duplicates=corpus.merged_duplicates,
         seconds=time.perf_counter() - started,
         issues=corpus.issues,

@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 
 from indexing.parsers.arxiv_listing import looks_like_arxiv_listing, parse_arxiv_listing
-from indexing.parsers.jsonl import open_text, parse_jsonl
+from indexing.parsers.jsonl import UNREADABLE, describe_unreadable, open_bytes, parse_jsonl
 from indexing.parsers.site_pages import looks_like_site_page, parse_site_page
 from indexing.records import Paper, ParseIssue, derived_paper_id, normalise_title
 
@@ -77,16 +77,25 @@ def read_corpus(paths: Sequence[Path], capture_date: date) -> Corpus:
 
 def _parse_file(path: Path, capture_date: date) -> Iterable[Paper | ParseIssue]:
     source = path.name
-    with open_text(path) as stream:
-        head = stream.read(4096)
-    if head.lstrip().startswith("{"):
-        yield from parse_jsonl(path, source)
+    try:
+        with open_bytes(path) as stream:
+            head = stream.read(4096)
+    except UNREADABLE as exc:
+        yield ParseIssue(source, 1, f"cannot read the file: {describe_unreadable(exc)}")
+        return
+    if head.lstrip().startswith(b"{"):
+        yield from parse_jsonl(path, source)  # reads line by line: large dumps never sit in memory
         return
     try:
-        with open_text(path) as stream:
-            text = stream.read()
-    except UnicodeDecodeError:
-        yield ParseIssue(source, 1, "not UTF-8 text")
+        with open_bytes(path) as stream:
+            content = stream.read()
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = content.count(b"\n", 0, exc.start) + 1
+        yield ParseIssue(source, line, "not UTF-8 text; the file is skipped")
+        return
+    except UNREADABLE as exc:
+        yield ParseIssue(source, 1, f"cannot read the file: {describe_unreadable(exc)}")
         return
     if looks_like_arxiv_listing(text):
         papers, issues = parse_arxiv_listing(text, source)

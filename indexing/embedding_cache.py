@@ -1,7 +1,7 @@
 """Embeddings kept between index builds, keyed by model name and a hash of the embedded text.
 
-Embedding is the slow part of indexing (about 20 abstracts a second on two cores), so a rebuild
-of an unchanged corpus must embed nothing. The cache lives outside the index folder so that
+Embedding is the slow part of indexing (about 24 abstracts a second on two quiet cores), so a
+rebuild of an unchanged corpus must embed nothing. The cache lives outside the index folder so that
 replacing an index never throws it away.
 """
 

@@ -14,11 +14,13 @@ crash or Ctrl-C during a build leaves the old index untouched.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -160,30 +162,54 @@ class PaperIndex:
             self._db.close()
 
 
+def check_writable(index_dir: Path) -> None:
+    """Refuse to replace anything but an index: ``--out ~/papers`` must not wipe a folder."""
+    if index_dir.is_symlink() or not index_dir.exists():
+        return
+    if not index_dir.is_dir() or not (index_dir / MANIFEST_FILE).is_file():
+        raise IndexUnusable(
+            f"{index_dir} exists and is not a papersearch index; it is left untouched: "
+            f"choose another output folder or remove it"
+        )
+
+
 def write_index(
     index_dir: Path, papers: Sequence[Paper], vectors: np.ndarray, manifest: Manifest
 ) -> None:
     """Write a complete index beside ``index_dir`` and switch ``index_dir`` to it atomically."""
     if len(papers) != len(vectors) or manifest.paper_count != len(papers):
         raise ValueError("papers, vectors and manifest disagree on the paper count")
+    check_writable(index_dir)
     builds = _builds_dir(index_dir)
     builds.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    build = builds / f"{stamp}-{os.getpid()}"
-    build.mkdir()
-    try:
-        flat = faiss.IndexFlatIP(vectors.shape[1])
-        flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        faiss.write_index(flat, str(build / VECTORS_FILE))
-        _write_papers(build / PAPERS_FILE, papers)
-        # The manifest goes last: a build folder without one is, by construction, unfinished.
-        (build / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
-        _fsync_tree(build)
-        _switch_link(index_dir, build)
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        raise
-    _remove_stale_builds(index_dir)
+    with _exclusive_lock(builds / ".lock"):  # one writer at a time per index
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        build = builds / f"{stamp}-{os.getpid()}"
+        build.mkdir()
+        try:
+            flat = faiss.IndexFlatIP(vectors.shape[1])
+            flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
+            faiss.write_index(flat, str(build / VECTORS_FILE))
+            _write_papers(build / PAPERS_FILE, papers)
+            # The manifest goes last: a build folder without one is, by construction, unfinished.
+            (build / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+            _fsync_tree(build)
+            _switch_link(index_dir, build)
+        except BaseException:
+            shutil.rmtree(build, ignore_errors=True)
+            raise
+        _remove_stale_builds(index_dir)
+
+
+@contextmanager
+def _exclusive_lock(path: Path) -> Iterator[None]:
+    """Serialise index writers, so one never removes a build another is still writing."""
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _builds_dir(index_dir: Path) -> Path:
@@ -214,7 +240,8 @@ def _fsync_tree(folder: Path) -> None:
 
 def _switch_link(index_dir: Path, build: Path) -> None:
     if index_dir.exists() and not index_dir.is_symlink():
-        # A plain folder from elsewhere: move it aside once; from then on swaps are atomic.
+        # An index copied here as a plain folder: move it aside once; from then on swaps are
+        # atomic. (write_index has already refused plain folders that hold no index.)
         index_dir.rename(_builds_dir(index_dir) / f"adopted-{os.getpid()}")
     link = index_dir.parent / f".{index_dir.name}.link-{os.getpid()}"
     link.unlink(missing_ok=True)
@@ -223,8 +250,8 @@ def _switch_link(index_dir: Path, build: Path) -> None:
 
 
 def _remove_stale_builds(index_dir: Path) -> None:
-    """Drop builds that are not current (old ones, and leftovers of interrupted runs)."""
+    """Drop builds that are not current: older ones, and leftovers of runs that crashed."""
     current = index_dir.resolve()
     for build in _builds_dir(index_dir).iterdir():
-        if build.resolve() != current:
+        if build.is_dir() and build.resolve() != current:
             shutil.rmtree(build, ignore_errors=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TypeVar
@@ -90,9 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = _settings(args)
-        return {"index": _index, "serve": _serve, "search": _search, "similar": _similar}[
-            args.command
-        ](args, settings)
+        return COMMANDS[args.command](args, settings)
     except UsageError as exc:
         parser.exit(2, f"papersearch: error: {exc}\n")
     except (IndexUnusable, ModelUnavailable, BuildError, CorpusError, ServiceError, OSError) as exc:
@@ -196,6 +194,13 @@ def _engine(settings: Settings):
 
     return SearchEngine.load(settings)
 
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "index": _index,
+    "serve": _serve,
+    "search": _search,
+    "similar": _similar,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -67,6 +67,8 @@ def test_index_reports_skipped_entries_on_stderr(capsys, cache_dir, tmp_path):
     ("args", "code", "message"),
     [
         (["index", "no/such/dir"], 1, "no/such/dir: no such file or folder"),
+        (["index", "tests/__init__.py"], 1, "__init__.py:1: unrecognised format"),
+        (["index", "--out", "tests"], 1, "tests exists and is not a papersearch index"),
         (["index", "--capture-date", "yesterday"], 2, "expected a date like 2026-06-30"),
         (["search", "x", "--index", "no/index"], 1, "no index at no/index: run `papersearch index"),
         (["search", "x", "-k", "0"], 2, "k: Input should be greater than or equal to 1"),

@@ -111,19 +111,53 @@ def test_interrupted_build_leaves_the_previous_index_servable(
     index = PaperIndex.open(index_dir, model=DEFAULT_MODEL)
     assert len(index) == before.papers == 98
     assert index.manifest.corpus_checksum == checksum
-    builds = list((tmp_path / ".index-builds").iterdir())
-    assert builds == [index_dir.resolve()]  # the half-written build was removed
+    assert build_folders(tmp_path) == [index_dir.resolve()]  # the half-written one is gone
 
-    after = rebuild(index_dir, cache_dir, [other_corpus])  # and the next build swaps cleanly
+    # A build killed outright (no chance to clean up) leaves a folder without a manifest;
+    # the next build removes it and swaps cleanly.
+    (tmp_path / ".index-builds" / "20260101T000000000000Z-1").mkdir()
+    after = rebuild(index_dir, cache_dir, [other_corpus])
     assert len(PaperIndex.open(index_dir, model=DEFAULT_MODEL)) == after.papers == 50
-    assert list((tmp_path / ".index-builds").iterdir()) == [index_dir.resolve()]
+    assert build_folders(tmp_path) == [index_dir.resolve()]
 
 
-def test_plain_folder_at_the_index_path_is_replaced(cache_dir, tmp_path):
-    (tmp_path / "index").mkdir()
-    (tmp_path / "index" / "notes.txt").write_text("old", encoding="utf-8")
-    rebuild(tmp_path / "index", cache_dir)
-    assert (tmp_path / "index").is_symlink() and len(read_manifest(tmp_path / "index").sources) == 5
+def build_folders(parent: Path) -> list[Path]:
+    return [p for p in (parent / ".index-builds").iterdir() if p.is_dir()]
+
+
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_output_path_that_is_not_an_index_is_left_untouched(cache_dir, tmp_path, kind):
+    target = tmp_path / "papers"
+    if kind == "folder":
+        target.mkdir()
+        (target / "notes.txt").write_text("mine", encoding="utf-8")
+    else:
+        target.write_text("mine", encoding="utf-8")
+    loader = CountingLoader()
+    with pytest.raises(IndexUnusable, match="is not a papersearch index; it is left untouched"):
+        rebuild(target, cache_dir, [SEEDS / "000_c81c81f2dcbdc6e0.txt"], loader)
+    assert loader.calls == 0  # refused before any work
+    note = target / "notes.txt" if kind == "folder" else target
+    assert note.read_text(encoding="utf-8") == "mine"
+
+
+def test_index_copied_as_a_plain_folder_is_replaced_atomically_from_then_on(
+    seed_build, cache_dir, tmp_path
+):
+    copy = _copy_index(seed_build.index_dir, tmp_path / "index")
+    report = rebuild(copy, cache_dir, [SEEDS / "000_c81c81f2dcbdc6e0.txt"])
+    assert copy.is_symlink() and read_manifest(copy).paper_count == report.papers == 7
+
+
+def test_duplicate_texts_are_embedded_once_and_not_counted_as_reused(tmp_path):
+    paper = {"title": "Twice", "abstract": "The same paper under two ids, embedded once."}
+    corpus = tmp_path / "twice.jsonl"
+    corpus.write_text(
+        json.dumps({**paper, "id": "a"}) + "\n" + json.dumps({**paper, "id": "b"}) + "\n",
+        encoding="utf-8",
+    )
+    report = rebuild(tmp_path / "index", tmp_path / "fresh-cache", [corpus])
+    assert (report.papers, report.embedded, report.reused) == (2, 1, 0)
 
 
 def test_empty_corpus_writes_nothing(seed_build, cache_dir, tmp_path):

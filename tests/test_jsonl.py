@@ -130,6 +130,25 @@ def test_unreadable_paths_raise_a_clear_error(tmp_path, name):
         read_corpus([tmp_path / name], CAPTURE)
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "line", "reason"),
+    [
+        ("latin1.txt", "Caf\xe9 au lait\n".encode("latin-1"), 1, "not UTF-8 text"),
+        ("bad-bytes.jsonl", b'{"abstract": "fine"}\n{"abstract": "\xff\xfe"}\n', 2, "not UTF-8"),
+        ("cut.jsonl.gz", gzip.compress(b'{"abstract": "fine"}\n' * 50)[:-12], None, "damaged gzip"),
+        ("binary.txt", bytes(range(256)), 2, "not UTF-8 text"),  # byte 10 is a newline,
+    ],
+)
+def test_damaged_files_become_issues_not_tracebacks(tmp_path, name, content, line, reason):
+    path = tmp_path / name
+    path.write_bytes(content)
+    corpus = read_corpus([path], CAPTURE)
+    (issue,) = corpus.issues
+    assert issue.source == name and reason in issue.reason
+    if line is not None:  # where a gzip stream breaks depends on its read-ahead
+        assert issue.line == line
+
+
 def test_real_scifact_corpus():
     corpus = read_corpus([shared_data("scifact")], CAPTURE)
     assert len(corpus.papers) == 5183 and corpus.issues == []

@@ -10,10 +10,11 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import zlib
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from indexing.records import Paper, ParseIssue, derived_paper_id
 
@@ -21,32 +22,56 @@ ARXIV_ID = re.compile(r"^(?:\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+
 _AUTHOR_SEPARATORS = re.compile(r",\s*|\s+and\s+")
 
 
-def open_text(path: Path):
+def open_bytes(path: Path) -> BinaryIO:
     """Open a file for reading, un-gzipping it when it is gzip whatever its name."""
     with path.open("rb") as raw:
         magic = raw.read(2)
     if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open("r", encoding="utf-8")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
+# What a damaged file raises while it is read: bad bytes, a cut or corrupt gzip stream.
+UNREADABLE = (UnicodeDecodeError, EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def describe_unreadable(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return f"damaged gzip data ({exc or type(exc).__name__})"
 
 
 def parse_jsonl(path: Path, source: str) -> Iterator[Paper | ParseIssue]:
-    with open_text(path) as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield ParseIssue(source, number, f"invalid JSON: {exc.msg}")
-                continue
-            if not isinstance(obj, dict):
-                yield ParseIssue(source, number, "expected a JSON object")
-                continue
-            try:
-                yield _paper_from_object(obj, source)
-            except (ValueError, TypeError) as exc:
-                yield ParseIssue(source, number, str(exc).splitlines()[0])
+    """Read line by line (a 75k-paper dump never sits in memory); a bad line costs one line."""
+    number = 0
+    with open_bytes(path) as lines:
+        try:
+            for number, line in enumerate(lines, start=1):
+                yield from _parse_line(line, number, source)
+        except UNREADABLE as exc:  # a cut or corrupt gzip stream: nothing after it is readable
+            yield ParseIssue(
+                source, number + 1, f"{describe_unreadable(exc)}; the rest of the file is skipped"
+            )
+
+
+def _parse_line(raw: bytes, number: int, source: str) -> Iterator[Paper | ParseIssue]:
+    if not raw.strip():
+        return
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        yield ParseIssue(source, number, "not UTF-8 text")
+        return
+    except json.JSONDecodeError as exc:
+        yield ParseIssue(source, number, f"invalid JSON: {exc.msg}")
+        return
+    if not isinstance(obj, dict):
+        yield ParseIssue(source, number, "expected a JSON object")
+        return
+    try:
+        yield _paper_from_object(obj, source)
+    except (ValueError, TypeError) as exc:
+        yield ParseIssue(source, number, str(exc).splitlines()[0])
 
 
 def _paper_from_object(obj: dict[str, Any], source: str) -> Paper:
