@@ -30,6 +30,16 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.fixture
+def query_cli(capsys, seed_settings):
+    """``papersearch`` against the session's seed index."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        return run_cli(capsys, *args, "--index", str(seed_settings.index_dir))
+
+    return run
+
+
 def test_index_prints_one_summary_line_and_reuses_the_cache(
     capsys, seed_build, cache_dir, tmp_path
 ):
@@ -86,16 +96,8 @@ def test_bad_input_is_one_clear_error_line(capsys, args, code, message):
     assert out == ""
 
 
-def test_search_human_output(capsys, seed_settings):
-    code, out, _ = run_cli(
-        capsys,
-        "search",
-        "cross-domain live-streaming recommendation",
-        "-k",
-        "3",
-        "--index",
-        str(seed_settings.index_dir),
-    )
+def test_search_human_output(query_cli):
+    code, out, _ = query_cli("search", "cross-domain live-streaming recommendation", "-k", "3")
     assert code == 0
     lines = out.splitlines()
     assert len(lines) == 6
@@ -103,35 +105,16 @@ def test_search_human_output(capsys, seed_settings):
     assert lines[1].strip() == "authors unknown · 2025-02-13 · arxiv:2502.09375"
 
 
-def test_search_json_matches_the_api(capsys, seed_settings, client):
-    code, out, _ = run_cli(
-        capsys,
-        "search",
-        "knowledge editing for LLMs",
-        "-k",
-        "4",
-        "--offset",
-        "1",
-        "--json",
-        "--index",
-        str(seed_settings.index_dir),
-    )
+def test_search_json_matches_the_api(query_cli, client):
+    query = ("search", "knowledge editing for LLMs", "-k", "4", "--offset", "1", "--json")
+    code, out, _ = query_cli(*query)
     assert code == 0
     api = client.get("/search", params={"q": "knowledge editing for LLMs", "k": 4, "offset": 1})
     assert json.loads(out) == api.json()
 
 
-def test_similar_by_title_and_by_id(capsys, seed_settings):
-    code, out, _ = run_cli(
-        capsys,
-        "similar",
-        "--title",
-        "trinity syncretizing",
-        "-k",
-        "2",
-        "--index",
-        str(seed_settings.index_dir),
-    )
+def test_similar_by_title_and_by_id(query_cli):
+    code, out, _ = query_cli("similar", "--title", "trinity syncretizing", "-k", "2")
     assert code == 0
     assert out.startswith(
         "papers similar to: Trinity: Syncretizing Multi-/Long-tail/Long-term "
@@ -139,37 +122,20 @@ def test_similar_by_title_and_by_id(capsys, seed_settings):
     )
     assert "  1. " in out and "  2. " in out and "  3. " not in out
 
-    code, out, _ = run_cli(
-        capsys,
-        "similar",
-        "--id",
-        "arxiv:2502.09375",
-        "--json",
-        "--index",
-        str(seed_settings.index_dir),
-    )
+    code, out, _ = query_cli("similar", "--id", "arxiv:2502.09375", "--json")
     body = json.loads(out)
     assert code == 0 and body["paper"]["id"] == "arxiv:2502.09375" and len(body["results"]) == 10
 
 
-def test_similar_without_a_match_lists_suggestions(capsys, seed_settings):
-    code, out, err = run_cli(
-        capsys,
-        "similar",
-        "--title",
-        "quantum chromodynamics",
-        "--index",
-        str(seed_settings.index_dir),
-    )
+def test_similar_without_a_match_lists_suggestions(query_cli):
+    code, out, err = query_cli("similar", "--title", "quantum chromodynamics")
     assert code == 1 and out == ""
     assert err.startswith("papersearch: error: no paper title matches 'quantum chromodynamics'")
     assert err.count("did you mean: ") == 5
 
 
-def test_similar_unknown_id(capsys, seed_settings):
-    code, _, err = run_cli(
-        capsys, "similar", "--id", "nope", "--index", str(seed_settings.index_dir)
-    )
+def test_similar_unknown_id(query_cli):
+    code, _, err = query_cli("similar", "--id", "nope")
     assert code == 1 and err == "papersearch: error: no paper with id 'nope'\n"
 
 
