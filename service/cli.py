@@ -13,15 +13,18 @@ from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
+import uvicorn
 from pydantic import BaseModel, ValidationError
 
 from indexing.build import BuildError, build_index
 from indexing.corpus import CorpusError
 from indexing.store import IndexUnusable
 from models import ModelUnavailable, load_embedder
-from service.errors import ServiceError, describe_validation_errors
+from service.app import create_app
+from service.errors import ServiceError, TitleNotFound, describe_validation_errors
 from service.formatting import format_hits, paper_byline, paper_heading
-from service.schemas import SearchRequest, TitleLookup
+from service.schemas import MAX_K, SearchRequest, TitleLookup
+from service.search import SearchEngine, check_index
 from service.settings import Settings
 
 DEFAULT_CORPUS = Path("seeds")
@@ -141,11 +144,6 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
-    from service.app import create_app
-    from service.search import check_index
-
     check_index(settings.index_dir, settings.model)  # fail in milliseconds, with a hint
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
     return 0
@@ -153,7 +151,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _search(args: argparse.Namespace, settings: Settings) -> int:
     request = _validated(SearchRequest, q=args.query, k=args.k, offset=args.offset)
-    engine = _engine(settings)
+    engine = SearchEngine.load(settings)
     response = engine.search(request.q, request.k, request.offset)
     if args.json:
         print(response.model_dump_json(indent=2))
@@ -166,14 +164,14 @@ def _similar(args: argparse.Namespace, settings: Settings) -> int:
     # Arguments are checked before the index and model load: a typo costs no waiting.
     if args.title is not None:
         lookup = _validated(TitleLookup, title=args.title, k=args.k)
-    elif not 1 <= args.k <= 100:
-        raise UsageError("k: must be between 1 and 100")
-    engine = _engine(settings)
+    elif not 1 <= args.k <= MAX_K:
+        raise UsageError(f"k: must be between 1 and {MAX_K}")
+    engine = SearchEngine.load(settings)
     if args.title is not None:
         try:
             response = engine.similar_to_title(lookup.title, lookup.k)
-        except ServiceError as exc:
-            suggestions = exc.extra.get("suggestions") or []
+        except TitleNotFound as exc:
+            suggestions = exc.extra["suggestions"]
             lines = [str(exc)] + [f"  did you mean: {s['title']} ({s['id']})" for s in suggestions]
             raise ServiceError("\n".join(lines)) from None
         anchor, anchor_note = response.matched, f"matched {response.matched.match_score:.0f}/100"
@@ -187,12 +185,6 @@ def _similar(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{'':>12}{paper_byline(anchor)}")
         print(format_hits(response.results))
     return 0
-
-
-def _engine(settings: Settings):
-    from service.search import SearchEngine
-
-    return SearchEngine.load(settings)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
