@@ -56,15 +56,18 @@ def _rebuild_hint(index_dir: Path) -> str:
     return f"run `papersearch index --out {index_dir}` to build it"
 
 
-def read_manifest(index_dir: Path) -> Manifest:
-    path = index_dir / MANIFEST_FILE
+def read_manifest(index_dir: Path, *, build: Path | None = None) -> Manifest:
+    """The manifest of ``index_dir`` (or of ``build``, the folder it links to; errors name
+    ``index_dir``, the folder the user knows)."""
+    path = (build or index_dir) / MANIFEST_FILE
     if not path.is_file():
         raise IndexUnusable(f"no index at {index_dir}: {_rebuild_hint(index_dir)}")
     try:
         return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
     except (ValidationError, ValueError, OSError) as exc:
         raise IndexUnusable(
-            f"unreadable manifest {path} ({str(exc).splitlines()[0]}): {_rebuild_hint(index_dir)}"
+            f"unreadable manifest in {index_dir} ({str(exc).splitlines()[0]}): "
+            f"{_rebuild_hint(index_dir)}"
         ) from exc
 
 
@@ -98,12 +101,14 @@ class PaperIndex:
     @classmethod
     def open(cls, index_dir: Path, *, model: str, dimension: int | None = None) -> PaperIndex:
         """Load and cross-check an index; fail fast with a rebuild hint on any mismatch."""
-        manifest = read_manifest(index_dir)
+        # Follow the link once: a build swapped in meanwhile must not mix with this one.
+        build = index_dir.resolve()
+        manifest = read_manifest(index_dir, build=build)
         check_compatible(manifest, index_dir, model)
         try:
-            vectors = faiss.read_index(str(index_dir / VECTORS_FILE))
+            vectors = faiss.read_index(str(build / VECTORS_FILE))
             db = sqlite3.connect(
-                f"file:{index_dir / PAPERS_FILE}?mode=ro", uri=True, check_same_thread=False
+                f"file:{build / PAPERS_FILE}?mode=ro", uri=True, check_same_thread=False
             )
             rows = db.execute("SELECT count(*) FROM papers").fetchone()[0]
         except (RuntimeError, sqlite3.Error) as exc:

@@ -192,12 +192,16 @@ def test_incompatible_index_is_refused_with_what_to_run(seed_build, tmp_path, ch
     assert f"papersearch index --out {copy}" in str(error.value)
 
 
-@pytest.mark.parametrize("damage", ["missing", "garbage-manifest", "garbage-vectors"])
+@pytest.mark.parametrize(
+    "damage", ["missing", "dangling-link", "garbage-manifest", "garbage-vectors"]
+)
 def test_missing_or_damaged_index_is_refused(seed_build, tmp_path, damage):
     target = tmp_path / "index"
-    if damage != "missing":
+    if damage == "dangling-link":
+        target.symlink_to(tmp_path / ".index-builds" / "removed")
+    elif damage != "missing":
         _copy_index(seed_build.index_dir, target)
         name = "manifest.json" if damage == "garbage-manifest" else "vectors.faiss"
         (target / name).write_bytes(b"\x00garbage")
-    with pytest.raises(IndexUnusable, match="papersearch index --out"):
+    with pytest.raises(IndexUnusable, match=f"papersearch index --out {target}`"):
         PaperIndex.open(target, model=DEFAULT_MODEL)
