@@ -12,8 +12,12 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # imported for real inside load_embedder, after HF_HUB_OFFLINE is set
+    from sentence_transformers import SentenceTransformer
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -50,17 +54,17 @@ class Embedder:
     index stores and what the API reports as ``score``.
     """
 
-    def __init__(self, name: str, model: object) -> None:
+    def __init__(self, name: str, model: SentenceTransformer) -> None:
         self.name = name
         self._model = model
-        self.dimension: int = int(model.get_embedding_dimension())  # type: ignore[attr-defined]
+        self.dimension: int = int(model.get_embedding_dimension())
 
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 32, show_progress: bool = False
     ) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(  # type: ignore[attr-defined]
+        vectors = self._model.encode(
             list(texts),
             batch_size=batch_size,
             normalize_embeddings=True,
