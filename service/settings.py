@@ -8,7 +8,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models import DEFAULT_MODEL, KNOWN_MODELS
+from models import DEFAULT_MODEL, KNOWN_MODELS, PRESETS, resolve_model_name
+from service.ranking import Fusion, SearchMode
 
 # The seed pages were captured in mid-2026; dates they show without a year are resolved
 # against this day. Any day from 2026-06-04 to 2027-01-06 gives the same dates for the seeds.
@@ -25,7 +26,10 @@ class Settings(BaseSettings):
 
     index_dir: Path = Field(Path("data/index"), description="Index folder the service serves.")
     cache_dir: Path = Field(Path("data/cache"), description="Embedding cache kept across builds.")
-    model: str = Field(DEFAULT_MODEL, description="Embedding model (must match the index).")
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="Embedding model or preset (`fast`, `quality`); must match the index.",
+    )
     capture_date: date = Field(
         SEED_CAPTURE_DATE, description="Day the site pages were captured; resolves yearless dates."
     )
@@ -35,12 +39,27 @@ class Settings(BaseSettings):
     title_match_threshold: float = Field(
         88.0, ge=0, le=100, description="Lowest fuzzy score (0-100) at which a typed title matches."
     )
+    search_mode: SearchMode = Field(
+        SearchMode.HYBRID, description="Mode of a search that names none: hybrid, dense, lexical."
+    )
+    fusion: Fusion = Field(
+        Fusion.BLEND, description="How hybrid mode fuses: `blend` (min-max scores) or `rrf`."
+    )
+    dense_weight: float = Field(
+        0.6, ge=0, le=1, description="Weight of the dense score in the blend (BM25 gets the rest)."
+    )
+    rrf_k: int = Field(60, ge=1, le=1000, description="Rank offset of reciprocal-rank fusion.")
+    date_sort_pool: int = Field(
+        100, ge=1, le=10_000, description="How many top matches `sort=date` orders by date."
+    )
 
     @field_validator("model")
     @classmethod
     def _known_model(cls, model: str) -> str:
-        if model not in KNOWN_MODELS:
+        canonical = resolve_model_name(model)
+        if canonical not in KNOWN_MODELS:
             raise ValueError(
-                f"{model!r} is not a packaged model; choose one of {sorted(KNOWN_MODELS)}"
+                f"{model!r} is not a packaged model; choose a preset {sorted(PRESETS)} "
+                f"or a model {sorted(KNOWN_MODELS)}"
             )
-        return model
+        return canonical
