@@ -11,10 +11,12 @@ What is measured, in one run on one machine:
    already loaded and warmed up (batch size 32, as the CLI uses).
 2. Query latency. ``papersearch serve`` is started as a subprocess and sent sequential
    ``GET /search?q=…&k=10`` requests over one keep-alive connection. The bare limit is the
-   same query sequence in this process: ``encode([q])`` plus the FAISS ``search`` only, without
-   record look-ups, JSON or HTTP. The two alternate in ``--rounds`` blocks (the server sits
-   idle while the bare block runs), so a burst of noise from elsewhere on the machine lands on
-   both rather than on one.
+   same query sequence in this process: ``encode([q])``, the dense score of every paper and a
+   top-k, without BM25, record look-ups, highlights, JSON or HTTP. A third series asks the
+   server for ``mode=dense&highlight=false``, what a search did before hybrid ranking and
+   highlights, so their cost is a ratio measured in the same run. The series alternate in
+   ``--rounds`` blocks (the server sits idle while the bare block runs), so a burst of noise
+   from elsewhere on the machine lands on all of them rather than on one.
 
 Why ratios: absolute seconds depend on the machine, its load and its CPU frequency, and a
 shared or virtual machine can drift by tens of percent between runs. The ratios compare the
@@ -273,12 +275,20 @@ def _tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def time_http_queries(client: httpx.Client, queries: list[str]) -> list[float]:
+# The service's default (hybrid ranking, highlights) and the request that does what every
+# search did before hybrid search and highlights existed (dense ranking only).
+DEFAULT_REQUEST: dict[str, str] = {}
+DENSE_ONLY_REQUEST = {"mode": "dense", "highlight": "false"}
+
+
+def time_http_queries(
+    client: httpx.Client, queries: list[str], extra: dict[str, str] = DEFAULT_REQUEST
+) -> list[float]:
     """Latency of each request; every answer must be a 200 with hits."""
     timings: list[float] = []
     for query in queries:
         started = time.perf_counter()
-        response = client.get("/search", params={"q": query, "k": TOP_K})
+        response = client.get("/search", params={"q": query, "k": TOP_K, **extra})
         timings.append(time.perf_counter() - started)
         response.raise_for_status()
         if not response.json()["results"]:
@@ -290,7 +300,8 @@ def time_bare_queries(embedder: Embedder, index: PaperIndex, queries: list[str])
     timings: list[float] = []
     for query in queries:
         started = time.perf_counter()
-        index.search(embedder.encode([query]), TOP_K)
+        scores = index.dense_scores(embedder.encode([query])[0])
+        np.argpartition(-scores, TOP_K)[:TOP_K]
         timings.append(time.perf_counter() - started)
     return timings
 
@@ -304,18 +315,21 @@ def measure_queries(
     server = start_server(index_dir, port, log_path)
     index = PaperIndex.open(index_dir, model=embedder.name)
     http: list[float] = []
+    http_dense: list[float] = []
     bare: list[float] = []
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as client:
             cold_start = wait_ready(client, server, spawned, log_path)
             warmup = query_sequence(args.warmup)
             time_http_queries(client, warmup)  # untimed: first requests pay one-off costs
+            time_http_queries(client, warmup, DENSE_ONLY_REQUEST)
             time_bare_queries(embedder, index, warmup)
             per_round = max(1, args.queries // args.rounds)
             queries = query_sequence(per_round * args.rounds)
             for start in range(0, len(queries), per_round):
                 block = queries[start : start + per_round]
                 http.extend(time_http_queries(client, block))
+                http_dense.extend(time_http_queries(client, block, DENSE_ONLY_REQUEST))
                 bare.extend(time_bare_queries(embedder, index, block))
     finally:
         stop_server(server)
@@ -323,6 +337,7 @@ def measure_queries(
     return {
         "cold_start_seconds": cold_start,
         "latency": Latency.of(http),
+        "dense_only_latency": Latency.of(http_dense),
         "bare_latency": Latency.of(bare),
     }
 
@@ -346,6 +361,7 @@ def machine_info() -> dict:
 def build_results(args: argparse.Namespace, m: dict) -> dict:
     cold, cached = m["cold"], m["cached"]
     http, bare = m["queries"]["latency"], m["queries"]["bare_latency"]
+    http_dense = m["queries"]["dense_only_latency"]
     n_texts, encode_s = m["texts"], m["bare_encode_seconds"]
     # cold - cached build time leaves model load + embedding + cache writes; minus the model
     # load measured here, an estimate of the embedding part (cached run embeds nothing).
@@ -381,12 +397,15 @@ def build_results(args: argparse.Namespace, m: dict) -> dict:
             "rounds": args.rounds,
             "server_cold_start_seconds": m["queries"]["cold_start_seconds"],
             "http": asdict(http),
+            "http_dense_only": asdict(http_dense),
             "bare_encode_plus_search": asdict(bare),
         },
         "ratios": {
             "bare_encode_seconds / cold_total_wall_seconds": encode_s / cold.wall_seconds,
             "http_p50 / bare_p50": http.p50_ms / bare.p50_ms,
             "http_p99 / bare_p99": http.p99_ms / bare.p99_ms,
+            "http_p50 / http_dense_only_p50": http.p50_ms / http_dense.p50_ms,
+            "http_p99 / http_dense_only_p99": http.p99_ms / http_dense.p99_ms,
         },
     }
 
@@ -422,11 +441,15 @@ def print_table(r: dict) -> None:
     for name, rate, seconds in rows:
         print(f"  {name:<44}{_fmt(rate, '>9.1f')}{seconds:>9.2f}")
     print(f"  (model load in this process: {enc['model_load_seconds_in_process']:.2f} s)")
-    print(f"\n{'query latency, ms':<36}{'n':>6}{'mean':>8}{'p50':>8}{'p90':>8}{'p99':>8}")
-    latencies = {"HTTP GET /search": q["http"], "bare encode+search": q["bare_encode_plus_search"]}
+    print(f"\n{'query latency, ms':<40}{'n':>6}{'mean':>8}{'p50':>8}{'p90':>8}{'p99':>8}")
+    latencies = {
+        "HTTP /search (hybrid, highlights)": q["http"],
+        "HTTP /search (dense, no highlights)": q["http_dense_only"],
+        "bare encode+score+top-k": q["bare_encode_plus_search"],
+    }
     for name, lat in latencies.items():
         print(
-            f"  {name:<34}{lat['count']:>6}{lat['mean_ms']:>8.2f}{lat['p50_ms']:>8.2f}"
+            f"  {name:<38}{lat['count']:>6}{lat['mean_ms']:>8.2f}{lat['p50_ms']:>8.2f}"
             f"{lat['p90_ms']:>8.2f}{lat['p99_ms']:>8.2f}"
         )
     cold_start = q["server_cold_start_seconds"]

@@ -22,7 +22,9 @@ from indexing.store import IndexUnusable
 from models import ModelUnavailable, load_embedder
 from service.app import create_app
 from service.errors import ServiceError, TitleNotFound, describe_validation_errors
+from service.evaluation import RUN_DEPTH, EvalInputError, evaluate, read_qrels, read_queries
 from service.formatting import format_hits, paper_byline, paper_heading
+from service.ranking import Fusion, SearchMode, SortOrder
 from service.schemas import MAX_K, SearchRequest, TitleLookup
 from service.search import SearchEngine, check_index
 from service.settings import Settings
@@ -64,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_date,
         help="day the site pages were captured: resolves dates shown without a year",
     )
+    index.add_argument(
+        "--model", help="embedding model or preset: fast (default), quality (all-mpnet-base-v2)"
+    )
     index.add_argument("--quiet", action="store_true", help="no progress bar")
 
     serve = commands.add_parser("serve", help="serve the HTTP API (OpenAPI docs at /docs)")
@@ -71,10 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: 8000)")
 
-    search = commands.add_parser("search", help="semantic search from the shell")
+    search = commands.add_parser("search", help="search from the shell")
     search.add_argument("query")
     search.add_argument("-k", type=int, default=10, help="number of results (1-100, default 10)")
     search.add_argument("--offset", type=int, default=0, help="results to skip")
+    _add_search_options(search)
+    search.add_argument(
+        "--sort", choices=[s.value for s in SortOrder], default="relevance", help="result order"
+    )
     search.add_argument("--index", type=Path, help="index folder")
     search.add_argument("--json", action="store_true", help="print the API's JSON")
 
@@ -85,7 +94,47 @@ def build_parser() -> argparse.ArgumentParser:
     similar.add_argument("-k", type=int, default=10, help="number of results (1-100, default 10)")
     similar.add_argument("--index", type=Path, help="index folder")
     similar.add_argument("--json", action="store_true", help="print the API's JSON")
+    evaluate = commands.add_parser(
+        "eval", help="measure rankings on a BEIR-format set (nDCG@10, Recall@100, MRR@10)"
+    )
+    evaluate.add_argument("--corpus", type=Path, required=True, help="BEIR folder or corpus file")
+    evaluate.add_argument("--queries", type=Path, required=True, help="queries JSONL (_id, text)")
+    evaluate.add_argument("--qrels", type=Path, required=True, help="qrels TSV (BEIR or TREC)")
+    _add_search_options(evaluate)
+    evaluate.add_argument("--fusion", choices=[f.value for f in Fusion], help="hybrid fusion")
+    evaluate.add_argument("--dense-weight", type=float, help="dense weight of the blend (0-1)")
+    evaluate.add_argument("--model", help="embedding model or preset (fast, quality)")
+    evaluate.add_argument(
+        "--index",
+        type=Path,
+        help="where the corpus's index is kept (default: data/eval/<corpus name>); it is "
+        "rebuilt only when the corpus or model changes",
+    )
+    evaluate.add_argument("--cache-dir", type=Path, help="embedding cache (default: data/cache)")
+    evaluate.add_argument("--out", type=Path, help="also write the results as JSON here")
     return parser
+
+
+def _add_search_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=[m.value for m in SearchMode], help="ranking mode")
+    parser.add_argument("--year-from", type=int, help="published in or after this year")
+    parser.add_argument("--year-to", type=int, help="published in or before this year")
+    parser.add_argument("--category", help="category, e.g. IR or cs.IR")
+    parser.add_argument("--author", help="part of an author's name")
+    parser.add_argument("--source", help="file name the paper was indexed from")
+    code = parser.add_mutually_exclusive_group()
+    code.add_argument(
+        "--has-code", dest="has_code", action="store_const", const=True, help="only with code"
+    )
+    code.add_argument(
+        "--no-code", dest="has_code", action="store_const", const=False, help="only without code"
+    )
+
+
+def _search_values(args: argparse.Namespace) -> dict[str, object]:
+    """The mode and filter options given on the command line, as SearchRequest fields."""
+    names = ("mode", "year_from", "year_to", "category", "author", "source", "has_code")
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,7 +145,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args, settings)
     except UsageError as exc:
         parser.exit(2, f"papersearch: error: {exc}\n")
-    except (IndexUnusable, ModelUnavailable, BuildError, CorpusError, ServiceError, OSError) as exc:
+    except (
+        IndexUnusable,
+        ModelUnavailable,
+        BuildError,
+        CorpusError,
+        ServiceError,
+        EvalInputError,
+        OSError,
+    ) as exc:
         print(f"papersearch: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -106,8 +163,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {
-        "index_dir": getattr(args, "out", None) or getattr(args, "index", None),
+        "index_dir": getattr(args, "index", None)
+        or (getattr(args, "out", None) if args.command == "index" else None),
         "cache_dir": getattr(args, "cache_dir", None),
+        "model": getattr(args, "model", None),
+        "fusion": getattr(args, "fusion", None),
+        "dense_weight": getattr(args, "dense_weight", None),
         "capture_date": getattr(args, "capture_date", None),
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
@@ -150,13 +211,59 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _search(args: argparse.Namespace, settings: Settings) -> int:
-    request = _validated(SearchRequest, q=args.query, k=args.k, offset=args.offset)
+    request = _validated(
+        SearchRequest,
+        q=args.query,
+        k=args.k,
+        offset=args.offset,
+        sort=args.sort,
+        **_search_values(args),
+    )
     engine = SearchEngine.load(settings)
-    response = engine.search(request.q, request.k, request.offset)
+    response = engine.search(request)
     if args.json:
         print(response.model_dump_json(indent=2))
     else:
         print(format_hits(response.results, first_rank=request.offset + 1))
+        shown = request.offset + len(response.results)
+        print(f"{response.mode} search: {shown} of {response.total} matching papers shown")
+    return 0
+
+
+def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    values = _search_values(args)
+    _validated(SearchRequest, q="check", **values)  # bad options fail before any loading
+    queries, qrels = read_queries(args.queries), read_qrels(args.qrels)
+    if args.index is None:
+        corpus_name = args.corpus.name if args.corpus.is_dir() else args.corpus.stem
+        settings = settings.model_copy(
+            update={"index_dir": Path("data/eval") / f"{corpus_name}-{settings.model}"}
+        )
+    report = build_index(
+        [args.corpus],
+        settings.index_dir,
+        cache_dir=settings.cache_dir,
+        model_name=settings.model,
+        load_model=load_embedder,
+        capture_date=settings.capture_date,
+        batch_size=settings.batch_size,
+        skip_if_current=True,
+    )
+    print(report.summary(), file=sys.stderr)
+    engine = SearchEngine.load(settings)
+    try:
+        result = evaluate(
+            engine,
+            queries,
+            qrels,
+            lambda text: SearchRequest(q=text, k=RUN_DEPTH, highlight=False, **values),
+        )
+    finally:
+        engine.close()
+    print(result.table())
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(result.to_json() + "\n", encoding="utf-8")
     return 0
 
 
@@ -192,6 +299,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "serve": _serve,
     "search": _search,
     "similar": _similar,
+    "eval": _eval,
 }
 
 if __name__ == "__main__":

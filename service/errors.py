@@ -57,7 +57,9 @@ def describe_validation_errors(errors: list[dict[str, Any]] | Any) -> str:
         location = ".".join(
             str(p) for p in error.get("loc", ()) if p not in ("query", "body", "path")
         )
-        parts.append(f"{location}: {error.get('msg')}" if location else str(error.get("msg")))
+        # A validator's own message reads "Value error, <message>": the prefix says nothing.
+        message = str(error.get("msg")).removeprefix("Value error, ")
+        parts.append(f"{location}: {message}" if location else message)
     return "; ".join(parts)
 
 

@@ -1,4 +1,4 @@
-"""Human-readable CLI output: rank, score, title, first authors, date."""
+"""Human-readable CLI output: rank, score, title, first authors, date, matching sentences."""
 
 from __future__ import annotations
 
@@ -38,4 +38,6 @@ def format_hits(hits: list[SearchHit], first_rank: int = 1) -> str:
     for rank, hit in enumerate(hits, start=first_rank):
         lines.append(f"{rank:>3}. {hit.score:.3f}  {paper_heading(hit)}")
         lines.append(f"{'':>12}{paper_byline(hit)}")
+        for highlight in hit.highlights:
+            lines.append(f"{'':>12}» {textwrap.shorten(highlight.text, 140, placeholder='…')}")
     return "\n".join(lines)

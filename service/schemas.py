@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from indexing.records import Paper
+from service.ranking import SearchMode, SortOrder
 
 MAX_K = 100
 MAX_OFFSET = 10_000
@@ -18,14 +19,50 @@ def _not_blank(text: str) -> str:
     return text.strip()
 
 
+def _optional_not_blank(text: str | None) -> str | None:
+    return None if text is None else _not_blank(text)
+
+
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     q: str = Field(min_length=1, max_length=1000, description="Natural-language query.")
     k: int = Field(10, ge=1, le=MAX_K, description="Number of results.")
     offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Results to skip, for paging.")
+    mode: SearchMode | None = Field(
+        None,
+        description="`hybrid` (meaning and keywords), `dense` (meaning only) or `lexical` "
+        "(BM25 keywords only). Default: the service's configured mode, `hybrid` unless changed.",
+    )
+    year_from: int | None = Field(None, ge=1000, le=9999, description="Published in or after.")
+    year_to: int | None = Field(None, ge=1000, le=9999, description="Published in or before.")
+    category: str | None = Field(
+        None,
+        min_length=1,
+        max_length=50,
+        description="Category, any case; `IR` also matches arXiv's `cs.IR`.",
+    )
+    author: str | None = Field(
+        None, min_length=2, max_length=200, description="Part of an author's name, any case."
+    )
+    source: str | None = Field(
+        None, min_length=1, max_length=500, description="File name the paper was indexed from."
+    )
+    has_code: bool | None = Field(None, description="Only papers with (or without) code.")
+    sort: SortOrder = Field(
+        SortOrder.RELEVANCE,
+        description="`relevance`, or `date`: the most relevant matches, newest first.",
+    )
+    highlight: bool = Field(True, description="Add the best-matching abstract sentences.")
 
     _q_not_blank = field_validator("q")(_not_blank)
+    _filters_not_blank = field_validator("category", "author", "source")(_optional_not_blank)
+
+    @model_validator(mode="after")
+    def _years_in_order(self) -> SearchRequest:
+        if self.year_from and self.year_to and self.year_from > self.year_to:
+            raise ValueError(f"year_from {self.year_from} is after year_to {self.year_to}")
+        return self
 
 
 class TitleLookup(BaseModel):
@@ -39,14 +76,34 @@ class TitleLookup(BaseModel):
     _title_not_blank = field_validator("title")(_not_blank)
 
 
+class Highlight(BaseModel):
+    text: str = Field(description="A sentence of the abstract.")
+    start: int = Field(description="Offset of its first character in `abstract`.")
+    end: int = Field(description="Offset just past its last character: abstract[start:end].")
+
+
 class SearchHit(Paper):
-    score: float = Field(description="Cosine similarity to the query; higher is more similar.")
+    score: float = Field(
+        description="Relevance, higher is better: cosine similarity in `dense` mode, BM25 in "
+        "`lexical`, a 0-1 blend of both in `hybrid`."
+    )
+    highlights: list[Highlight] = Field(
+        default_factory=list,
+        description="Up to two abstract sentences sharing the most query terms; empty when "
+        "none does or when `highlight` is false.",
+    )
 
 
 class SearchResponse(BaseModel):
     query: str
+    mode: SearchMode
+    sort: SortOrder
     k: int
     offset: int
+    total: int = Field(
+        description="Papers this query can page through: those passing the filters (with a "
+        "query term, in `lexical` mode); with `sort=date`, at most the date-sorted pool."
+    )
     results: list[SearchHit]
 
 

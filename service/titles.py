@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,29 @@ class TitleMatcher:
         self._titles = [title for _, title in titles]
         self._normalised = [normalise_title(title) for title in self._titles]
         self._squashed = [_squash(title) for title in self._normalised]
+        # The short name many papers lead with ("Trinity: ...", "Long-Term Interest Clock:
+        # ..."): what people type when they search for the paper itself.
+        self._names = [_squash(normalise_title(title.partition(":")[0])) for title in self._titles]
+        self._position = {row: i for i, row in enumerate(self._rows)}
+
+    def naming_scores(self, query: str, rows: Sequence[int]) -> list[float]:
+        """How closely ``query`` is the whole title or the short name of each row's paper.
+
+        Unlike ``closest`` this does not score prefixes: "large language models" is the start
+        of many titles but names none of them. Only the given rows are scored, so a search can
+        afford it on its top hits.
+        """
+        typed = _squash(normalise_title(query))
+        scores = []
+        for row in rows:
+            i = self._position.get(row)
+            if i is None or not typed:
+                scores.append(0.0)
+                continue
+            scores.append(
+                max(fuzz.ratio(typed, self._squashed[i]), fuzz.ratio(typed, self._names[i]))
+            )
+        return scores
 
     def closest(self, typed: str, limit: int = 5) -> list[TitleCandidate]:
         query = normalise_title(typed)

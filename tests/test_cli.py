@@ -82,7 +82,7 @@ def test_index_reports_skipped_entries_on_stderr(capsys, cache_dir, tmp_path):
         (["index", "--capture-date", "yesterday"], 2, "expected a date like 2026-06-30"),
         (["search", "x", "--index", "no/index"], 1, "no index at no/index: run `papersearch index"),
         (["search", "x", "-k", "0"], 2, "k: Input should be greater than or equal to 1"),
-        (["search", "   "], 2, "q: Value error, must contain some non-space text"),
+        (["search", "   "], 2, "q: must contain some non-space text"),
         (["similar", "--title", "x"], 2, "title: String should have at least 3 characters"),
         (["similar"], 2, "one of the arguments --title --id is required"),
         (["serve", "--index", "no/index"], 1, "no index at no/index"),
@@ -100,9 +100,10 @@ def test_search_human_output(query_cli):
     code, out, _ = query_cli("search", "cross-domain live-streaming recommendation", "-k", "3")
     assert code == 0
     lines = out.splitlines()
-    assert len(lines) == 6
-    assert lines[0].startswith("  1. 0.7") and "arXiv:2502.09375" in lines[0]
+    assert lines[0].startswith("  1. 0.9") and "arXiv:2502.09375" in lines[0]
     assert lines[1].strip() == "authors unknown · 2025-02-13 · arxiv:2502.09375"
+    assert lines[2].strip().startswith("» ") and "live-streaming" in lines[2].lower()
+    assert lines[-1] == "hybrid search: 3 of 98 matching papers shown"
 
 
 def test_search_json_matches_the_api(query_cli, client):

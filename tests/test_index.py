@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 
 import indexing.store
 from indexing.build import BuildError, BuildReport, build_index
+from indexing.lexical import analyse
 from indexing.store import FORMAT_VERSION, IndexUnusable, PaperIndex, read_manifest
 from models import DEFAULT_MODEL, Embedder, load_embedder
 from service.settings import SEED_CAPTURE_DATE
@@ -169,9 +172,7 @@ def test_empty_corpus_writes_nothing(seed_build, cache_dir, tmp_path):
 
 
 def _copy_index(source: Path, target: Path) -> Path:
-    target.mkdir()
-    for path in source.resolve().iterdir():
-        (target / path.name).write_bytes(path.read_bytes())
+    shutil.copytree(source.resolve(), target)
     return target
 
 
@@ -205,3 +206,29 @@ def test_missing_or_damaged_index_is_refused(seed_build, tmp_path, damage):
         (target / name).write_bytes(b"\x00garbage")
     with pytest.raises(IndexUnusable, match=f"papersearch index --out {target}`"):
         PaperIndex.open(target, model=DEFAULT_MODEL)
+
+
+def test_the_bm25_index_is_stored_row_for_row_with_the_vectors(seed_build):
+    index = PaperIndex.open(seed_build.index_dir, model=DEFAULT_MODEL)
+    try:
+        scores = index.lexical.scores(analyse("Kuaishou live streaming"))
+        best = int(np.argmax(scores))
+        text = index.papers_at([best])[0].abstract.lower()
+        assert "kuaishou" in text and "live" in text
+        assert len(scores) == len(index) == 98
+        # every abstract is split into sentences whose offsets cover its text in order
+        for paper, spans in zip(
+            index.papers_at(list(range(98))), index.sentences_at(list(range(98))), strict=True
+        ):
+            assert spans and spans[0][0] == 0 and spans[-1][1] == len(paper.abstract.rstrip())
+            assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
+    finally:
+        index.close()
+
+
+def test_a_damaged_bm25_index_is_refused(seed_build, tmp_path):
+    copy = _copy_index(seed_build.index_dir, tmp_path / "index")
+    for part in (copy / "lexical").iterdir():
+        part.write_bytes(b"\x00garbage")
+    with pytest.raises(IndexUnusable, match=f"papersearch index --out {copy}`"):
+        PaperIndex.open(copy, model=DEFAULT_MODEL)

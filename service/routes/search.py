@@ -10,13 +10,14 @@ from service.schemas import ErrorResponse, SearchRequest, SearchResponse
 router = APIRouter(tags=["search"], responses={422: {"model": ErrorResponse}})
 
 
-@router.get("/search", response_model=SearchResponse, summary="Semantic search")
+@router.get("/search", response_model=SearchResponse, summary="Search papers")
 def search_get(params: Annotated[SearchRequest, Query()], engine: EngineDep) -> SearchResponse:
-    """Papers whose title and abstract are nearest in meaning to the query ``q``."""
-    return engine.search(params.q, params.k, params.offset)
+    """Papers ranked by how well their title and abstract answer ``q``: by meaning and by
+    keywords (``mode``), within the filters, with the abstract sentences that match."""
+    return engine.search(params)
 
 
-@router.post("/search", response_model=SearchResponse, summary="Semantic search (JSON body)")
+@router.post("/search", response_model=SearchResponse, summary="Search papers (JSON body)")
 def search_post(params: SearchRequest, engine: EngineDep) -> SearchResponse:
     """The same search with the parameters in a JSON body, for long queries and tool callers."""
-    return engine.search(params.q, params.k, params.offset)
+    return engine.search(params)

@@ -1,0 +1,205 @@
+"""Modes, filters, sorting, paging and highlights of /search on the seed index (real model).
+
+Expected sets are computed here from the parsed seed papers with plain Python, independently
+of the index's filter columns.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from indexing.corpus import read_corpus
+from indexing.lexical import analyse
+from indexing.records import Paper
+from indexing.sentences import sentence_spans
+from service.highlights import highlight
+from service.settings import SEED_CAPTURE_DATE
+from tests.conftest import SEEDS
+
+CLOCK_ID = "long-term-interest-clock-fine-grained-3265cadf58"
+TRINITY_ID = "trinity-syncretizing-multi-long-tail-long-df8902f62c"
+
+
+@pytest.fixture(scope="module")
+def seed_papers() -> dict[str, Paper]:
+    return {paper.id: paper for paper in read_corpus([SEEDS], SEED_CAPTURE_DATE).papers}
+
+
+def search(client, **params) -> dict:
+    response = client.get("/search", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def ids(body: dict) -> list[str]:
+    return [hit["id"] for hit in body["results"]]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_each_mode_finds_live_streaming_papers(client, mode):
+    body = search(client, q="live-streaming recommendation", k=3, mode=mode)
+    assert body["mode"] == mode
+    assert all("live" in hit["abstract"].lower() for hit in body["results"])
+
+
+def test_hybrid_is_the_default_mode(client):
+    assert search(client, q="recommendation", k=1)["mode"] == "hybrid"
+
+
+def test_lexical_mode_returns_only_papers_with_a_query_term(client, seed_papers):
+    body = search(client, q="kuaishou", mode="lexical", k=100)
+    with_term = {pid for pid, p in seed_papers.items() if "kuaishou" in analyse(p.title or "")}
+    with_term |= {pid for pid, p in seed_papers.items() if "kuaishou" in analyse(p.abstract)}
+    assert set(ids(body)) == with_term and body["total"] == len(with_term) > 3
+    assert search(client, q="zzyzx quetzalcoatl", mode="lexical")["results"] == []
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("Long-Term Interest Clock", CLOCK_ID),
+        ("long term interest clock", CLOCK_ID),
+        ("Trinity", TRINITY_ID),
+        (
+            "Long-Term Interest Clock: Fine-Grained Time Perception in Streaming "
+            "Recommendation System",
+            CLOCK_ID,
+        ),
+    ],
+)
+def test_a_query_naming_a_paper_finds_it_first(client, mode, query, expected):
+    assert ids(search(client, q=query, k=1, mode=mode)) == [expected]
+
+
+def test_a_generic_title_prefix_promotes_nothing(client):
+    # Several seed titles start "Large Language Models ..."; none is named by the query, so
+    # the order is the plain relevance order of the blend.
+    body = search(client, q="large language models", k=5)
+    scores = [hit["score"] for hit in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+FILTERS = [
+    ({"year_from": 2025}, lambda p: p.published is not None and p.published.year >= 2025),
+    ({"year_to": 2023}, lambda p: p.published is not None and p.published.year <= 2023),
+    (
+        {"year_from": 2024, "year_to": 2024},
+        lambda p: p.published is not None and p.published.year == 2024,
+    ),
+    ({"category": "ir"}, lambda p: p.category == "IR"),
+    ({"category": "cs.CL"}, lambda p: False),  # the seeds' site pages say "CL", not "cs.CL"
+    ({"author": "ZHANG"}, lambda p: any("zhang" in a.lower() for a in p.authors)),
+    ({"has_code": True}, lambda p: p.has_code),
+    ({"has_code": False}, lambda p: not p.has_code),
+    ({"source": "002_2d51c04c1d257480.txt"}, lambda p: p.source == "002_2d51c04c1d257480.txt"),
+    (
+        {"category": "IR", "has_code": True, "year_from": 2024},
+        lambda p: p.category == "IR" and p.has_code and p.published.year >= 2024,
+    ),
+]
+
+
+@pytest.mark.parametrize(("params", "keep"), FILTERS)
+def test_filters_return_exactly_the_matching_papers(client, seed_papers, params, keep):
+    expected = {pid for pid, paper in seed_papers.items() if keep(paper)}
+    body = search(client, q="recommendation", k=100, **params)
+    assert set(ids(body)) == expected
+    assert body["total"] == len(expected)
+
+
+def test_a_filtered_query_fills_k_whenever_k_papers_match(client, seed_papers):
+    # Few of the most relevant papers are from 2021-2022; a filter applied after a fixed
+    # top-k would come back short.
+    old = [p for p in seed_papers.values() if p.published and p.published.year <= 2022]
+    body = search(client, q="live-streaming recommendation", k=10, year_to=2022)
+    assert len(old) == 11 and len(body["results"]) == 10 and body["total"] == 11
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"mode": "hybrid"},
+        {"mode": "dense"},
+        {"mode": "lexical"},
+        {"mode": "hybrid", "category": "IR"},
+        {"mode": "dense", "sort": "date"},
+        {"mode": "hybrid", "has_code": False, "sort": "date"},
+    ],
+)
+def test_pages_join_up_to_the_single_long_answer(client, params):
+    q = "user interest modelling"
+    whole = search(client, q=q, k=56, **params)
+    pages = [search(client, q=q, k=7, offset=offset, **params) for offset in range(0, 56, 7)]
+    joined = [hit for page in pages for hit in ids(page)]
+    assert joined == ids(whole)
+    assert len(set(joined)) == len(joined)
+    assert all(page["total"] == whole["total"] for page in pages)
+
+
+def test_sort_by_date_orders_the_most_relevant_newest_first(client):
+    relevant = search(client, q="live-streaming recommendation", k=100)
+    by_date = search(client, q="live-streaming recommendation", k=100, sort="date")
+    assert sorted(ids(by_date)) == sorted(ids(relevant))  # the same pool: all 98 seeds
+    dates = [hit["published"] for hit in by_date["results"]]
+    assert dates == sorted(dates, reverse=True)
+
+
+def test_highlights_point_at_sentences_of_the_abstract_that_hold_query_terms(client):
+    query = "cross-domain live-streaming recommendation"
+    terms = set(analyse(query))
+    for hit in search(client, q=query, k=5)["results"]:
+        assert 1 <= len(hit["highlights"]) <= 2
+        for shown in hit["highlights"]:
+            start, end = shown["start"], shown["end"]
+            assert hit["abstract"][start:end] == shown["text"]
+            assert terms & set(analyse(shown["text"]))
+            assert re.match(r"[A-Z0-9(]", shown["text"])  # a sentence start, not a cut
+        starts = [h["start"] for h in hit["highlights"]]
+        assert starts == sorted(starts)
+
+
+def test_highlights_weigh_rare_terms_above_common_ones():
+    abstract = "Models rank items. We study live streams at Kuaishou. Streams and models rank."
+    sentences = sentence_spans(abstract)
+    idf = {"kuaishou": 5.0, "stream": 1.0, "model": 0.5, "rank": 0.5}.get
+    terms = frozenset(analyse("kuaishou models rank streams"))
+    best = highlight(abstract, sentences, terms, lambda term: idf(term, 0.0))
+    # "Streams and models rank." (2.0) and "... Kuaishou." (6.0) beat "Models rank items." (1.0);
+    # they come back in abstract order.
+    assert [h.text for h in best] == [
+        "We study live streams at Kuaishou.",
+        "Streams and models rank.",
+    ]
+    assert highlight(abstract, sentences, frozenset(analyse("protein")), idf) == []
+
+
+def test_highlights_can_be_turned_off(client):
+    body = search(client, q="live-streaming recommendation", k=3, highlight="false")
+    assert all(hit["highlights"] == [] for hit in body["results"])
+
+
+def test_post_takes_the_same_filters(client):
+    params = {"q": "recommendation", "k": 5, "category": "IR", "year_from": 2025, "sort": "date"}
+    post = client.post("/search", json=params)
+    assert post.status_code == 200
+    assert post.json() == search(client, **params)
+
+
+@pytest.mark.parametrize(
+    ("params", "mentions"),
+    [
+        ({"mode": "semantic"}, "mode"),
+        ({"sort": "citations"}, "sort"),
+        ({"year_from": 2025, "year_to": 2024}, "year_from 2025 is after year_to 2024"),
+        ({"year_from": "recent"}, "year_from"),
+        ({"author": " "}, "author"),
+        ({"has_code": "maybe"}, "has_code"),
+    ],
+)
+def test_bad_filters_are_422_naming_the_field(client, params, mentions):
+    response = client.get("/search", params={"q": "recommendation", **params})
+    assert response.status_code == 422
+    assert mentions in response.json()["message"]
