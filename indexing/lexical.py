@@ -35,16 +35,6 @@ def analyse(text: str) -> list[str]:
     return _STEMMER.stemWords(words)
 
 
-def word_spans(text: str) -> list[tuple[int, int, str]]:
-    """Every word of ``text`` with its character span and its term (``""`` for a stopword)."""
-    spans = [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(text)]
-    terms = _STEMMER.stemWords([word for _, _, word in spans])
-    return [
-        (start, end, "" if word in _STOPWORDS else term)
-        for (start, end, word), term in zip(spans, terms, strict=True)
-    ]
-
-
 class LexicalIndex:
     """BM25 scores for every paper, by row (the same rows as the vectors and the records)."""
 

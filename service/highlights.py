@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from indexing.lexical import word_spans
+from indexing.lexical import analyse
 from service.schemas import Highlight
 
 MAX_HIGHLIGHTS = 2
@@ -26,16 +26,9 @@ def highlight(
     """Up to two best-matching sentences, in the order they appear in the abstract."""
     if not query_terms or not sentences:
         return []
-    words = word_spans(abstract)
     scored: list[tuple[float, int]] = []
-    position = 0
     for index, (start, end) in enumerate(sentences):
-        matched: set[str] = set()
-        while position < len(words) and words[position][0] < end:
-            word_start, _, term = words[position]
-            if word_start >= start and term in query_terms:
-                matched.add(term)
-            position += 1
+        matched = query_terms.intersection(analyse(abstract[start:end]))
         if matched:
             scored.append((sum(idf(term) for term in matched), index))
     best = sorted(scored, key=lambda pair: (-pair[0], pair[1]))[:MAX_HIGHLIGHTS]

@@ -1,10 +1,11 @@
-"""Answering queries: the operations the HTTP routes and the CLI share."""
+"""Answering queries: the operations the HTTP routes, the CLI and `papersearch eval` share."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from indexing.lexical import analyse
 from indexing.records import Paper
@@ -42,6 +43,11 @@ class SearchEngine:
     """An index plus the model that embeds queries for it; loaded once, shared by all requests."""
 
     def __init__(self, index: PaperIndex, embedder: Embedder, settings: Settings) -> None:
+        # torch already runs the model on every core. numpy's BLAS threads (the dense scoring)
+        # would spin-wait for work after each product and slow the next query's encoding
+        # down: measured 52 ms instead of 25 ms a search on 2 cores. One thread is enough for
+        # a matrix-vector product.
+        threadpool_limits(limits=1, user_api="blas")
         self.index = index
         self.embedder = embedder
         self.title_match_threshold = settings.title_match_threshold
