@@ -25,6 +25,8 @@ K1 = 1.5
 B = 0.75
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")
+_WORD_CHAR = re.compile(r"\w")
+_WORD_CHARS = re.compile(r"\w*")
 _STOPWORDS = frozenset(STOPWORDS_EN)
 _STEMMER = Stemmer.Stemmer("english")
 
@@ -33,6 +35,40 @@ def analyse(text: str) -> list[str]:
     """Lower-cased, stemmed words of two or more characters, stopwords dropped."""
     words = [word for word in _WORD.findall(text.lower()) if word not in _STOPWORDS]
     return _STEMMER.stemWords(words)
+
+
+class TermLocator:
+    """Finds where the terms of one query occur in a text, for highlighting.
+
+    Analysing every word of every hit's abstract costs milliseconds a query. Instead the text
+    is searched for the start of each query term (a Snowball stem less its last letter is how
+    its words begin: "studi" <- "studies", "us" <- "using"), and only the few words found
+    are stemmed and compared.
+    """
+
+    def __init__(self, terms: frozenset[str]) -> None:
+        self.terms = terms
+        self._prefixes = sorted({term[:-1] if len(term) > 2 else term for term in terms})
+
+    def occurrences(self, text: str) -> list[tuple[int, str]]:
+        """``(offset, term)`` of every word of ``text`` that ``analyse`` turns into a query term."""
+        lowered = text.lower()
+        if len(lowered) != len(text):  # a character whose lower case is longer: offsets move
+            lowered = "".join(char if len(char.lower()) != 1 else char.lower() for char in text)
+        words: dict[int, str] = {}
+        for prefix in self._prefixes:
+            start = lowered.find(prefix)
+            while start >= 0:
+                if start == 0 or not _WORD_CHAR.match(lowered, start - 1):
+                    words[start] = _WORD_CHARS.match(lowered, start).group()
+                start = lowered.find(prefix, start + 1)
+        found = [(offset, word) for offset, word in words.items() if len(word) > 1]
+        stems = _STEMMER.stemWords([word for _, word in found])
+        return sorted(
+            (offset, stem)
+            for (offset, word), stem in zip(found, stems, strict=True)
+            if stem in self.terms and word not in _STOPWORDS
+        )
 
 
 class LexicalIndex:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from indexing.lexical import analyse
+from indexing.lexical import TermLocator, analyse
 from indexing.records import Paper
 from indexing.store import PaperIndex, check_compatible, read_manifest
 from models import Embedder, load_embedder
@@ -100,7 +100,9 @@ class SearchEngine:
             k=request.k,
             offset=request.offset,
             total=total,
-            results=self._hits(rows, scores, frozenset(terms) if request.highlight else None),
+            results=self._hits(
+                rows, scores, TermLocator(frozenset(terms)) if request.highlight else None
+            ),
         )
 
     def paper(self, paper_id: str) -> Paper:
@@ -165,10 +167,10 @@ class SearchEngine:
     def _neighbours(self, row: int, k: int) -> list[SearchHit]:
         scores = self.index.dense_scores(self.index.vector(row))
         others = np.flatnonzero(np.arange(len(scores)) != row)
-        return self._hits(ranked_rows(scores, others, k), scores, query_terms=None)
+        return self._hits(ranked_rows(scores, others, k), scores, highlight_terms=None)
 
     def _hits(
-        self, rows: np.ndarray, scores: np.ndarray, query_terms: frozenset[str] | None
+        self, rows: np.ndarray, scores: np.ndarray, highlight_terms: TermLocator | None
     ) -> list[SearchHit]:
         row_list = [int(row) for row in rows]
         papers = self.index.papers_at(row_list)
@@ -176,11 +178,11 @@ class SearchEngine:
             SearchHit(**paper.model_dump(), score=round(float(scores[row]), 4))
             for row, paper in zip(row_list, papers, strict=True)
         ]
-        if query_terms:
+        if highlight_terms and highlight_terms.terms:
             spans = self.index.sentences_at(row_list)
             for hit, sentences in zip(hits, spans, strict=True):
                 hit.highlights = highlight(
-                    hit.abstract, sentences, query_terms, self.index.lexical.idf
+                    hit.abstract, sentences, highlight_terms, self.index.lexical.idf
                 )
         return hits
 

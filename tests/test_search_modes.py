@@ -11,7 +11,7 @@ import re
 import pytest
 
 from indexing.corpus import read_corpus
-from indexing.lexical import analyse
+from indexing.lexical import TermLocator, analyse
 from indexing.records import Paper
 from indexing.sentences import sentence_spans
 from service.highlights import highlight
@@ -165,7 +165,7 @@ def test_highlights_weigh_rare_terms_above_common_ones():
     abstract = "Models rank items. We study live streams at Kuaishou. Streams and models rank."
     sentences = sentence_spans(abstract)
     idf = {"kuaishou": 5.0, "stream": 1.0, "model": 0.5, "rank": 0.5}.get
-    terms = frozenset(analyse("kuaishou models rank streams"))
+    terms = TermLocator(frozenset(analyse("kuaishou models rank streams")))
     best = highlight(abstract, sentences, terms, lambda term: idf(term, 0.0))
     # "Streams and models rank." (2.0) and "... Kuaishou." (6.0) beat "Models rank items." (1.0);
     # they come back in abstract order.
@@ -173,7 +173,7 @@ def test_highlights_weigh_rare_terms_above_common_ones():
         "We study live streams at Kuaishou.",
         "Streams and models rank.",
     ]
-    assert highlight(abstract, sentences, frozenset(analyse("protein")), idf) == []
+    assert highlight(abstract, sentences, TermLocator(frozenset(analyse("protein"))), idf) == []
 
 
 def test_highlights_can_be_turned_off(client):
@@ -203,3 +203,18 @@ def test_bad_filters_are_422_naming_the_field(client, params, mentions):
     response = client.get("/search", params={"q": "recommendation", **params})
     assert response.status_code == 422
     assert mentions in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "query", ["cross-domain live-streaming recommendation", "using studies of users", "LLMs"]
+)
+def test_term_locator_finds_exactly_the_words_analysis_would(seed_papers, query):
+    terms = frozenset(analyse(query))
+    locator = TermLocator(terms)
+    for paper in seed_papers.values():
+        expected = [
+            (match.start(), analyse(match.group())[0])
+            for match in re.finditer(r"\b\w\w+\b", paper.abstract)
+            if analyse(match.group()) and analyse(match.group())[0] in terms
+        ]
+        assert locator.occurrences(paper.abstract) == expected
