@@ -109,7 +109,7 @@ class RememberingEmbedder(Embedder):
     encoding a query is most of a search's time. Rankings are unchanged (same vectors)."""
 
     def __init__(self, embedder: Embedder) -> None:
-        super().__init__(embedder.name, embedder._model)
+        super().__init__(embedder.name, embedder.model)
         self._seen: dict[str, np.ndarray] = {}
 
     def encode(self, texts, *, batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
@@ -143,9 +143,7 @@ def modes_section(index: PaperIndex, embedder: Embedder, sets: dict) -> dict:
     for label, settings in configs.items():
         engine = _engine(index, embedder, **settings)
         table[label] = {
-            split: evaluate(
-                engine, queries, qrels, lambda q: SearchRequest(q=q, k=MAX_K, highlight=False)
-            ).metrics
+            split: evaluate(engine, queries, qrels).metrics
             for split, (queries, qrels) in sets.items()
         }
     fused = [label for label in table if label.startswith("hybrid")]
@@ -189,7 +187,7 @@ def passages(paper: Paper, tokenizer: Callable, max_tokens: int) -> list[str]:
 
 def passages_section(index: PaperIndex, embedder: Embedder, sets: dict, cache_dir: Path) -> dict:
     papers = index.papers_at(list(range(len(index))))
-    model = embedder._model  # the tokenizer decides where windows fall
+    model = embedder.model  # its tokenizer decides where windows fall
     windows = [passages(p, model.tokenizer, model.max_seq_length) for p in papers]
     flat = [text for group in windows for text in group]
     cache = EmbeddingCache(cache_dir)
@@ -289,15 +287,13 @@ def quality_model_section(args: argparse.Namespace, test: tuple, minilm: Embedde
         metrics = {}
         for mode in (SearchMode.DENSE, SearchMode.HYBRID):
             engine = _engine(index, embedder, model=embedder.name, search_mode=mode)
-            metrics[mode.value] = evaluate(
-                engine, queries, qrels, lambda q: SearchRequest(q=q, k=MAX_K, highlight=False)
-            ).metrics
+            metrics[mode.value] = evaluate(engine, queries, qrels).metrics
         index.close()
         out[embedder.name] = {
             "docs_per_s": round(docs_per_s, 2),
             "query_encode_ms_median": round(statistics.median(query_ms), 2),
             "dimension": embedder.dimension,
-            "max_seq_length": embedder._model.max_seq_length,
+            "max_seq_length": embedder.model.max_seq_length,
             **metrics,
         }
     print(f"\n3. quality preset on a {args.subset_size}-paper SciFact subset (test queries)")

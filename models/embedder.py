@@ -135,7 +135,7 @@ class Embedder:
 
     def __init__(self, name: str, model: SentenceTransformer) -> None:
         self.name = name
-        self._model = model
+        self.model = model  # public for tools that need its tokenizer (benchmarks/quality.py)
         self.dimension: int = int(model.get_embedding_dimension())
 
     def encode(
@@ -143,7 +143,7 @@ class Embedder:
     ) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(
+        vectors = self.model.encode(
             list(texts),
             batch_size=batch_size,
             normalize_embeddings=True,

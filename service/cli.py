@@ -16,13 +16,13 @@ from typing import TypeVar
 import uvicorn
 from pydantic import BaseModel, ValidationError
 
-from indexing.build import BuildError, build_index
+from indexing.build import BuildError, BuildReport, build_index
 from indexing.corpus import CorpusError
 from indexing.store import IndexUnusable
 from models import ModelUnavailable, load_embedder
 from service.app import create_app
 from service.errors import ServiceError, TitleNotFound, describe_validation_errors
-from service.evaluation import RUN_DEPTH, EvalInputError, evaluate, read_qrels, read_queries
+from service.evaluation import EvalInputError, evaluate, read_qrels, read_queries
 from service.formatting import format_hits, paper_byline, paper_heading
 from service.ranking import Fusion, SearchMode, SortOrder
 from service.schemas import MAX_K, SearchRequest, TitleLookup
@@ -186,9 +186,9 @@ def _validated(model: type[ModelT], **values: object) -> ModelT:
         raise UsageError(describe_validation_errors(exc.errors())) from None
 
 
-def _index(args: argparse.Namespace, settings: Settings) -> int:
-    paths = args.paths or [DEFAULT_CORPUS]
-    report = build_index(
+def _build(paths: Sequence[Path], settings: Settings, **options: bool) -> BuildReport:
+    """``build_index`` into the settings' index folder, with their cache, model and dates."""
+    return build_index(
         paths,
         settings.index_dir,
         cache_dir=settings.cache_dir,
@@ -196,8 +196,12 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
         load_model=load_embedder,
         capture_date=settings.capture_date,
         batch_size=settings.batch_size,
-        progress=not args.quiet,
+        **options,
     )
+
+
+def _index(args: argparse.Namespace, settings: Settings) -> int:
+    report = _build(args.paths or [DEFAULT_CORPUS], settings, progress=not args.quiet)
     for issue in report.issues:
         print(f"skipped {issue}", file=sys.stderr)
     print(report.summary())
@@ -225,8 +229,9 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
         print(response.model_dump_json(indent=2))
     else:
         print(format_hits(response.results, first_rank=request.offset + 1))
-        shown = request.offset + len(response.results)
-        print(f"{response.mode} search: {shown} of {response.total} matching papers shown")
+        first, last = request.offset + 1, request.offset + len(response.results)
+        shown = f"{first}-{last}" if response.results else "none"
+        print(f"{response.mode} search: {shown} of {response.total} matching papers")
     return 0
 
 
@@ -239,25 +244,11 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.model_copy(
             update={"index_dir": Path("data/eval") / f"{corpus_name}-{settings.model}"}
         )
-    report = build_index(
-        [args.corpus],
-        settings.index_dir,
-        cache_dir=settings.cache_dir,
-        model_name=settings.model,
-        load_model=load_embedder,
-        capture_date=settings.capture_date,
-        batch_size=settings.batch_size,
-        skip_if_current=True,
-    )
+    report = _build([args.corpus], settings, skip_if_current=True)
     print(report.summary(), file=sys.stderr)
     engine = SearchEngine.load(settings)
     try:
-        result = evaluate(
-            engine,
-            queries,
-            qrels,
-            lambda text: SearchRequest(q=text, k=RUN_DEPTH, highlight=False, **values),
-        )
+        result = evaluate(engine, queries, qrels, values)
     finally:
         engine.close()
     print(result.table())

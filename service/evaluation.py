@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import ir_measures
 from ir_measures import RR, R, nDCG
 
 from indexing.parsers.jsonl import UNREADABLE, describe_unreadable, open_bytes
+from service.ranking import SearchMode
 from service.schemas import MAX_K, SearchRequest
 from service.search import SearchEngine
 
@@ -126,33 +127,32 @@ def evaluate(
     engine: SearchEngine,
     queries: dict[str, str],
     qrels: Qrels,
-    make_request: Callable[[str], SearchRequest],
+    search_options: Mapping[str, object] | None = None,
 ) -> EvalReport:
-    """Rank every judged query with ``make_request(text)`` and score the top 100."""
+    """Rank every judged query (with ``search_options``: mode, filters) and score the top 100."""
+    options = dict(search_options or {})
     started = time.perf_counter()
     judged = [query_id for query_id in qrels if query_id in queries]
     run: dict[str, dict[str, float]] = {}
     for query_id in judged:
-        response = engine.search(make_request(queries[query_id]))
+        request = SearchRequest(q=queries[query_id], k=RUN_DEPTH, highlight=False, **options)
+        response = engine.search(request)
         # Scores from ranks: the evaluated order is exactly the order the API returns.
         run[query_id] = {
             hit.id: float(RUN_DEPTH - rank) for rank, hit in enumerate(response.results)
         }
-    example = make_request("example")
+    mode = SearchMode(options.pop("mode", None) or engine.default_mode)
     return EvalReport(
         metrics=score_run(run, qrels, judged),
         queries=len(judged),
         papers=len(engine.index),
         settings={
             "model": engine.embedder.name,
-            "mode": (example.mode or engine.default_mode).value,
+            "mode": mode.value,
             "fusion": engine.fusion.method.value,
             "dense_weight": engine.fusion.dense_weight,
             "rrf_k": engine.fusion.rrf_k,
-            "filters": example.model_dump(
-                include={"year_from", "year_to", "category", "author", "source", "has_code"},
-                exclude_none=True,
-            ),
+            "filters": options,
         },
         seconds=round(time.perf_counter() - started, 2),
         skipped_queries=sorted(set(qrels) - set(queries)),
