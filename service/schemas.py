@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 from indexing.records import Paper
+from service.citations import bibtex, one_line_citation, paper_url
 from service.ranking import SearchMode, SortOrder
 
 MAX_K = 100
@@ -76,13 +77,39 @@ class TitleLookup(BaseModel):
     _title_not_blank = field_validator("title")(_not_blank)
 
 
+class CitedPaper(Paper):
+    """A paper as the API returns it: the record plus what is needed to cite it."""
+
+    # The citation fields are computed; reading a returned paper back must accept them.
+    model_config = ConfigDict(extra="ignore")
+
+    @computed_field(description="The arXiv abstract page, where an arXiv id is known.")
+    @property
+    def url(self) -> str | None:
+        return paper_url(self)
+
+    @computed_field(description="A one-line reference: authors (year). Title. arXiv id.")
+    @property
+    def citation(self) -> str:
+        return one_line_citation(self)
+
+    @computed_field(description="A BibTeX entry, where title, year and authors or arXiv id exist.")
+    @property
+    def bibtex(self) -> str | None:
+        return bibtex(self)
+
+    @classmethod
+    def of(cls, paper: Paper) -> CitedPaper:
+        return cls.model_validate(paper.model_dump())
+
+
 class Highlight(BaseModel):
     text: str = Field(description="A sentence of the abstract.")
     start: int = Field(description="Offset of its first character in `abstract`.")
     end: int = Field(description="Offset just past its last character: abstract[start:end].")
 
 
-class SearchHit(Paper):
+class SearchHit(CitedPaper):
     score: float = Field(
         description="Relevance, higher is better: cosine similarity in `dense` mode, BM25 in "
         "`lexical`, a 0-1 blend of both in `hybrid`."
@@ -108,11 +135,11 @@ class SearchResponse(BaseModel):
 
 
 class SimilarToPaperResponse(BaseModel):
-    paper: Paper
+    paper: CitedPaper
     results: list[SearchHit] = Field(description="Nearest papers, never the paper itself.")
 
 
-class TitleMatch(Paper):
+class TitleMatch(CitedPaper):
     match_score: float = Field(description="How closely the typed title matched (0-100).")
 
 
@@ -127,11 +154,21 @@ class SimilarToTitleResponse(BaseModel):
     results: list[SearchHit] = Field(description="Nearest papers, never the matched paper itself.")
 
 
+class SimilarPapersResponse(BaseModel):
+    """What the assistant tool ``find_similar_papers`` returns, whether asked by title or id."""
+
+    paper: CitedPaper = Field(description="The paper the results are similar to.")
+    match_score: float | None = Field(
+        None, description="How closely a typed title matched it (0-100); null when asked by id."
+    )
+    results: list[SearchHit] = Field(description="Nearest papers, never the paper itself.")
+
+
 class PaperPage(BaseModel):
     total: int
     limit: int
     offset: int
-    papers: list[Paper]
+    papers: list[CitedPaper]
 
 
 class Health(BaseModel):

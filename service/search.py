@@ -8,7 +8,6 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from indexing.lexical import TermLocator, analyse
-from indexing.records import Paper
 from indexing.store import PaperIndex, check_compatible, read_manifest
 from models import Embedder, load_embedder
 from service.errors import PaperNotFound, TitleNotFound
@@ -23,6 +22,7 @@ from service.ranking import (
     ranked_rows,
 )
 from service.schemas import (
+    CitedPaper,
     PaperPage,
     SearchHit,
     SearchRequest,
@@ -105,25 +105,25 @@ class SearchEngine:
             ),
         )
 
-    def paper(self, paper_id: str) -> Paper:
+    def paper(self, paper_id: str) -> CitedPaper:
         row = self.index.row_of(paper_id)
         if row is None:
             raise PaperNotFound(paper_id)
-        return self.index.papers_at([row])[0]
+        return CitedPaper.of(self.index.papers_at([row])[0])
 
     def list_papers(self, limit: int, offset: int) -> PaperPage:
         return PaperPage(
             total=len(self.index),
             limit=limit,
             offset=offset,
-            papers=self.index.list_papers(limit, offset),
+            papers=[CitedPaper.of(paper) for paper in self.index.list_papers(limit, offset)],
         )
 
     def similar_to_paper(self, paper_id: str, k: int = 10) -> SimilarToPaperResponse:
         row = self.index.row_of(paper_id)
         if row is None:
             raise PaperNotFound(paper_id)
-        paper = self.index.papers_at([row])[0]
+        paper = CitedPaper.of(self.index.papers_at([row])[0])
         return SimilarToPaperResponse(paper=paper, results=self._neighbours(row, k))
 
     def similar_to_title(self, typed_title: str, k: int = 10) -> SimilarToTitleResponse:

@@ -4,9 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from indexing.records import Paper
 from service.deps import EngineDep
-from service.schemas import MAX_K, ErrorResponse, PaperPage, SimilarToPaperResponse
+from service.schemas import MAX_K, CitedPaper, ErrorResponse, PaperPage, SimilarToPaperResponse
 
 router = APIRouter(
     prefix="/papers",
@@ -40,6 +39,6 @@ def similar_to_paper(
     return engine.similar_to_paper(paper_id, k)
 
 
-@router.get("/{paper_id:path}", response_model=Paper, summary="One paper")
-def get_paper(paper_id: PaperId, engine: EngineDep) -> Paper:
+@router.get("/{paper_id:path}", response_model=CitedPaper, summary="One paper")
+def get_paper(paper_id: PaperId, engine: EngineDep) -> CitedPaper:
     return engine.paper(paper_id)
