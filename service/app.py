@@ -7,32 +7,45 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.assistant_tools import build_mcp_server
 from service.errors import install_error_handlers
-from service.routes import health, papers, search, similar
+from service.routes import health, papers, search, similar, tools
 from service.search import SearchEngine
 from service.settings import Settings
 
-DESCRIPTION = """Semantic search over research-paper abstracts.
+DESCRIPTION = """Search over research-paper abstracts, by meaning and keywords.
 
-Ask in natural language (`/search`), look up papers similar to one you know by id
-(`/papers/{id}/similar`) or by its title as you remember it (`/similar?title=`).
-Scores are cosine similarities between all-MiniLM-L6-v2 embeddings: higher is more similar."""
+Ask in natural language (`/search`, with filters), look up papers similar to one you know by
+id (`/papers/{id}/similar`) or by its title as you remember it (`/similar?title=`). Chat
+assistants use the same search as tools: MCP (streamable HTTP) at `/mcp`, OpenAI-style
+functions at `/tools/openai` and `/tools/call`."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    # The MCP tools answer from the engine this app loads: one index and one model in memory.
+    assistant = build_mcp_server(lambda: app.state.engine)
+    # Stateless: every MCP request stands alone, so any worker can answer it. The host decides
+    # the SDK's DNS-rebinding protection (on for a loopback address).
+    mcp_transport = assistant.streamable_http_app(
+        streamable_http_path="/mcp", stateless_http=True, host=settings.host
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = SearchEngine.load(settings)
         try:
-            yield
+            async with assistant.session_manager.run():
+                yield
         finally:
             app.state.engine.close()
 
     app = FastAPI(title="Papersearch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.assistant = assistant
     install_error_handlers(app)
-    for router in (search.router, similar.router, papers.router, health.router):
+    for router in (search.router, similar.router, papers.router, tools.router, health.router):
         app.include_router(router)
+    # The transport's own route, at /mcp exactly (a Mount would answer at /mcp/ only).
+    app.router.routes.extend(mcp_transport.routes)
     return app

@@ -21,6 +21,7 @@ from indexing.corpus import CorpusError
 from indexing.store import IndexUnusable
 from models import ModelUnavailable, load_embedder
 from service.app import create_app
+from service.assistant_tools import build_mcp_server
 from service.errors import ServiceError, TitleNotFound, describe_validation_errors
 from service.evaluation import EvalInputError, evaluate, read_qrels, read_queries
 from service.formatting import format_hits, paper_byline, paper_heading
@@ -94,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     similar.add_argument("-k", type=int, default=10, help="number of results (1-100, default 10)")
     similar.add_argument("--index", type=Path, help="index folder")
     similar.add_argument("--json", action="store_true", help="print the API's JSON")
+    mcp = commands.add_parser("mcp", help="serve the search as MCP tools over stdio")
+    mcp.add_argument("--index", type=Path, help="index folder")
+
     evaluate = commands.add_parser(
         "eval", help="measure rankings on a BEIR-format set (nDCG@10, Recall@100, MRR@10)"
     )
@@ -214,6 +218,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _mcp(args: argparse.Namespace, settings: Settings) -> int:
+    # stdout carries the protocol: everything else (logs, warnings) goes to stderr.
+    engine = SearchEngine.load(settings)
+    try:
+        build_mcp_server(lambda: engine).run("stdio")
+    finally:
+        engine.close()
+    return 0
+
+
 def _search(args: argparse.Namespace, settings: Settings) -> int:
     request = _validated(
         SearchRequest,
@@ -291,6 +305,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "search": _search,
     "similar": _similar,
     "eval": _eval,
+    "mcp": _mcp,
 }
 
 if __name__ == "__main__":

@@ -50,13 +50,17 @@ class InvalidRequest(ServiceError):
     code = "invalid_request"
 
 
-def describe_validation_errors(errors: list[dict[str, Any]] | Any) -> str:
-    """``[{'loc': ('query', 'k'), 'msg': '…'}]`` -> ``"k: …"``: one line a person can act on."""
+def describe_validation_errors(
+    errors: list[dict[str, Any]] | Any, drop: tuple[str, ...] = ("query", "body", "path")
+) -> str:
+    """``[{'loc': ('query', 'k'), 'msg': '…'}]`` -> ``"k: …"``: one line a person can act on.
+
+    ``drop`` lists the location parts that name where in an HTTP request a field was, not
+    the field (a tool's arguments have a parameter really called ``query``).
+    """
     parts = []
     for error in errors:
-        location = ".".join(
-            str(p) for p in error.get("loc", ()) if p not in ("query", "body", "path")
-        )
+        location = ".".join(str(p) for p in error.get("loc", ()) if p not in drop)
         # A validator's own message reads "Value error, <message>": the prefix says nothing.
         message = str(error.get("msg")).removeprefix("Value error, ")
         parts.append(f"{location}: {message}" if location else message)

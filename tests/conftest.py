@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -16,6 +23,7 @@ from service.settings import SEED_CAPTURE_DATE, Settings
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
 SHARED_DATA = REPO.parent / "shared" / "data"
+PAPERSEARCH = str(Path(sys.executable).with_name("papersearch"))
 
 
 def shared_data(relative: str) -> Path:
@@ -55,3 +63,38 @@ def client(seed_settings: Settings) -> Iterator[TestClient]:
     """The real app over the seed index; entering the client runs the lifespan (loads once)."""
     with TestClient(create_app(seed_settings)) as test_client:
         yield test_client
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_server(index_dir: Path) -> Iterator[str]:
+    """A real ``papersearch serve`` on a free loopback port; yields its base URL once ready."""
+    port = free_port()
+    server = subprocess.Popen(
+        [PAPERSEARCH, "serve", "--index", str(index_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stdout.read()
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server not ready within 120 s"
+            time.sleep(0.3)
+        yield base
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    assert server.returncode == 0

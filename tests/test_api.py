@@ -44,8 +44,16 @@ def test_hit_fields_and_descending_scores(client):
         "arxiv_id",
         "abstract",
         "source",
+        "url",
+        "citation",
+        "bibtex",
+        "highlights",
     ):
         assert field in results[0]
+    for hit in results:
+        expected_url = f"https://arxiv.org/abs/{hit['arxiv_id']}" if hit["arxiv_id"] else None
+        assert hit["url"] == expected_url
+        assert (hit["title"] or hit["arxiv_id"]) in hit["citation"]
     scores = [hit["score"] for hit in results]
     assert scores == sorted(scores, reverse=True) and -1 <= scores[-1] <= scores[0] <= 1
 
@@ -204,6 +212,8 @@ def test_openapi_documents_every_endpoint(client):
         "/similar",
         "/healthz",
         "/readyz",
+        "/tools/openai",
+        "/tools/call",
     }
     search_params = {p["name"] for p in spec["paths"]["/search"]["get"]["parameters"]}
     assert search_params == set(SearchRequest.model_fields)

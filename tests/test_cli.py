@@ -5,20 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from service.cli import main
-from tests.conftest import SEEDS
-
-PAPERSEARCH = str(Path(sys.executable).with_name("papersearch"))
+from tests.conftest import PAPERSEARCH, SEEDS, running_server
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -140,40 +134,12 @@ def test_similar_unknown_id(query_cli):
     assert code == 1 and err == "papersearch: error: no paper with id 'nope'\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_serve_answers_over_real_http(seed_settings):
-    port = _free_port()
-    server = subprocess.Popen(
-        [PAPERSEARCH, "serve", "--index", str(seed_settings.index_dir), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, server.stdout.read()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server not ready within 120 s"
-            time.sleep(0.3)
+    with running_server(seed_settings.index_dir) as base:
         found = httpx.get(f"{base}/search", params={"q": "live-streaming", "k": 2}).json()
         assert len(found["results"]) == 2
         assert httpx.get(f"{base}/search", params={"k": 2}).status_code == 422
         assert httpx.get(f"{base}/docs").status_code == 200
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
-    assert server.returncode == 0
 
 
 def test_serve_refuses_an_index_of_another_model(seed_settings, tmp_path):

@@ -1,0 +1,205 @@
+"""The search as tools for chat assistants: one MCP server, also offered as OpenAI functions.
+
+The three tools are defined once, here, on the official MCP SDK's ``MCPServer``: their input
+schemas come from the type hints below, their output schemas from the API's response models.
+``papersearch mcp`` serves them over stdio; the HTTP app mounts the streamable-HTTP transport
+at ``/mcp`` and derives ``GET /tools/openai`` from the same server's tool list, so the three
+ways of calling them cannot drift apart. Each result is structured (the API's JSON) and also
+rendered as short text with numbered citations an assistant can quote.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import anyio.to_thread
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field, ValidationError
+
+from service.errors import ServiceError, describe_validation_errors
+from service.formatting import paper_heading
+from service.ranking import SearchMode, SortOrder
+from service.schemas import (
+    MAX_K,
+    CitedPaper,
+    SearchHit,
+    SearchRequest,
+    SearchResponse,
+    SimilarPapersResponse,
+    TitleLookup,
+)
+from service.search import SearchEngine
+
+INSTRUCTIONS = """\
+Papersearch searches a corpus of research-paper abstracts (titles, authors, dates, arXiv ids).
+- search_papers: a question or keywords ("cross-domain live-streaming recommendation"), with
+  optional filters (years, category such as IR or cs.IR, author, has_code). Start here.
+- find_similar_papers: papers like one the user names, by its title as they remember it
+  (typos and prefixes are fine) or by a paper id from an earlier result.
+- get_paper: the full record and citation of one paper id.
+Paper ids look like "arxiv:2502.09375" (arXiv papers) or a title slug such as
+"long-term-interest-clock-fine-grained-3265cadf58". Cite results by their [n] number, url and
+citation; every result also carries BibTeX where the metadata allows."""
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+READ_ONLY = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+DEFAULT_K = 5
+
+
+class FailedToolCall(ToolError):
+    """A tool call refused for a reason the caller can fix; keeps the HTTP status it maps to."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
+    """The MCP server over the engine that ``engine()`` returns (loaded once, by the caller)."""
+    server = MCPServer(name="papersearch", instructions=INSTRUCTIONS)
+
+    @server.tool(annotations=READ_ONLY, title="Search papers")
+    async def search_papers(
+        query: Annotated[str, Field(description="A question, keywords or a paper's title.")],
+        k: Annotated[int, Field(ge=1, le=MAX_K, description="Number of papers.")] = DEFAULT_K,
+        mode: Annotated[
+            SearchMode | None,
+            Field(description="hybrid (default: meaning and keywords), dense, or lexical."),
+        ] = None,
+        year_from: Annotated[int | None, Field(description="Published in or after.")] = None,
+        year_to: Annotated[int | None, Field(description="Published in or before.")] = None,
+        category: Annotated[str | None, Field(description="e.g. IR or cs.IR.")] = None,
+        author: Annotated[str | None, Field(description="Part of an author's name.")] = None,
+        has_code: Annotated[bool | None, Field(description="Only papers with code.")] = None,
+        sort: Annotated[SortOrder, Field(description="relevance, or date (newest first).")] = (
+            SortOrder.RELEVANCE
+        ),
+    ) -> Annotated[CallToolResult, SearchResponse]:
+        """Find papers that answer a question or match keywords, best first, with the
+        abstract sentences that match and a citation for each."""
+        request = _validated(
+            SearchRequest,
+            q=query,
+            k=k,
+            mode=mode,
+            year_from=year_from,
+            year_to=year_to,
+            category=category,
+            author=author,
+            has_code=has_code,
+            sort=sort,
+        )
+        response = await _run(engine().search, request)
+        return _result(response, render_hits(response.results))
+
+    @server.tool(annotations=READ_ONLY, title="Find similar papers")
+    async def find_similar_papers(
+        title: Annotated[
+            str | None, Field(description="The paper's title as remembered; give this or id.")
+        ] = None,
+        paper_id: Annotated[
+            str | None, Field(description="A paper id from a result, e.g. arxiv:2502.09375.")
+        ] = None,
+        k: Annotated[int, Field(ge=1, le=MAX_K, description="Number of papers.")] = DEFAULT_K,
+    ) -> Annotated[CallToolResult, SimilarPapersResponse]:
+        """Papers closest in content to one paper, named by title or by id; never the paper
+        itself."""
+        if (title is None) == (paper_id is None):
+            raise FailedToolCall("give exactly one of title or paper_id", 422)
+        if title is not None:
+            lookup = _validated(TitleLookup, title=title, k=k)
+            found = await _run(engine().similar_to_title, lookup.title, lookup.k)
+            response = SimilarPapersResponse(
+                paper=found.matched, match_score=found.matched.match_score, results=found.results
+            )
+        else:
+            found = await _run(engine().similar_to_paper, paper_id, k)
+            response = SimilarPapersResponse(paper=found.paper, results=found.results)
+        heading = f"Papers similar to: {paper_heading(response.paper)} ({response.paper.id})"
+        return _result(response, heading + "\n" + render_hits(response.results))
+
+    @server.tool(annotations=READ_ONLY, title="Get a paper")
+    async def get_paper(
+        paper_id: Annotated[str, Field(description="A paper id, e.g. arxiv:2502.09375.")],
+    ) -> Annotated[CallToolResult, CitedPaper]:
+        """The full record of one paper: abstract, authors, date, links and citation."""
+        paper = await _run(engine().paper, paper_id)
+        return _result(paper, paper_markdown(paper))
+
+    @server.resource(
+        "paper://{paper_id}", name="paper", mime_type="text/markdown", title="A paper as Markdown"
+    )
+    async def paper_resource(paper_id: str) -> str:
+        """One paper as Markdown: title, authors, date, link, citation, abstract."""
+        return paper_markdown(await _run(engine().paper, paper_id))
+
+    return server
+
+
+async def _run(function: Callable[..., Any], *args: Any) -> Any:
+    """Run engine work in a worker thread (it embeds queries), mapping its errors to tool
+    errors the assistant can read."""
+    try:
+        return await anyio.to_thread.run_sync(function, *args)
+    except ServiceError as exc:
+        raise FailedToolCall(str(exc) + _suggestions(exc), exc.status_code) from exc
+
+
+def _suggestions(exc: ServiceError) -> str:
+    titles = [f"{s['title']} ({s['id']})" for s in exc.extra.get("suggestions", [])]
+    return ("; closest titles: " + "; ".join(titles)) if titles else ""
+
+
+def _validated(model: type[ModelT], **values: Any) -> ModelT:
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        message = describe_validation_errors(exc.errors())
+        # The tool's parameter is `query` where the API's field is `q`.
+        raise FailedToolCall(re.sub(r"(^|; )q: ", r"\1query: ", message), 422) from None
+
+
+def _result(data: BaseModel, text: str) -> CallToolResult:
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=data.model_dump(mode="json"),
+    )
+
+
+def render_hits(hits: list[SearchHit]) -> str:
+    """Numbered results an assistant can quote: ``[1] Title (2025) · id · url``, evidence."""
+    if not hits:
+        return "No papers found."
+    lines = []
+    for number, hit in enumerate(hits, start=1):
+        lines.append(f"[{number}] {hit.citation}")
+        lines.append("    " + " · ".join(filter(None, [f"id {hit.id}", hit.url])))
+        if not hit.title:  # an untitled paper is recognised by its first words
+            lines.append(f"    {textwrap.shorten(hit.abstract, 120, placeholder='…')}")
+        lines.extend(f'    evidence: "{highlight.text}"' for highlight in hit.highlights[:1])
+    return "\n".join(lines)
+
+
+def paper_markdown(paper: CitedPaper) -> str:
+    lines = [f"# {paper_heading(paper)}", ""]
+    if paper.authors:
+        more = " et al." if paper.authors_truncated else ""
+        lines.append(f"**Authors:** {', '.join(paper.authors)}{more}")
+    if paper.published:
+        lines.append(f"**Published:** {paper.published.isoformat()}")
+    if paper.category:
+        lines.append(f"**Category:** {paper.category}")
+    lines.append(f"**Id:** {paper.id}")
+    if paper.url:
+        lines.append(f"**Link:** {paper.url}")
+    lines += ["", f"**Cite as:** {paper.citation}", "", paper.abstract]
+    if paper.bibtex:
+        lines += ["", "```bibtex", paper.bibtex, "```"]
+    return "\n".join(lines) + "\n"
