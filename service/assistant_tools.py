@@ -77,13 +77,17 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
         year_to: Annotated[int | None, Field(description="Published in or before.")] = None,
         category: Annotated[str | None, Field(description="e.g. IR or cs.IR.")] = None,
         author: Annotated[str | None, Field(description="Part of an author's name.")] = None,
+        source: Annotated[
+            str | None, Field(description="Only papers indexed from this file name.")
+        ] = None,
         has_code: Annotated[bool | None, Field(description="Only papers with code.")] = None,
         sort: Annotated[SortOrder, Field(description="relevance, or date (newest first).")] = (
             SortOrder.RELEVANCE
         ),
     ) -> Annotated[CallToolResult, SearchResponse]:
-        """Find papers that answer a question or match keywords, best first, with the
-        abstract sentences that match and a citation for each."""
+        """Find papers that answer a question or match keywords, best first, each with the
+        abstract sentences that match and a citation. Use this first for any question about
+        the literature; a query that is a paper's title finds that paper first."""
         request = _validated(
             SearchRequest,
             q=query,
@@ -93,6 +97,7 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
             year_to=year_to,
             category=category,
             author=author,
+            source=source,
             has_code=has_code,
             sort=sort,
         )
@@ -109,8 +114,9 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
         ] = None,
         k: Annotated[int, Field(ge=1, le=MAX_K, description="Number of papers.")] = DEFAULT_K,
     ) -> Annotated[CallToolResult, SimilarPapersResponse]:
-        """Papers closest in content to one paper, named by title or by id; never the paper
-        itself."""
+        """Papers closest in content to one paper, never the paper itself. Use when the user
+        names a paper ("papers like the Long-Term Interest Clock one"): pass its title as they
+        remember it, or a paper id (e.g. arxiv:2502.09375) from an earlier result."""
         if (title is None) == (paper_id is None):
             raise FailedToolCall("give exactly one of title or paper_id", 422)
         if title is not None:
@@ -129,7 +135,8 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
     async def get_paper(
         paper_id: Annotated[str, Field(description="A paper id, e.g. arxiv:2502.09375.")],
     ) -> Annotated[CallToolResult, CitedPaper]:
-        """The full record of one paper: abstract, authors, date, links and citation."""
+        """The full record of one paper id from an earlier result: abstract, authors, date,
+        link, one-line citation and BibTeX."""
         paper = await _run(engine().paper, paper_id)
         return _result(paper, paper_markdown(paper))
 

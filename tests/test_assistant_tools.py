@@ -33,7 +33,7 @@ async def check_session(session: ClientSession) -> None:
             tool.annotations.read_only_hint is True and tool.annotations.destructive_hint is False
         )
         assert tool.output_schema and tool.description
-    assert {"query", "k", "year_from", "category", "mode"} <= set(
+    assert {"query", "k", "year_from", "category", "source", "mode"} <= set(
         listed["search_papers"].input_schema["properties"]
     )
 
