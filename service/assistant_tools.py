@@ -47,6 +47,7 @@ Paper ids look like "arxiv:2502.09375" (arXiv papers) or a title slug such as
 citation; every result also carries BibTeX where the metadata allows."""
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+ToolFunction = TypeVar("ToolFunction", bound=Callable[..., Any])
 READ_ONLY = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
@@ -65,7 +66,7 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
     """The MCP server over the engine that ``engine()`` returns (loaded once, by the caller)."""
     server = MCPServer(name="papersearch", instructions=INSTRUCTIONS)
 
-    @server.tool(annotations=READ_ONLY, title="Search papers")
+    @_tool(server, "Search papers")
     async def search_papers(
         query: Annotated[str, Field(description="A question, keywords or a paper's title.")],
         k: Annotated[int, Field(ge=1, le=MAX_K, description="Number of papers.")] = DEFAULT_K,
@@ -104,7 +105,7 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
         response = await _run(engine().search, request)
         return _result(response, render_hits(response.results))
 
-    @server.tool(annotations=READ_ONLY, title="Find similar papers")
+    @_tool(server, "Find similar papers")
     async def find_similar_papers(
         title: Annotated[
             str | None, Field(description="The paper's title as remembered; give this or id.")
@@ -131,7 +132,7 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
         heading = f"Papers similar to: {paper_heading(response.paper)} ({response.paper.id})"
         return _result(response, heading + "\n" + render_hits(response.results))
 
-    @server.tool(annotations=READ_ONLY, title="Get a paper")
+    @_tool(server, "Get a paper")
     async def get_paper(
         paper_id: Annotated[str, Field(description="A paper id, e.g. arxiv:2502.09375.")],
     ) -> Annotated[CallToolResult, CitedPaper]:
@@ -148,6 +149,18 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
         return paper_markdown(await _run(engine().paper, paper_id))
 
     return server
+
+
+def _tool(server: MCPServer, title: str) -> Callable[[ToolFunction], ToolFunction]:
+    """Register a read-only tool whose description is its docstring as one paragraph (an
+    agent reads it as text, where source indentation is noise)."""
+
+    def register(function: ToolFunction) -> ToolFunction:
+        description = " ".join((function.__doc__ or "").split())
+        server.add_tool(function, title=title, description=description, annotations=READ_ONLY)
+        return function
+
+    return register
 
 
 async def _run(function: Callable[..., Any], *args: Any) -> Any:
