@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
@@ -146,7 +146,10 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
     )
     async def paper_resource(paper_id: str) -> str:
         """One paper as Markdown: title, authors, date, link, citation, abstract."""
-        return paper_markdown(await _run(engine().paper, paper_id))
+        try:
+            return paper_markdown(await _run(engine().paper, paper_id))
+        except FailedToolCall as exc:
+            raise ResourceError(str(exc)) from exc
 
     return server
 

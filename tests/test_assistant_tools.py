@@ -7,7 +7,7 @@ from datetime import date
 
 import jsonschema
 import pytest
-from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from indexing.records import Paper
@@ -83,6 +83,8 @@ async def check_session(session: ClientSession) -> None:
     assert [t.uri_template for t in templates] == ["paper://{paper_id}"]
     markdown = (await session.read_resource(f"paper://{CLOCK_ID}")).contents[0].text
     assert markdown.startswith("# Long-Term Interest Clock") and "**Cite as:**" in markdown
+    with pytest.raises(MCPError, match="no paper with id 'nope'"):
+        await session.read_resource("paper://nope")
 
 
 @pytest.mark.anyio
