@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from indexing.corpus import read_corpus
 from indexing.embedding_cache import EmbeddingCache, text_hash
+from indexing.index_types import IndexType, resolve_index_type
 from indexing.lexical import LexicalIndex
 from indexing.records import ParseIssue, embedding_text
 from indexing.sentences import sentence_spans
@@ -25,7 +26,8 @@ from indexing.store import (
     read_manifest,
     write_index,
 )
-from models import Embedder
+from models import Embedder, vector_space
+from models.embedder import TORCH_BACKEND
 
 # Texts handed to the model per call: small enough for a smooth progress bar and for a
 # Ctrl-C to lose little work (each chunk is cached as soon as it is embedded).
@@ -73,8 +75,13 @@ def build_index(
     batch_size: int = 32,
     progress: bool = True,
     skip_if_current: bool = False,
+    backend: str = TORCH_BACKEND,
+    index_type: IndexType = IndexType.AUTO,
 ) -> BuildReport:
     """Build an index from ``paths`` into ``index_dir``; the model is loaded only if needed.
+
+    ``load_model(model_name)`` must return an embedder of ``backend``: cached vectors are
+    looked up by model and backend before any model is loaded.
 
     With ``skip_if_current``, an index already built from the same papers with the same
     model and format is kept as it is (what evaluation reruns want: seconds, not minutes).
@@ -87,7 +94,10 @@ def build_index(
         raise BuildError(
             f"no papers could be read from {', '.join(map(str, paths))}; index unchanged{reasons}"
         )
-    if skip_if_current and _is_current(index_dir, corpus.checksum(), model_name):
+    index_type = resolve_index_type(index_type, len(corpus.papers))
+    if skip_if_current and _is_current(
+        index_dir, corpus.checksum(), model_name, backend, index_type
+    ):
         return BuildReport(
             index_dir=index_dir,
             files=len(corpus.files),
@@ -102,9 +112,10 @@ def build_index(
 
     texts = [embedding_text(paper) for paper in corpus.papers]
     hashes = [text_hash(text) for text in texts]
+    space = vector_space(model_name, backend)
     cache = EmbeddingCache(cache_dir)
     try:
-        cached = cache.get_many(model_name, hashes)
+        cached = cache.get_many(space, hashes)
         reused = sum(1 for h in hashes if h in cached)
         missing = list(dict.fromkeys(h for h in hashes if h not in cached))
         if missing:
@@ -115,6 +126,7 @@ def build_index(
                     [text_of[h] for h in missing],
                     missing,
                     cache,
+                    space,
                     batch_size,
                     progress,
                 )
@@ -134,6 +146,8 @@ def build_index(
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         model=model_name,
+        backend=backend,
+        index_type=index_type,
         dimension=int(vectors.shape[1]),
         paper_count=len(corpus.papers),
         corpus_checksum=corpus.checksum(),
@@ -155,7 +169,9 @@ def build_index(
     )
 
 
-def _is_current(index_dir: Path, corpus_checksum: str, model_name: str) -> bool:
+def _is_current(
+    index_dir: Path, corpus_checksum: str, model_name: str, backend: str, index_type: IndexType
+) -> bool:
     try:
         manifest = read_manifest(index_dir)
     except IndexUnusable:
@@ -163,6 +179,8 @@ def _is_current(index_dir: Path, corpus_checksum: str, model_name: str) -> bool:
     return (
         manifest.format_version == FORMAT_VERSION
         and manifest.model == model_name
+        and manifest.backend == backend
+        and manifest.index_type == index_type
         and manifest.corpus_checksum == corpus_checksum
     )
 
@@ -172,6 +190,7 @@ def _embed(
     texts: list[str],
     hashes: list[str],
     cache: EmbeddingCache,
+    space: str,
     batch_size: int,
     progress: bool,
 ) -> dict[str, np.ndarray]:
@@ -182,7 +201,7 @@ def _embed(
         for start in range(0, len(texts), ENCODE_CHUNK):
             chunk_hashes = hashes[start : start + ENCODE_CHUNK]
             vectors = model.encode(texts[start : start + ENCODE_CHUNK], batch_size=batch_size)
-            cache.put_many(model.name, zip(chunk_hashes, vectors, strict=True))
+            cache.put_many(space, zip(chunk_hashes, vectors, strict=True))
             embedded.update(zip(chunk_hashes, vectors, strict=True))
             bar.update(len(chunk_hashes))
     return embedded

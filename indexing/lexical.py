@@ -105,10 +105,27 @@ class LexicalIndex:
 
     def scores(self, terms: Sequence[str]) -> np.ndarray:
         """BM25 of every paper for the query terms (zeros where a paper has none of them)."""
+        scores = np.zeros(self.size, dtype=np.float32)
+        rows, matched = self.matches(terms)
+        scores[rows] = matched
+        return scores
+
+    def matches(self, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, scores)`` of the papers holding at least one query term, rows ascending.
+
+        Only the postings of the query's terms are read, so the cost follows how many papers
+        use those words, not the size of the corpus.
+        """
+        index = self._bm25.scores
         ids = self._bm25.get_tokens_ids(list(terms))
-        if not ids:
-            return np.zeros(self.size, dtype=np.float32)
-        return self._bm25.get_scores_from_ids(ids).astype(np.float32, copy=False)
+        spans = [(index["indptr"][i], index["indptr"][i + 1]) for i in ids]
+        if not spans:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        rows = np.concatenate([index["indices"][start:end] for start, end in spans])
+        weights = np.concatenate([index["data"][start:end] for start, end in spans])
+        unique, position = np.unique(rows, return_inverse=True)
+        summed = np.bincount(position, weights=weights, minlength=len(unique))
+        return unique.astype(np.int64), summed.astype(np.float32)
 
     def idf(self, term: str) -> float:
         return self._idf.get(term, 0.0)

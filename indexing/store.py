@@ -3,7 +3,11 @@
 An index is a folder holding:
 
 - ``manifest.json``: format version, model, dimension, paper count, corpus checksum, build time;
-- ``vectors.faiss``: one L2-normalised vector per paper (inner product = cosine similarity);
+- ``vectors.npy``: one L2-normalised float32 vector per paper (inner product = cosine
+  similarity), memory-mapped when served: the pages are the operating system's file cache, so
+  several workers serving one index share a single copy;
+- ``ann.faiss``: for the approximate index types only (see ``index_types``), the FAISS
+  structure that proposes candidates; their exact scores always come from ``vectors.npy``;
 - ``papers.sqlite``: the paper records, row ``i`` describing vector ``i``, with the columns
   filters read (year, date, category, source, code, authors) and each abstract's sentence
   offsets (for highlights);
@@ -33,13 +37,18 @@ import faiss
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from indexing.index_types import IndexType, build_ann, read_ann
 from indexing.lexical import LexicalIndex
 from indexing.records import Paper
 
 # 2: BM25 index, filter columns and sentence offsets added.
-FORMAT_VERSION = 2
+# 3: exact vectors as a memory-mappable .npy, optional ANN structure, backend in the manifest.
+FORMAT_VERSION = 3
+# Rows in the sample that estimates a query's lowest dense score (see PaperIndex.dense_range).
+MIN_SAMPLE = 4096
 MANIFEST_FILE = "manifest.json"
-VECTORS_FILE = "vectors.faiss"
+VECTORS_FILE = "vectors.npy"
+ANN_FILE = "ann.faiss"
 PAPERS_FILE = "papers.sqlite"
 LEXICAL_DIR = "lexical"
 
@@ -51,6 +60,8 @@ class IndexUnusable(RuntimeError):
 class Manifest(BaseModel):
     format_version: int
     model: str
+    backend: str = "torch"
+    index_type: IndexType = IndexType.FLAT
     dimension: int
     paper_count: int
     corpus_checksum: str
@@ -122,28 +133,29 @@ class PaperColumns:
 
 
 class PaperIndex:
-    """A loaded index: the FAISS vectors, the BM25 index and the paper records they point to."""
+    """A loaded index: vectors, the BM25 index and the paper records they point to."""
 
     def __init__(
         self,
         index_dir: Path,
         manifest: Manifest,
-        vectors: faiss.IndexFlat,
+        vectors: np.ndarray,
+        ann: faiss.Index | None,
         lexical: LexicalIndex,
         db: sqlite3.Connection,
     ) -> None:
         self.index_dir = index_dir
         self.manifest = manifest
-        self._vectors = vectors
-        # A view of the FAISS index's own storage (no copy): dense scoring of every paper is
-        # one matrix-vector product.
-        self._matrix = faiss.rev_swig_ptr(vectors.get_xb(), vectors.ntotal * vectors.d).reshape(
-            vectors.ntotal, vectors.d
-        )
+        self.vectors = vectors  # (papers, dimension) float32, memory-mapped, read-only
+        self._ann = ann
         self.lexical = lexical
         self._db = db
         self._db_lock = threading.Lock()  # one connection, shared by the server's threads
         self.columns = PaperColumns.read(db)
+        # A fixed, evenly spread sample of rows: its lowest score to a query stands in for the
+        # corpus minimum that hybrid scaling needs, without scoring every paper.
+        step = max(1, len(vectors) // MIN_SAMPLE)
+        self._sample = np.ascontiguousarray(vectors[::step])
 
     @classmethod
     def open(cls, index_dir: Path, *, model: str, dimension: int | None = None) -> PaperIndex:
@@ -153,7 +165,8 @@ class PaperIndex:
         manifest = read_manifest(index_dir, build=build)
         check_compatible(manifest, index_dir, model)
         try:
-            vectors = faiss.read_index(str(build / VECTORS_FILE))
+            vectors = np.load(build / VECTORS_FILE, mmap_mode="r", allow_pickle=False)
+            ann = read_ann(build / ANN_FILE) if manifest.index_type is not IndexType.FLAT else None
             db = sqlite3.connect(
                 f"file:{build / PAPERS_FILE}?mode=ro", uri=True, check_same_thread=False
             )
@@ -163,26 +176,59 @@ class PaperIndex:
             raise IndexUnusable(
                 f"damaged index at {index_dir} ({exc}): {_rebuild_hint(index_dir)}"
             ) from exc
-        found = (vectors.ntotal, rows, lexical.size, vectors.d)
-        expected = (manifest.paper_count,) * 3 + (manifest.dimension,)
-        if found != expected or (dimension and dimension != vectors.d):
+        count, width = vectors.shape if vectors.ndim == 2 else (-1, -1)
+        ann_count = ann.ntotal if ann is not None else count
+        found = (count, ann_count, rows, lexical.size, width)
+        expected = (manifest.paper_count,) * 4 + (manifest.dimension,)
+        if found != expected or vectors.dtype != np.float32 or (dimension and dimension != width):
             raise IndexUnusable(
                 f"inconsistent index at {index_dir}: manifest says {manifest.paper_count} "
-                f"papers of dimension {manifest.dimension}, found {vectors.ntotal} vectors of "
-                f"dimension {vectors.d}, {rows} records and {lexical.size} BM25 documents: "
-                f"{_rebuild_hint(index_dir)}"
+                f"papers of dimension {manifest.dimension}, found {count} vectors of "
+                f"dimension {width} ({ann_count} in the ANN index), {rows} records and "
+                f"{lexical.size} BM25 documents: {_rebuild_hint(index_dir)}"
             )
-        return cls(index_dir, manifest, vectors, lexical, db)
+        return cls(index_dir, manifest, vectors, ann, lexical, db)
 
     def __len__(self) -> int:
-        return self._vectors.ntotal
+        return len(self.vectors)
+
+    def nearest(self, vector: np.ndarray, n: int, search_depth: int) -> np.ndarray:
+        """Rows of (about) the ``n`` papers closest to ``vector``, best first.
+
+        Exact for a flat index. An approximate index proposes them; ``search_depth`` is its
+        knob (IVF lists probed, HNSW candidate list), which the settings tune for recall.
+        """
+        n = min(n, len(self))
+        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        if n <= 0:
+            return np.zeros(0, dtype=np.int64)
+        if self._ann is None:
+            _, rows = faiss.knn(query, self.vectors, n, metric=faiss.METRIC_INNER_PRODUCT)
+        else:
+            _, rows = self._ann.search(query, n, params=self._ann_params(search_depth))
+        found = rows[0]
+        return found[found >= 0]
+
+    def dense_scores_at(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact cosine similarity of the given rows to one normalised query vector."""
+        return self.vectors[rows] @ np.asarray(vector, dtype=np.float32).reshape(-1)
 
     def dense_scores(self, vector: np.ndarray) -> np.ndarray:
-        """Cosine similarity of every paper to one normalised query vector, by row."""
-        return self._matrix @ np.asarray(vector, dtype=np.float32).reshape(-1)
+        """Cosine similarity of every paper, by row: the exhaustive path (filtered searches)."""
+        return self.vectors @ np.asarray(vector, dtype=np.float32).reshape(-1)
+
+    def dense_range(self, vector: np.ndarray, best: float) -> tuple[float, float]:
+        """(lowest, highest) dense score over the corpus, the low end estimated from a sample."""
+        low = float((self._sample @ np.asarray(vector, dtype=np.float32).reshape(-1)).min())
+        return min(low, best), best
 
     def vector(self, row: int) -> np.ndarray:
-        return self._vectors.reconstruct(row)
+        return np.array(self.vectors[row])
+
+    def _ann_params(self, search_depth: int) -> faiss.SearchParameters:
+        if isinstance(self._ann, faiss.IndexHNSW):
+            return faiss.SearchParametersHNSW(efSearch=search_depth)
+        return faiss.SearchParametersIVF(nprobe=search_depth)
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
         with self._db_lock:
@@ -254,9 +300,10 @@ def write_index(
         build = builds / f"{stamp}-{os.getpid()}"
         build.mkdir()
         try:
-            flat = faiss.IndexFlatIP(vectors.shape[1])
-            flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
-            faiss.write_index(flat, str(build / VECTORS_FILE))
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+            np.save(build / VECTORS_FILE, vectors, allow_pickle=False)
+            if manifest.index_type is not IndexType.FLAT:
+                faiss.write_index(build_ann(manifest.index_type, vectors), str(build / ANN_FILE))
             lexical.save(build / LEXICAL_DIR)
             _write_papers(build / PAPERS_FILE, papers, sentences)
             # The manifest goes last: a build folder without one is, by construction, unfinished.

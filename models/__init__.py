@@ -1,6 +1,7 @@
 """Embedding models: the one place that knows where weights live and how text becomes vectors."""
 
 from models.embedder import (
+    BACKENDS,
     DEFAULT_MODEL,
     KNOWN_MODELS,
     PRESETS,
@@ -9,9 +10,11 @@ from models.embedder import (
     ModelUnavailable,
     load_embedder,
     resolve_model_name,
+    vector_space,
 )
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_MODEL",
     "KNOWN_MODELS",
     "PRESETS",
@@ -20,4 +23,5 @@ __all__ = [
     "ModelUnavailable",
     "load_embedder",
     "resolve_model_name",
+    "vector_space",
 ]

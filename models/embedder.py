@@ -16,9 +16,11 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
+
+from models.onnx_encoder import ONNX_BACKEND, OnnxEmbedder, ensure_export
 
 if TYPE_CHECKING:  # imported for real inside load_embedder, after HF_HUB_OFFLINE is set
     from sentence_transformers import SentenceTransformer
@@ -126,12 +128,37 @@ def resolve_model_name(name: str) -> str:
     return PRESETS.get(name, name)
 
 
-class Embedder:
-    """A sentence-transformers model that returns L2-normalised float32 vectors.
+TORCH_BACKEND = "torch"
+Backend = Literal["torch", "onnx-int8"]
+BACKENDS: tuple[Backend, ...] = (TORCH_BACKEND, ONNX_BACKEND)
 
-    Normalised vectors make inner product equal cosine similarity, which is what the FAISS
-    index stores and what the API reports as ``score``.
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors, one row per text.
+
+    Normalised vectors make inner product equal cosine similarity, which is what the index
+    stores and what the API reports as ``score``.
     """
+
+    name: str
+    backend: str
+    dimension: int
+
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int = 32, show_progress: bool = False
+    ) -> np.ndarray: ...
+
+
+def vector_space(model: str, backend: str) -> str:
+    """What embedding-cache entries are keyed by: int8 vectors differ slightly from torch's,
+    so the two are never mixed in one index."""
+    return model if backend == TORCH_BACKEND else f"{model}+{backend}"
+
+
+class TorchEmbedder:
+    """The reference backend: the sentence-transformers model itself."""
+
+    backend = TORCH_BACKEND
 
     def __init__(self, name: str, model: SentenceTransformer) -> None:
         self.name = name
@@ -153,17 +180,21 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def load_embedder(name: str = DEFAULT_MODEL) -> Embedder:
+def load_embedder(name: str = DEFAULT_MODEL, backend: str = TORCH_BACKEND) -> Embedder:
     """Load a packaged model by its public name (e.g. ``all-MiniLM-L6-v2``) on the CPU."""
     name = resolve_model_name(name)
     source = KNOWN_MODELS.get(name)
     if source is None:
         known = ", ".join(sorted(KNOWN_MODELS))
         raise ModelUnavailable(f"unknown model {name!r}; known models: {known}")
+    if backend not in BACKENDS:
+        raise ModelUnavailable(f"unknown backend {backend!r}; known backends: {BACKENDS}")
     model_dir = source.path()
     # Must be set before sentence-transformers/transformers look anything up.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if backend == ONNX_BACKEND:
+        return OnnxEmbedder(name, ensure_export(name, model_dir, _user_cache() / "models"))
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as transformers_logging
 
@@ -171,4 +202,4 @@ def load_embedder(name: str = DEFAULT_MODEL) -> Embedder:
     transformers_logging.disable_progress_bar()
     # sentence-transformers 6 rejects PosixPath for a local directory: pass a str.
     model = SentenceTransformer(str(model_dir), device="cpu")
-    return Embedder(name, model)
+    return TorchEmbedder(name, model)

@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -195,7 +196,9 @@ def _build(paths: Sequence[Path], settings: Settings, **options: bool) -> BuildR
         settings.index_dir,
         cache_dir=settings.cache_dir,
         model_name=settings.model,
-        load_model=load_embedder,
+        load_model=partial(load_embedder, backend=settings.backend),
+        backend=settings.backend,
+        index_type=settings.index_type,
         capture_date=settings.capture_date,
         batch_size=settings.batch_size,
         **options,

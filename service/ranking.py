@@ -1,11 +1,9 @@
-"""Turning per-paper scores into one ordered list: modes, fusion, filters, sorting, paging.
+"""Turning per-paper scores into one ordered list: modes, fusion, sorting, paging.
 
-Every function here works on whole-corpus arrays (one score per paper row). Scoring every
-paper is what makes filters and paging exact: a filter removes papers before the top-k is
-taken, so a filtered query returns k results whenever k papers match, and page ``n + 1``
-starts exactly where page ``n`` ended because every page is cut from the same total order.
-On SciFact's 5,183 papers the full pass (both scores, blend, filters, top-k) costs about
-1.5 ms, less than a tenth of embedding the query; it grows linearly with the corpus.
+The functions here work on candidate arrays: ``rows`` (paper rows) and their scores, side by
+side. Which papers are candidates is the search engine's business (service/search.py); here
+they are fused, ordered and cut into pages. Ties are broken by row, and every candidate tied
+with the last one kept is ordered too, so page ``n + 1`` starts exactly where page ``n`` ended.
 """
 
 from __future__ import annotations
@@ -41,20 +39,27 @@ class FusionConfig:
     rrf_k: int = 60
 
 
-def hybrid_scores(dense: np.ndarray, lexical: np.ndarray, config: FusionConfig) -> np.ndarray:
-    """One relevance score per paper from the dense and the BM25 score of every paper."""
+def hybrid_scores(
+    dense: np.ndarray,
+    lexical: np.ndarray,
+    config: FusionConfig,
+    *,
+    dense_range: tuple[float, float],
+    lexical_max: float,
+) -> np.ndarray:
+    """One relevance score per candidate from its dense and its BM25 score.
+
+    The blend scales both scores to 0-1 over the whole corpus (``dense_range``, and BM25's
+    range 0 to ``lexical_max``), so a paper's score does not depend on which other papers
+    happen to be candidates. RRF uses ranks among the candidates.
+    """
     if config.method is Fusion.RRF:
         return _reciprocal_rank(dense, config.rrf_k) + _reciprocal_rank(lexical, config.rrf_k)
+    low, high = dense_range
+    scaled_dense = (dense - low) / (high - low) if high > low else np.zeros_like(dense)
+    scaled_lexical = lexical / lexical_max if lexical_max > 0 else np.zeros_like(lexical)
     weight = config.dense_weight
-    return weight * _min_max(dense) + (1 - weight) * _min_max(lexical)
-
-
-def _min_max(scores: np.ndarray) -> np.ndarray:
-    """Scale to 0-1 over the whole corpus, so the blend does not depend on any cut-off."""
-    low, high = float(scores.min()), float(scores.max())
-    if high <= low:
-        return np.zeros_like(scores)
-    return (scores - low) / (high - low)
+    return (weight * scaled_dense + (1 - weight) * scaled_lexical).astype(np.float32)
 
 
 def _reciprocal_rank(scores: np.ndarray, k: int) -> np.ndarray:
@@ -64,21 +69,20 @@ def _reciprocal_rank(scores: np.ndarray, k: int) -> np.ndarray:
     return (1.0 / (k + ranks)).astype(np.float32)
 
 
-def ranked_rows(scores: np.ndarray, candidates: np.ndarray, stop: int) -> np.ndarray:
-    """The first ``stop`` candidate rows by descending score, ties broken by row.
+def best_first(rows: np.ndarray, scores: np.ndarray, stop: int) -> np.ndarray:
+    """Positions (into ``rows``/``scores``) of the first ``stop`` by descending score, then row.
 
-    Every row tied with the last one kept is sorted too, so which of several equal scores
+    Every candidate tied with the last one kept is sorted too, so which of several equal scores
     lands on a page never depends on where the page ends.
     """
-    if stop <= 0 or len(candidates) == 0:
-        return candidates[:0]
-    candidate_scores = scores[candidates]
-    if len(candidates) > stop:
-        threshold = np.partition(candidate_scores, len(candidates) - stop)[len(candidates) - stop]
-        keep = candidate_scores >= threshold
-        candidates, candidate_scores = candidates[keep], candidate_scores[keep]
-    order = np.lexsort((candidates, -candidate_scores))
-    return candidates[order][:stop]
+    if stop <= 0 or len(rows) == 0:
+        return np.zeros(0, dtype=np.int64)
+    positions = np.arange(len(rows))
+    if len(rows) > stop:
+        threshold = np.partition(scores, len(rows) - stop)[len(rows) - stop]
+        positions = np.flatnonzero(scores >= threshold)
+    order = np.lexsort((rows[positions], -scores[positions]))
+    return positions[order][:stop]
 
 
 def newest_first(rows: np.ndarray, published: np.ndarray) -> np.ndarray:

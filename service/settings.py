@@ -8,7 +8,9 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from indexing.index_types import IndexType
 from models import DEFAULT_MODEL, KNOWN_MODELS, PRESETS, resolve_model_name
+from models.embedder import Backend
 from service.ranking import Fusion, SearchMode
 
 # The seed pages were captured in mid-2026; dates they show without a year are resolved
@@ -29,6 +31,29 @@ class Settings(BaseSettings):
     model: str = Field(
         DEFAULT_MODEL,
         description="Embedding model or preset (`fast`, `quality`); must match the index.",
+    )
+    backend: Backend = Field(
+        "torch",
+        description="How the model runs: `torch` (the reference) or `onnx-int8` (faster, "
+        "exported from the packaged model on first use).",
+    )
+    index_type: IndexType = Field(
+        IndexType.AUTO,
+        description="Dense index `papersearch index` builds: `auto` (exact below 200,000 "
+        "papers, `ivf-sq8` above), `flat`, `ivf-sq8`, `ivf-pq` or `hnsw`.",
+    )
+    search_depth: int = Field(
+        64,
+        ge=1,
+        le=65_536,
+        description="Effort of an approximate index per query: IVF lists probed, or HNSW's "
+        "candidate list. Higher is slower and closer to exact.",
+    )
+    query_batch_size: int = Field(
+        64, ge=1, le=1024, description="Most concurrent queries embedded in one forward pass."
+    )
+    query_cache_size: int = Field(
+        1024, ge=0, le=1_000_000, description="Query vectors kept for repeated queries (0: off)."
     )
     capture_date: date = Field(
         SEED_CAPTURE_DATE, description="Day the site pages were captured; resolves yearless dates."

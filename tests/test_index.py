@@ -202,7 +202,7 @@ def test_missing_or_damaged_index_is_refused(seed_build, tmp_path, damage):
         target.symlink_to(tmp_path / ".index-builds" / "removed")
     elif damage != "missing":
         _copy_index(seed_build.index_dir, target)
-        name = "manifest.json" if damage == "garbage-manifest" else "vectors.faiss"
+        name = "manifest.json" if damage == "garbage-manifest" else "vectors.npy"
         (target / name).write_bytes(b"\x00garbage")
     with pytest.raises(IndexUnusable, match=f"papersearch index --out {target}`"):
         PaperIndex.open(target, model=DEFAULT_MODEL)
