@@ -41,6 +41,7 @@ from indexing.records import Paper, embedding_text
 from indexing.store import PaperIndex
 from models import DEFAULT_MODEL, QUALITY_MODEL, Embedder, load_embedder
 from service.evaluation import Qrels, evaluate, read_qrels, read_queries, score_run
+from service.query_encoder import QueryEncoder
 from service.ranking import Fusion, FusionConfig, SearchMode, hybrid_scores
 from service.schemas import MAX_K, SearchRequest
 from service.search import SearchEngine
@@ -67,7 +68,8 @@ def main() -> None:
         "test": (read_queries(args.scifact / "queries.jsonl"), "qrels/test.tsv"),
     }
     sets = {name: (q, read_qrels(args.scifact / rel)) for name, (q, rel) in splits.items()}
-    embedder = RememberingEmbedder(load_embedder(DEFAULT_MODEL))
+    # Each configuration reruns every query: the encoder's cache embeds each one once.
+    embedder = QueryEncoder(load_embedder(DEFAULT_MODEL), cache_size=100_000)
     index_dir = _index(args.scifact, args.work / "scifact-minilm", args.cache_dir, DEFAULT_MODEL)
     index = PaperIndex.open(index_dir, model=DEFAULT_MODEL)
 
@@ -78,7 +80,7 @@ def main() -> None:
     }
     results["modes"] = modes_section(index, embedder, sets)
     if not args.skip_passages:
-        results["passages"] = passages_section(index, embedder, sets, args.cache_dir)
+        results["passages"] = passages_section(index, embedder.embedder, sets, args.cache_dir)
     if not args.skip_quality_model:
         results["quality_model"] = quality_model_section(
             args, sets["test"], load_embedder(DEFAULT_MODEL)
@@ -104,24 +106,12 @@ def _index(corpus: Path, index_dir: Path, cache_dir: Path, model: str) -> Path:
     return index_dir
 
 
-class RememberingEmbedder(Embedder):
-    """The same model, remembering query vectors: each configuration reruns every query, and
-    encoding a query is most of a search's time. Rankings are unchanged (same vectors)."""
-
-    def __init__(self, embedder: Embedder) -> None:
-        super().__init__(embedder.name, embedder.model)
-        self._seen: dict[str, np.ndarray] = {}
-
-    def encode(self, texts, *, batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
-        if len(texts) != 1:
-            return super().encode(texts, batch_size=batch_size, show_progress=show_progress)
-        if texts[0] not in self._seen:
-            self._seen[texts[0]] = super().encode(texts)
-        return self._seen[texts[0]]
-
-
-def _engine(index: PaperIndex, embedder: Embedder, **settings: object) -> SearchEngine:
-    return SearchEngine(index, embedder, Settings(index_dir=index.index_dir, **settings))
+def _engine(
+    index: PaperIndex, queries: QueryEncoder | Embedder, **settings: object
+) -> SearchEngine:
+    if not isinstance(queries, QueryEncoder):
+        queries = QueryEncoder(queries)
+    return SearchEngine(index, queries, Settings(index_dir=index.index_dir, **settings))
 
 
 def _row(label: str, metrics: dict[str, float]) -> str:
@@ -131,7 +121,7 @@ def _row(label: str, metrics: dict[str, float]) -> str:
 # --- 1. modes ----------------------------------------------------------------------------
 
 
-def modes_section(index: PaperIndex, embedder: Embedder, sets: dict) -> dict:
+def modes_section(index: PaperIndex, embedder: QueryEncoder, sets: dict) -> dict:
     configs: dict[str, dict[str, object]] = {
         "lexical (BM25)": {"search_mode": SearchMode.LEXICAL},
         "dense": {"search_mode": SearchMode.DENSE},
@@ -229,7 +219,14 @@ def passages_section(index: PaperIndex, embedder: Embedder, sets: dict, cache_di
         config = FusionConfig(Fusion.BLEND, dense_weight=weight)
 
         def blended(query: str, config: FusionConfig = config) -> np.ndarray:
-            return hybrid_scores(best_window(query), index.lexical.scores(analyse(query)), config)
+            dense, lexical = best_window(query), index.lexical.scores(analyse(query))
+            return hybrid_scores(
+                dense,
+                lexical,
+                config,
+                dense_range=(float(dense.min()), float(dense.max())),
+                lexical_max=float(lexical.max()),
+            )
 
         table[f"hybrid blend w={weight}, best window"] = {
             s: run_of(blended, *sets[s]) for s in sets

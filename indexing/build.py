@@ -16,7 +16,7 @@ from indexing.corpus import read_corpus
 from indexing.embedding_cache import EmbeddingCache, text_hash
 from indexing.index_types import IndexType, resolve_index_type
 from indexing.lexical import LexicalIndex
-from indexing.records import ParseIssue, embedding_text
+from indexing.records import Paper, ParseIssue, embedding_text
 from indexing.sentences import sentence_spans
 from indexing.store import (
     FORMAT_VERSION,
@@ -111,37 +111,16 @@ def build_index(
         )
 
     texts = [embedding_text(paper) for paper in corpus.papers]
-    hashes = [text_hash(text) for text in texts]
-    space = vector_space(model_name, backend)
-    cache = EmbeddingCache(cache_dir)
-    try:
-        cached = cache.get_many(space, hashes)
-        reused = sum(1 for h in hashes if h in cached)
-        missing = list(dict.fromkeys(h for h in hashes if h not in cached))
-        if missing:
-            text_of = dict(zip(hashes, texts, strict=True))
-            cached.update(
-                _embed(
-                    load_model(model_name),
-                    [text_of[h] for h in missing],
-                    missing,
-                    cache,
-                    space,
-                    batch_size,
-                    progress,
-                )
-            )
-    finally:
-        cache.close()
-
-    vectors = np.stack([cached[h] for h in hashes]).astype(np.float32)
+    vectors, embedded = embed_with_cache(
+        texts,
+        cache_dir=cache_dir,
+        space=vector_space(model_name, backend),
+        load_model=lambda: load_model(model_name),
+        batch_size=batch_size,
+        progress=progress,
+    )
     lexical = LexicalIndex.build(texts)
-    sentences = [
-        sentence_spans(paper.abstract)
-        for paper in tqdm(
-            corpus.papers, desc="sentences", unit="paper", disable=not progress, file=sys.stderr
-        )
-    ]
+    sentences = abstract_sentences(corpus.papers, progress)
     seconds = time.perf_counter() - started
     manifest = Manifest(
         format_version=FORMAT_VERSION,
@@ -161,12 +140,55 @@ def build_index(
         index_dir=index_dir,
         files=len(corpus.files),
         papers=len(corpus.papers),
-        embedded=len(missing),
-        reused=reused,
+        embedded=embedded,
+        reused=len(corpus.papers) - embedded,
         merged_duplicates=corpus.merged_duplicates,
         seconds=time.perf_counter() - started,
         issues=corpus.issues,
     )
+
+
+def embed_with_cache(
+    texts: Sequence[str],
+    *,
+    cache_dir: Path,
+    space: str,
+    load_model: Callable[[], Embedder],
+    batch_size: int,
+    progress: bool,
+) -> tuple[np.ndarray, int]:
+    """``(vectors, how many were embedded)``: cached vectors are reused, the model is loaded
+    only when some text is not in the cache, and each embedded chunk is cached at once."""
+    hashes = [text_hash(text) for text in texts]
+    cache = EmbeddingCache(cache_dir)
+    try:
+        cached = cache.get_many(space, hashes)
+        missing = list(dict.fromkeys(h for h in hashes if h not in cached))
+        if missing:
+            text_of = dict(zip(hashes, texts, strict=True))
+            cached.update(
+                _embed(
+                    load_model(),
+                    [text_of[h] for h in missing],
+                    missing,
+                    cache,
+                    space,
+                    batch_size,
+                    progress,
+                )
+            )
+    finally:
+        cache.close()
+    return np.stack([cached[h] for h in hashes]).astype(np.float32), len(missing)
+
+
+def abstract_sentences(papers: Sequence[Paper], progress: bool) -> list[list[tuple[int, int]]]:
+    return [
+        sentence_spans(paper.abstract)
+        for paper in tqdm(
+            papers, desc="sentences", unit="paper", disable=not progress, file=sys.stderr
+        )
+    ]
 
 
 def _is_current(

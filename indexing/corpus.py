@@ -34,11 +34,15 @@ class Corpus:
     merged_duplicates: int = 0
 
     def checksum(self) -> str:
-        """Changes whenever any stored paper changes: ties an index to the corpus it came from."""
-        digest = hashlib.sha256()
-        for paper in self.papers:
-            digest.update(paper.model_dump_json().encode("utf-8"))
-        return digest.hexdigest()
+        return papers_checksum(self.papers)
+
+
+def papers_checksum(papers: Sequence[Paper]) -> str:
+    """Changes whenever any stored paper changes: ties an index to the corpus it came from."""
+    digest = hashlib.sha256()
+    for paper in papers:
+        digest.update(paper.model_dump_json().encode("utf-8"))
+    return digest.hexdigest()
 
 
 def corpus_files(paths: Sequence[Path]) -> list[Path]:

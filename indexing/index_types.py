@@ -55,12 +55,16 @@ def build_ann(index_type: IndexType, vectors: np.ndarray, *, seed: int = 0) -> f
     elif index_type is IndexType.IVF_SQ8:
         description = f"IVF{ivf_lists(papers)},SQ8"
     elif index_type is IndexType.IVF_PQ:
-        description = f"IVF{ivf_lists(papers)},PQ{dimension // 8}"
+        # 8-bit codes need 256 training vectors per sub-quantiser; a small corpus gets fewer.
+        bits = int(min(8, max(1, math.floor(math.log2(papers)))))
+        description = f"IVF{ivf_lists(papers)},PQ{dimension // 8}x{bits}"
     else:
         raise ValueError(f"{index_type} has no FAISS structure")
     index = faiss.index_factory(dimension, description, faiss.METRIC_INNER_PRODUCT)
     if not index.is_trained:
-        lists = faiss.extract_index_ivf(index).nlist
+        ivf = faiss.extract_index_ivf(index)
+        ivf.cp.min_points_per_centroid = 1  # small corpora: no warning, the lists just get few
+        lists = ivf.nlist
         sample_size = min(papers, lists * TRAINING_POINTS_PER_LIST)
         sample = np.random.default_rng(seed).choice(papers, size=sample_size, replace=False)
         index.train(np.ascontiguousarray(vectors[np.sort(sample)]))
@@ -72,3 +76,25 @@ def build_ann(index_type: IndexType, vectors: np.ndarray, *, seed: int = 0) -> f
 def read_ann(path: Path) -> faiss.Index:
     """Read with memory mapping where FAISS supports it, so workers share the pages."""
     return faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+
+
+def updated_ann(
+    current: faiss.Index, index_type: IndexType, vectors: np.ndarray, appended_from: int | None
+) -> faiss.Index:
+    """The structure for ``vectors`` after an update, without training it again.
+
+    ``appended_from`` is the first new row when the update only appended papers: those are
+    added to a copy. Otherwise an IVF index is refilled from scratch with its trained lists
+    (seconds even at a million papers), and an HNSW graph, which cannot drop nodes, is rebuilt.
+    """
+    if appended_from is not None:
+        index = faiss.clone_index(current)
+        index.add(np.ascontiguousarray(vectors[appended_from:]))
+        return index
+    if index_type is IndexType.HNSW:
+        return build_ann(index_type, vectors)
+    index = faiss.clone_index(current)
+    index.reset()
+    for start in range(0, len(vectors), 65_536):
+        index.add(np.ascontiguousarray(vectors[start : start + 65_536]))
+    return index

@@ -27,7 +27,7 @@ import os
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -145,6 +145,7 @@ class PaperIndex:
         db: sqlite3.Connection,
     ) -> None:
         self.index_dir = index_dir
+        self.build_dir = index_dir.resolve()  # what the link pointed to when this was opened
         self.manifest = manifest
         self.vectors = vectors  # (papers, dimension) float32, memory-mapped, read-only
         self._ann = ann
@@ -280,6 +281,17 @@ def check_writable(index_dir: Path) -> None:
         )
 
 
+@dataclass
+class IndexContents:
+    """Everything an index holds, in memory: what an incremental update reads and rewrites."""
+
+    papers: list[Paper]
+    vectors: np.ndarray
+    sentences: list[list[tuple[int, int]]]
+    manifest: Manifest
+    ann: faiss.Index | None  # None for a flat index
+
+
 def write_index(
     index_dir: Path,
     papers: Sequence[Paper],
@@ -287,33 +299,96 @@ def write_index(
     lexical: LexicalIndex,
     sentences: Sequence[Sequence[tuple[int, int]]],
     manifest: Manifest,
+    *,
+    ann: faiss.Index | None = None,
 ) -> None:
-    """Write a complete index beside ``index_dir`` and switch ``index_dir`` to it atomically."""
+    """Write a complete index beside ``index_dir`` and switch ``index_dir`` to it atomically.
+
+    ``ann`` is the approximate index's structure when the caller has one already (an update
+    reuses the trained one); otherwise it is built here for a non-flat ``index_type``.
+    """
+    check_writable(index_dir)
+    with _writer_lock(index_dir):
+        _write_build(index_dir, papers, vectors, lexical, sentences, manifest, ann)
+
+
+def update_index(
+    index_dir: Path,
+    change: Callable[[IndexContents], tuple[IndexContents, LexicalIndex] | None],
+) -> None:
+    """Read the current index, let ``change`` derive the next one, and swap it in atomically.
+
+    The writer lock is held from the read to the swap, so two updates never lose each other's
+    papers. ``change`` returns None when there is nothing to write.
+    """
+    with _writer_lock(index_dir):
+        build = index_dir.resolve()
+        manifest = read_manifest(index_dir, build=build)
+        check_compatible(manifest, index_dir, manifest.model)
+        db = sqlite3.connect(f"file:{build / PAPERS_FILE}?mode=ro", uri=True)
+        try:
+            rows = db.execute("SELECT record, sentences FROM papers ORDER BY row").fetchall()
+        finally:
+            db.close()
+        current = IndexContents(
+            papers=[Paper.model_validate_json(record) for record, _ in rows],
+            vectors=np.load(build / VECTORS_FILE, allow_pickle=False),
+            sentences=[[(a, b) for a, b in json.loads(spans)] for _, spans in rows],
+            manifest=manifest,
+            ann=faiss.read_index(str(build / ANN_FILE))
+            if manifest.index_type is not IndexType.FLAT
+            else None,
+        )
+        changed = change(current)
+        if changed is not None:
+            new, lexical = changed
+            _write_build(
+                index_dir, new.papers, new.vectors, lexical, new.sentences, new.manifest, new.ann
+            )
+
+
+def _write_build(
+    index_dir: Path,
+    papers: Sequence[Paper],
+    vectors: np.ndarray,
+    lexical: LexicalIndex,
+    sentences: Sequence[Sequence[tuple[int, int]]],
+    manifest: Manifest,
+    ann: faiss.Index | None,
+) -> None:
     counts = {len(papers), len(vectors), lexical.size, len(sentences), manifest.paper_count}
+    if ann is not None:
+        counts.add(ann.ntotal)
     if len(counts) != 1:
         raise ValueError("papers, vectors, BM25, sentences and manifest disagree on the count")
-    check_writable(index_dir)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    build = _builds_dir(index_dir) / f"{stamp}-{os.getpid()}"
+    build.mkdir()
+    try:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        np.save(build / VECTORS_FILE, vectors, allow_pickle=False)
+        if manifest.index_type is not IndexType.FLAT:
+            ann = ann if ann is not None else build_ann(manifest.index_type, vectors)
+            faiss.write_index(ann, str(build / ANN_FILE))
+        lexical.save(build / LEXICAL_DIR)
+        _write_papers(build / PAPERS_FILE, papers, sentences)
+        # The manifest goes last: a build folder without one is, by construction, unfinished.
+        (build / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+        _fsync_tree(build)
+        _switch_link(index_dir, build)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    _remove_stale_builds(index_dir)
+
+
+@contextmanager
+def _writer_lock(index_dir: Path) -> Iterator[None]:
+    """One writer at a time per index, so one never removes a build another is still writing."""
     builds = _builds_dir(index_dir)
     builds.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(builds / ".lock"):  # one writer at a time per index
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        build = builds / f"{stamp}-{os.getpid()}"
-        build.mkdir()
-        try:
-            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-            np.save(build / VECTORS_FILE, vectors, allow_pickle=False)
-            if manifest.index_type is not IndexType.FLAT:
-                faiss.write_index(build_ann(manifest.index_type, vectors), str(build / ANN_FILE))
-            lexical.save(build / LEXICAL_DIR)
-            _write_papers(build / PAPERS_FILE, papers, sentences)
-            # The manifest goes last: a build folder without one is, by construction, unfinished.
-            (build / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
-            _fsync_tree(build)
-            _switch_link(index_dir, build)
-        except BaseException:
-            shutil.rmtree(build, ignore_errors=True)
-            raise
-        _remove_stale_builds(index_dir)
+    with _exclusive_lock(builds / ".lock"):
+        yield
 
 
 @contextmanager

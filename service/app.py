@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,7 +10,8 @@ from fastapi import FastAPI
 
 from service.assistant_tools import build_mcp_server
 from service.errors import install_error_handlers
-from service.routes import health, papers, search, similar, tools
+from service.index_watch import watch_index
+from service.routes import admin, health, papers, search, similar, tools
 from service.search import SearchEngine
 from service.settings import Settings
 
@@ -34,17 +36,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = SearchEngine.load(settings)
+        app.state.reload_lock = asyncio.Lock()
+        watcher = (
+            asyncio.create_task(watch_index(app, settings.reload_interval))
+            if settings.reload_interval
+            else None
+        )
         try:
             async with assistant.session_manager.run():
                 yield
         finally:
+            if watcher:
+                watcher.cancel()
             app.state.engine.close()
 
     app = FastAPI(title="Papersearch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.assistant = assistant
     install_error_handlers(app)
-    for router in (search.router, similar.router, papers.router, tools.router, health.router):
+    routers = (search.router, similar.router, papers.router, tools.router, health.router)
+    for router in (*routers, admin.router):
         app.include_router(router)
     # The transport's own route, at /mcp exactly (a Mount would answer at /mcp/ only).
     app.router.routes.extend(mcp_transport.routes)

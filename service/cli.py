@@ -19,8 +19,10 @@ from pydantic import BaseModel, ValidationError
 
 from indexing.build import BuildError, BuildReport, build_index
 from indexing.corpus import CorpusError
+from indexing.index_types import IndexType
 from indexing.store import IndexUnusable
-from models import ModelUnavailable, load_embedder
+from indexing.update import add_files, remove_papers
+from models import BACKENDS, ModelUnavailable, load_embedder
 from service.errors import ServiceError, TitleNotFound, describe_validation_errors
 from service.evaluation import EvalInputError, evaluate, read_qrels, read_queries
 from service.formatting import format_hits, paper_byline, paper_heading
@@ -69,7 +71,31 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument(
         "--model", help="embedding model or preset: fast (default), quality (all-mpnet-base-v2)"
     )
+    index.add_argument(
+        "--backend", choices=list(BACKENDS), help="how the model runs (default: torch)"
+    )
+    index.add_argument(
+        "--index-type",
+        choices=[t.value for t in IndexType],
+        help="dense index structure (default: auto, exact below 200,000 papers)",
+    )
+    index.add_argument(
+        "--force", action="store_true", help="rebuild even if the index is already current"
+    )
     index.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    add = commands.add_parser(
+        "add", help="add papers to an index (a paper with an id already there replaces it)"
+    )
+    add.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="corpus files or folders")
+    add.add_argument("--index", type=Path, help="index folder")
+    add.add_argument("--cache-dir", type=Path, help="embedding cache (default: data/cache)")
+    add.add_argument("--capture-date", type=_date, help="as for `papersearch index`")
+    add.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    remove = commands.add_parser("remove", help="remove papers from an index by id")
+    remove.add_argument("paper_ids", nargs="+", metavar="ID", help="ids of the papers to remove")
+    remove.add_argument("--index", type=Path, help="index folder")
 
     serve = commands.add_parser("serve", help="serve the HTTP API (OpenAPI docs at /docs)")
     serve.add_argument("--index", type=Path, help="index folder")
@@ -173,6 +199,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         "fusion": getattr(args, "fusion", None),
         "dense_weight": getattr(args, "dense_weight", None),
         "capture_date": getattr(args, "capture_date", None),
+        "backend": getattr(args, "backend", None),
+        "index_type": getattr(args, "index_type", None),
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
     }
@@ -206,9 +234,38 @@ def _build(paths: Sequence[Path], settings: Settings, **options: bool) -> BuildR
 
 
 def _index(args: argparse.Namespace, settings: Settings) -> int:
-    report = _build(args.paths or [DEFAULT_CORPUS], settings, progress=not args.quiet)
+    report = _build(
+        args.paths or [DEFAULT_CORPUS],
+        settings,
+        progress=not args.quiet,
+        skip_if_current=not args.force,
+    )
     for issue in report.issues:
         print(f"skipped {issue}", file=sys.stderr)
+    print(report.summary())
+    return 0
+
+
+def _add(args: argparse.Namespace, settings: Settings) -> int:
+    report = add_files(
+        args.paths,
+        settings.index_dir,
+        capture_date=settings.capture_date,
+        cache_dir=settings.cache_dir,
+        load_model=load_embedder,
+        batch_size=settings.batch_size,
+        progress=not args.quiet,
+    )
+    for issue in report.issues:
+        print(f"skipped {issue}", file=sys.stderr)
+    print(report.summary())
+    return 0
+
+
+def _remove(args: argparse.Namespace, settings: Settings) -> int:
+    report = remove_papers(args.paper_ids, settings.index_dir)
+    for paper_id in report.unknown_ids:
+        print(f"not in the index: {paper_id}", file=sys.stderr)
     print(report.summary())
     return 0
 
@@ -308,6 +365,8 @@ def _similar(args: argparse.Namespace, settings: Settings) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "index": _index,
+    "add": _add,
+    "remove": _remove,
     "serve": _serve,
     "search": _search,
     "similar": _similar,

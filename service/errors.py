@@ -45,6 +45,22 @@ class TitleNotFound(ServiceError):
         )
 
 
+class AdminDisabled(ServiceError):
+    status_code = 403
+    code = "admin_disabled"
+
+    def __init__(self) -> None:
+        super().__init__("admin endpoints are off: set PAPERSEARCH_API_KEY to turn them on")
+
+
+class NotAuthenticated(ServiceError):
+    status_code = 401
+    code = "not_authenticated"
+
+    def __init__(self) -> None:
+        super().__init__("send the API key as `Authorization: Bearer <key>`")
+
+
 class InvalidRequest(ServiceError):
     status_code = 422
     code = "invalid_request"

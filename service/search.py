@@ -48,17 +48,15 @@ CANDIDATES = 1000
 class SearchEngine:
     """An index plus the model that embeds queries for it; loaded once, shared by all requests."""
 
-    def __init__(self, index: PaperIndex, embedder: Embedder, settings: Settings) -> None:
+    def __init__(self, index: PaperIndex, queries: QueryEncoder, settings: Settings) -> None:
         # torch already runs the model on every core. numpy's BLAS threads (the dense scoring)
         # would spin-wait for work after each product and slow the next query's encoding
         # down: measured 52 ms instead of 25 ms a search on 2 cores. One thread is enough for
         # a matrix-vector product.
         threadpool_limits(limits=1, user_api="blas")
         self.index = index
-        self.embedder = embedder
-        self.queries = QueryEncoder(
-            embedder, max_batch=settings.query_batch_size, cache_size=settings.query_cache_size
-        )
+        self.queries = queries
+        self.settings = settings
         self.search_depth = settings.search_depth
         self.title_match_threshold = settings.title_match_threshold
         self.default_mode = settings.search_mode
@@ -74,7 +72,29 @@ class SearchEngine:
         index = PaperIndex.open(
             settings.index_dir, model=settings.model, dimension=embedder.dimension
         )
-        return cls(index, embedder, settings)
+        queries = QueryEncoder(
+            embedder, max_batch=settings.query_batch_size, cache_size=settings.query_cache_size
+        )
+        return cls(index, queries, settings)
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.queries.embedder
+
+    def is_current(self) -> bool:
+        """Does the index folder still point at the build this engine serves?"""
+        return self.settings.index_dir.resolve() == self.index.build_dir
+
+    def reopened(self) -> SearchEngine:
+        """An engine over the index folder's current build, sharing this one's model.
+
+        Requests that hold this engine finish on it; the old build's files stay readable
+        to them (open files outlive their removal).
+        """
+        index = PaperIndex.open(
+            self.settings.index_dir, model=self.settings.model, dimension=self.embedder.dimension
+        )
+        return SearchEngine(index, self.queries, self.settings)
 
     def close(self) -> None:
         self.queries.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexing.index_types import IndexType
@@ -54,6 +54,17 @@ class Settings(BaseSettings):
     )
     query_cache_size: int = Field(
         1024, ge=0, le=1_000_000, description="Query vectors kept for repeated queries (0: off)."
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        description="Bearer key the admin endpoints require; unset, they answer 403.",
+    )
+    reload_interval: float = Field(
+        2.0,
+        ge=0,
+        le=3600,
+        description="Seconds between checks for a new build of the index (0: never); a build "
+        "written by `papersearch index`, `add` or `remove` is then served without a restart.",
     )
     capture_date: date = Field(
         SEED_CAPTURE_DATE, description="Day the site pages were captured; resolves yearless dates."

@@ -7,7 +7,6 @@ import pytest
 
 from service.ranking import Fusion, FusionConfig, best_first, hybrid_scores, newest_first
 
-
 BLEND = FusionConfig(Fusion.BLEND, dense_weight=0.6)
 
 

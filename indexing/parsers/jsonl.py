@@ -69,12 +69,12 @@ def _parse_line(raw: bytes, number: int, source: str) -> Iterator[Paper | ParseI
         yield ParseIssue(source, number, "expected a JSON object")
         return
     try:
-        yield _paper_from_object(obj, source)
+        yield paper_from_object(obj, source)
     except (ValueError, TypeError) as exc:
         yield ParseIssue(source, number, str(exc).splitlines()[0])
 
 
-def _paper_from_object(obj: dict[str, Any], source: str) -> Paper:
+def paper_from_object(obj: dict[str, Any], source: str) -> Paper:
     if "_id" in obj and "text" in obj:
         return _beir(obj, source)
     if ARXIV_ID.match(str(obj.get("id", ""))) and "categories" in obj:

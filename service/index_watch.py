@@ -1,0 +1,42 @@
+"""Serving a new build of the index without a restart, and without dropping a request.
+
+Builds are written beside the index folder and the folder's link is swapped atomically
+(indexing/store.py). The service notices the swap, opens the new build off the event loop,
+and replaces its engine in one assignment: requests already running finish on the engine
+they started with, later ones get the new one. The model is shared, not loaded again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import FastAPI
+
+from indexing.store import IndexUnusable
+
+log = logging.getLogger("papersearch")
+
+
+async def reload_if_changed(app: FastAPI) -> bool:
+    """Swap in the index folder's current build if it is not the one served; True if swapped.
+
+    A build that cannot be served (damaged, other model) is logged and the old one kept.
+    """
+    async with app.state.reload_lock:  # the watcher and an admin update never race
+        engine = app.state.engine
+        if engine.is_current():
+            return False
+        try:
+            app.state.engine = await asyncio.to_thread(engine.reopened)
+        except IndexUnusable as exc:
+            log.warning("new index build not served, keeping the old one: %s", exc)
+            return False
+        log.info("serving index build %s", app.state.engine.index.build_dir.name)
+        return True
+
+
+async def watch_index(app: FastAPI, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        await reload_if_changed(app)

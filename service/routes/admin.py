@@ -1,0 +1,133 @@
+"""Changing the served index over HTTP: add or replace papers, remove them, reload.
+
+Every route needs the API key (``PAPERSEARCH_API_KEY``) as a bearer token; without a key
+configured they are off. Changes go through the same incremental update as the CLI and are
+served as soon as the response returns.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from indexing.build import BuildError
+from indexing.parsers.jsonl import paper_from_object
+from indexing.records import Paper
+from indexing.update import UpdateReport, add_papers, remove_papers
+from models import Embedder, load_embedder
+from service.errors import AdminDisabled, InvalidRequest, NotAuthenticated, PaperNotFound
+from service.index_watch import reload_if_changed
+from service.schemas import ErrorResponse
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def require_api_key(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    expected = request.app.state.settings.api_key
+    if expected is None:
+        raise AdminDisabled()
+    given = credentials.credentials if credentials else ""
+    # Constant time: how much of a guess matched must not show in the response time.
+    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+        raise NotAuthenticated()
+
+
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_api_key)],
+    responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}},
+)
+
+
+class PapersToAdd(BaseModel):
+    papers: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=10_000,
+        description="Paper objects as in a JSONL corpus: {id, title, abstract, authors, ...}, "
+        "arXiv metadata or BEIR ({_id, title, text}). An id already indexed is replaced.",
+    )
+
+
+class UpdateResult(BaseModel):
+    added: int
+    replaced: int
+    removed: int
+    embedded: int
+    papers: int
+
+
+def _result(report: UpdateReport) -> UpdateResult:
+    return UpdateResult(
+        added=report.added,
+        replaced=report.replaced,
+        removed=report.removed,
+        embedded=report.embedded,
+        papers=report.papers,
+    )
+
+
+@router.post("/papers", response_model=UpdateResult, summary="Add or replace papers")
+async def add(body: PapersToAdd, request: Request) -> UpdateResult:
+    papers: list[Paper] = []
+    problems: list[str] = []
+    for number, obj in enumerate(body.papers):
+        try:
+            papers.append(paper_from_object(obj, source="admin"))
+        except (ValueError, TypeError) as exc:
+            problems.append(f"papers[{number}]: {str(exc).splitlines()[0]}")
+    if problems:
+        raise InvalidRequest("; ".join(problems[:10]), errors=problems)
+    engine = request.app.state.engine
+    settings = request.app.state.settings
+
+    def load_model(model: str, backend: str) -> Embedder:  # the served model when it fits
+        if (model, backend) == (engine.embedder.name, engine.embedder.backend):
+            return engine.embedder
+        return load_embedder(model, backend)
+
+    try:
+        report = await run_in_threadpool(
+            add_papers,
+            papers,
+            settings.index_dir,
+            cache_dir=settings.cache_dir,
+            load_model=load_model,
+            batch_size=settings.batch_size,
+        )
+    except BuildError as exc:
+        raise InvalidRequest(str(exc)) from None
+    await reload_if_changed(request.app)
+    return _result(report)
+
+
+@router.delete("/papers/{paper_id}", response_model=UpdateResult, summary="Remove a paper")
+async def remove(paper_id: str, request: Request) -> UpdateResult:
+    settings = request.app.state.settings
+    try:
+        report = await run_in_threadpool(remove_papers, [paper_id], settings.index_dir)
+    except BuildError as exc:
+        raise InvalidRequest(str(exc)) from None
+    if not report.removed:
+        raise PaperNotFound(paper_id)
+    await reload_if_changed(request.app)
+    return _result(report)
+
+
+class ReloadResult(BaseModel):
+    reloaded: bool
+    build: str
+
+
+@router.post("/reload", response_model=ReloadResult, summary="Serve the index's newest build")
+async def reload(request: Request) -> ReloadResult:
+    reloaded = await reload_if_changed(request.app)
+    return ReloadResult(reloaded=reloaded, build=request.app.state.engine.index.build_dir.name)
