@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -136,7 +137,8 @@ def _export(model_dir: Path, folder: Path) -> None:
     example = torch.ones((2, 8), dtype=torch.int64)
     traced = folder / "traced.onnx"
     optimised = folder / "optimised.onnx"
-    with torch.no_grad(), _quiet_stderr():
+    with torch.no_grad(), _quiet_stderr(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             MeanPooledNormalised(),
             (example, example),

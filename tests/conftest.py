@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -72,14 +73,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(index_dir: Path) -> Iterator[str]:
-    """A real ``papersearch serve`` on a free loopback port; yields its base URL once ready."""
+def running_server(index_dir: Path, **env: str) -> Iterator[str]:
+    """A real ``papersearch serve`` on a free loopback port; yields its base URL once ready.
+
+    ``env`` adds variables (``PAPERSEARCH_API_KEY="..."``) to the server's environment.
+    """
     port = free_port()
     server = subprocess.Popen(
         [PAPERSEARCH, "serve", "--index", str(index_dir), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, **env},
     )
     base = f"http://127.0.0.1:{port}"
     try:
