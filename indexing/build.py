@@ -111,7 +111,7 @@ def build_index(
         )
 
     texts = [embedding_text(paper) for paper in corpus.papers]
-    vectors, embedded = embed_with_cache(
+    vectors, embedded, reused = embed_with_cache(
         texts,
         cache_dir=cache_dir,
         space=vector_space(model_name, backend),
@@ -141,7 +141,7 @@ def build_index(
         files=len(corpus.files),
         papers=len(corpus.papers),
         embedded=embedded,
-        reused=len(corpus.papers) - embedded,
+        reused=reused,
         merged_duplicates=corpus.merged_duplicates,
         seconds=time.perf_counter() - started,
         issues=corpus.issues,
@@ -156,13 +156,15 @@ def embed_with_cache(
     load_model: Callable[[], Embedder],
     batch_size: int,
     progress: bool,
-) -> tuple[np.ndarray, int]:
-    """``(vectors, how many were embedded)``: cached vectors are reused, the model is loaded
-    only when some text is not in the cache, and each embedded chunk is cached at once."""
+) -> tuple[np.ndarray, int, int]:
+    """``(vectors, texts embedded, texts found in the cache)``: the model is loaded only when
+    some text is not cached, and each embedded chunk is cached at once. A text that occurs
+    twice is embedded once and counts once."""
     hashes = [text_hash(text) for text in texts]
     cache = EmbeddingCache(cache_dir)
     try:
         cached = cache.get_many(space, hashes)
+        reused = sum(1 for h in hashes if h in cached)
         missing = list(dict.fromkeys(h for h in hashes if h not in cached))
         if missing:
             text_of = dict(zip(hashes, texts, strict=True))
@@ -179,7 +181,7 @@ def embed_with_cache(
             )
     finally:
         cache.close()
-    return np.stack([cached[h] for h in hashes]).astype(np.float32), len(missing)
+    return np.stack([cached[h] for h in hashes]).astype(np.float32), len(missing), reused
 
 
 def abstract_sentences(papers: Sequence[Paper], progress: bool) -> list[list[tuple[int, int]]]:

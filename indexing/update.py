@@ -67,7 +67,7 @@ def add_papers(
 
     def change(current: IndexContents) -> tuple[IndexContents, LexicalIndex]:
         manifest = current.manifest
-        vectors, report.embedded = embed_with_cache(
+        vectors, report.embedded, _ = embed_with_cache(
             [embedding_text(paper) for paper in papers],
             cache_dir=cache_dir,
             space=vector_space(manifest.model, manifest.backend),

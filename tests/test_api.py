@@ -214,6 +214,9 @@ def test_openapi_documents_every_endpoint(client):
         "/readyz",
         "/tools/openai",
         "/tools/call",
+        "/admin/papers",
+        "/admin/papers/{paper_id}",
+        "/admin/reload",
     }
     search_params = {p["name"] for p in spec["paths"]["/search"]["get"]["parameters"]}
     assert search_params == set(SearchRequest.model_fields)
