@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from service.deps import EngineDep
 from service.schemas import ErrorResponse, SearchRequest, SearchResponse
@@ -10,14 +10,20 @@ from service.schemas import ErrorResponse, SearchRequest, SearchResponse
 router = APIRouter(tags=["search"], responses={422: {"model": ErrorResponse}})
 
 
+def _json(response: SearchResponse) -> Response:
+    """Serialised once by pydantic-core: FastAPI would validate the model again first, a
+    measurable part of a millisecond on the busiest route."""
+    return Response(response.model_dump_json(), media_type="application/json")
+
+
 @router.get("/search", response_model=SearchResponse, summary="Search papers")
-def search_get(params: Annotated[SearchRequest, Query()], engine: EngineDep) -> SearchResponse:
+def search_get(params: Annotated[SearchRequest, Query()], engine: EngineDep) -> Response:
     """Papers ranked by how well their title and abstract answer ``q``: by meaning and by
     keywords (``mode``), within the filters, with the abstract sentences that match."""
-    return engine.search(params)
+    return _json(engine.search(params))
 
 
 @router.post("/search", response_model=SearchResponse, summary="Search papers (JSON body)")
-def search_post(params: SearchRequest, engine: EngineDep) -> SearchResponse:
+def search_post(params: SearchRequest, engine: EngineDep) -> Response:
     """The same search with the parameters in a JSON body, for long queries and tool callers."""
-    return engine.search(params)
+    return _json(engine.search(params))
