@@ -234,14 +234,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(index_dir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def start_server(index_dir: Path, port: int, log_path: Path, **env: str) -> subprocess.Popen[bytes]:
+    """``papersearch serve``; ``env`` sets PAPERSEARCH_* variables. The query cache is off
+    unless asked for: the benchmarks repeat queries, and cached ones would skip the model."""
     command = [
         str(PAPERSEARCH), "serve", "--index", str(index_dir),
         "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
+    environment = {**os.environ, "PAPERSEARCH_QUERY_CACHE_SIZE": "0", **env}
     # A file, not a pipe: uvicorn logs every request and an unread pipe would fill and block.
     with log_path.open("wb") as log:
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
 
 
 def stop_server(server: subprocess.Popen[bytes]) -> None:
@@ -300,8 +303,7 @@ def time_bare_queries(embedder: Embedder, index: PaperIndex, queries: list[str])
     timings: list[float] = []
     for query in queries:
         started = time.perf_counter()
-        scores = index.dense_scores(embedder.encode([query])[0])
-        np.argpartition(-scores, TOP_K)[:TOP_K]
+        index.nearest(embedder.encode([query])[0], TOP_K, Settings().search_depth)
         timings.append(time.perf_counter() - started)
     return timings
 

@@ -73,6 +73,52 @@ def build_ann(index_type: IndexType, vectors: np.ndarray, *, seed: int = 0) -> f
     return index
 
 
+# Rows in the sample that estimates a query's lowest dense score (see DenseIndex.score_range).
+MIN_SAMPLE = 4096
+
+
+class DenseIndex:
+    """Nearest papers by meaning: exact float32 vectors, plus an ANN structure or not."""
+
+    def __init__(self, vectors: np.ndarray, ann: faiss.Index | None) -> None:
+        self.vectors = vectors
+        self.ann = ann
+        # A fixed, evenly spread sample of rows: its lowest score to a query stands in for the
+        # corpus minimum that hybrid scaling needs, without scoring every paper.
+        self._sample = np.ascontiguousarray(vectors[:: max(1, len(vectors) // MIN_SAMPLE)])
+
+    def nearest(self, vector: np.ndarray, n: int, search_depth: int) -> np.ndarray:
+        """Rows of (about) the ``n`` papers closest to ``vector``, best first.
+
+        Exact for a flat index. An approximate index proposes them; ``search_depth`` is its
+        knob (IVF lists probed, HNSW candidate list), which the settings tune for recall.
+        """
+        n = min(n, len(self.vectors))
+        if n <= 0:
+            return np.zeros(0, dtype=np.int64)
+        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        if self.ann is None:
+            _, rows = faiss.knn(query, self.vectors, n, metric=faiss.METRIC_INNER_PRODUCT)
+        else:
+            _, rows = self.ann.search(query, n, params=self._search_parameters(search_depth))
+        found = rows[0]
+        return found[found >= 0]
+
+    def scores_at(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact cosine similarity of the given rows to one normalised query vector."""
+        return self.vectors[rows] @ np.asarray(vector, dtype=np.float32).reshape(-1)
+
+    def score_range(self, vector: np.ndarray, best: float) -> tuple[float, float]:
+        """(lowest, highest) score over the corpus; the low end is estimated from a sample."""
+        low = float((self._sample @ np.asarray(vector, dtype=np.float32).reshape(-1)).min())
+        return min(low, best), best
+
+    def _search_parameters(self, search_depth: int) -> faiss.SearchParameters:
+        if isinstance(self.ann, faiss.IndexHNSW):
+            return faiss.SearchParametersHNSW(efSearch=search_depth)
+        return faiss.SearchParametersIVF(nprobe=search_depth)
+
+
 def read_ann(path: Path) -> faiss.Index:
     """Read with memory mapping where FAISS supports it, so workers share the pages."""
     return faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)

@@ -37,15 +37,13 @@ import faiss
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from indexing.index_types import IndexType, build_ann, read_ann
+from indexing.index_types import DenseIndex, IndexType, build_ann, read_ann
 from indexing.lexical import LexicalIndex
 from indexing.records import Paper
 
 # 2: BM25 index, filter columns and sentence offsets added.
 # 3: exact vectors as a memory-mappable .npy, optional ANN structure, backend in the manifest.
 FORMAT_VERSION = 3
-# Rows in the sample that estimates a query's lowest dense score (see PaperIndex.dense_range).
-MIN_SAMPLE = 4096
 MANIFEST_FILE = "manifest.json"
 VECTORS_FILE = "vectors.npy"
 ANN_FILE = "ann.faiss"
@@ -148,15 +146,11 @@ class PaperIndex:
         self.build_dir = index_dir.resolve()  # what the link pointed to when this was opened
         self.manifest = manifest
         self.vectors = vectors  # (papers, dimension) float32, memory-mapped, read-only
-        self._ann = ann
+        self.dense = DenseIndex(vectors, ann)
         self.lexical = lexical
         self._db = db
         self._db_lock = threading.Lock()  # one connection, shared by the server's threads
         self.columns = PaperColumns.read(db)
-        # A fixed, evenly spread sample of rows: its lowest score to a query stands in for the
-        # corpus minimum that hybrid scaling needs, without scoring every paper.
-        step = max(1, len(vectors) // MIN_SAMPLE)
-        self._sample = np.ascontiguousarray(vectors[::step])
 
     @classmethod
     def open(cls, index_dir: Path, *, model: str, dimension: int | None = None) -> PaperIndex:
@@ -194,42 +188,16 @@ class PaperIndex:
         return len(self.vectors)
 
     def nearest(self, vector: np.ndarray, n: int, search_depth: int) -> np.ndarray:
-        """Rows of (about) the ``n`` papers closest to ``vector``, best first.
-
-        Exact for a flat index. An approximate index proposes them; ``search_depth`` is its
-        knob (IVF lists probed, HNSW candidate list), which the settings tune for recall.
-        """
-        n = min(n, len(self))
-        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        if n <= 0:
-            return np.zeros(0, dtype=np.int64)
-        if self._ann is None:
-            _, rows = faiss.knn(query, self.vectors, n, metric=faiss.METRIC_INNER_PRODUCT)
-        else:
-            _, rows = self._ann.search(query, n, params=self._ann_params(search_depth))
-        found = rows[0]
-        return found[found >= 0]
+        return self.dense.nearest(vector, n, search_depth)
 
     def dense_scores_at(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Exact cosine similarity of the given rows to one normalised query vector."""
-        return self.vectors[rows] @ np.asarray(vector, dtype=np.float32).reshape(-1)
-
-    def dense_scores(self, vector: np.ndarray) -> np.ndarray:
-        """Cosine similarity of every paper, by row: the exhaustive path (filtered searches)."""
-        return self.vectors @ np.asarray(vector, dtype=np.float32).reshape(-1)
+        return self.dense.scores_at(vector, rows)
 
     def dense_range(self, vector: np.ndarray, best: float) -> tuple[float, float]:
-        """(lowest, highest) dense score over the corpus, the low end estimated from a sample."""
-        low = float((self._sample @ np.asarray(vector, dtype=np.float32).reshape(-1)).min())
-        return min(low, best), best
+        return self.dense.score_range(vector, best)
 
     def vector(self, row: int) -> np.ndarray:
         return np.array(self.vectors[row])
-
-    def _ann_params(self, search_depth: int) -> faiss.SearchParameters:
-        if isinstance(self._ann, faiss.IndexHNSW):
-            return faiss.SearchParametersHNSW(efSearch=search_depth)
-        return faiss.SearchParametersIVF(nprobe=search_depth)
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
         with self._db_lock:
