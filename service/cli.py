@@ -22,7 +22,7 @@ from indexing.corpus import CorpusError
 from indexing.index_types import IndexType
 from indexing.store import IndexUnusable
 from indexing.update import add_files, remove_papers
-from models import BACKENDS, ModelUnavailable, load_embedder
+from models import BACKENDS, ModelUnavailable, load_embedder, vector_space
 from service.errors import ServiceError, TitleNotFound, describe_validation_errors
 from service.evaluation import EvalInputError, evaluate, read_qrels, read_queries
 from service.formatting import format_hits, paper_byline, paper_heading
@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--fusion", choices=[f.value for f in Fusion], help="hybrid fusion")
     evaluate.add_argument("--dense-weight", type=float, help="dense weight of the blend (0-1)")
     evaluate.add_argument("--model", help="embedding model or preset (fast, quality)")
+    evaluate.add_argument("--backend", choices=list(BACKENDS), help="how the model runs")
     evaluate.add_argument(
         "--index",
         type=Path,
@@ -319,8 +320,9 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     queries, qrels = read_queries(args.queries), read_qrels(args.qrels)
     if args.index is None:
         corpus_name = args.corpus.name if args.corpus.is_dir() else args.corpus.stem
+        space = vector_space(settings.model, settings.backend)
         settings = settings.model_copy(
-            update={"index_dir": Path("data/eval") / f"{corpus_name}-{settings.model}"}
+            update={"index_dir": Path("data/eval") / f"{corpus_name}-{space}"}
         )
     report = _build([args.corpus], settings, skip_if_current=True)
     print(report.summary(), file=sys.stderr)
