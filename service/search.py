@@ -158,6 +158,8 @@ class SearchEngine:
         vector = self.queries.encode(request.q)
         nearest = self.index.nearest(vector, max(CANDIDATES, wanted), self.search_depth)
         total = len(self.index) if allowed is None else int(allowed.sum())
+        # The corpus's best score, filters or not: hybrid scaling must not depend on them.
+        best_dense = float(self.index.dense_scores_at(vector, nearest[:1]).max(initial=-1.0))
         if allowed is not None:
             nearest = nearest[allowed[nearest]]
         if allowed is not None and len(nearest) < min(wanted, total):
@@ -173,7 +175,6 @@ class SearchEngine:
             found = np.searchsorted(lexical_rows, rows).clip(max=len(lexical_rows) - 1)
             has_term = lexical_rows[found] == rows
             lexical[has_term] = lexical_scores[found[has_term]]
-        best_dense = float(dense.max()) if len(dense) else 0.0
         scores = hybrid_scores(
             dense,
             lexical,

@@ -118,6 +118,18 @@ def test_a_filtered_query_fills_k_whenever_k_papers_match(client, seed_papers):
     assert len(old) == 11 and len(body["results"]) == 10 and body["total"] == 11
 
 
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_a_filter_removes_papers_but_changes_no_score(client, mode):
+    """Hybrid scaling uses the whole corpus's range, so a paper scores the same whether or
+    not a filter removed its neighbours."""
+    everything = search(client, q="live-streaming recommendation", k=100, mode=mode)
+    score_of = {hit["id"]: hit["score"] for hit in everything["results"]}
+    filtered = search(client, q="live-streaming recommendation", k=20, mode=mode, year_to=2023)
+    assert filtered["results"]
+    for hit in filtered["results"]:
+        assert hit["score"] == score_of[hit["id"]]
+
+
 @pytest.mark.parametrize(
     "params",
     [
