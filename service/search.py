@@ -158,16 +158,22 @@ class SearchEngine:
         vector = self.queries.encode(request.q)
         nearest = self.index.nearest(vector, max(CANDIDATES, wanted), self.search_depth)
         total = len(self.index) if allowed is None else int(allowed.sum())
+        near_scores = self.index.dense_scores_at(vector, nearest)
         # The corpus's best score, filters or not: hybrid scaling must not depend on them.
-        best_dense = float(self.index.dense_scores_at(vector, nearest[:1]).max(initial=-1.0))
+        best_dense = float(near_scores.max(initial=-1.0))
         if allowed is not None:
-            nearest = nearest[allowed[nearest]]
+            passing = allowed[nearest]
+            nearest, near_scores = nearest[passing], near_scores[passing]
         if allowed is not None and len(nearest) < min(wanted, total):
             rows = np.flatnonzero(allowed)  # too few near ones pass: score all that do
-        else:
+            dense = self.index.dense_scores_at(vector, rows)
+        elif mode is SearchMode.HYBRID:
             best_lexical = lexical_rows[best_first(lexical_rows, lexical_scores, CANDIDATES)]
-            rows = np.union1d(nearest, best_lexical) if mode is SearchMode.HYBRID else nearest
-        dense = self.index.dense_scores_at(vector, rows)
+            extra = np.setdiff1d(best_lexical, nearest)
+            rows = np.concatenate([nearest, extra])
+            dense = np.concatenate([near_scores, self.index.dense_scores_at(vector, extra)])
+        else:
+            rows, dense = nearest, near_scores
         if mode is SearchMode.DENSE:
             return rows, dense, total
         lexical = np.zeros(len(rows), dtype=np.float32)
