@@ -54,9 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.assistant = assistant
     install_error_handlers(app)
-    routers = (search.router, similar.router, papers.router, tools.router, health.router)
-    for router in (*routers, admin.router):
-        app.include_router(router)
+    for module in (search, similar, papers, tools, health, admin):
+        app.include_router(module.router)
     # The transport's own route, at /mcp exactly (a Mount would answer at /mcp/ only).
     app.router.routes.extend(mcp_transport.routes)
     return app

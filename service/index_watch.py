@@ -27,10 +27,13 @@ async def reload_if_changed(app: FastAPI) -> bool:
         engine = app.state.engine
         if engine.is_current():
             return False
+        target = engine.settings.index_dir.resolve()
         try:
             app.state.engine = await asyncio.to_thread(engine.reopened)
         except IndexUnusable as exc:
-            log.warning("new index build not served, keeping the old one: %s", exc)
+            if getattr(app.state, "refused_build", None) != target:  # say it once per build
+                log.warning("new index build not served, keeping the old one: %s", exc)
+                app.state.refused_build = target
             return False
         log.info("serving index build %s", app.state.engine.index.build_dir.name)
         return True
