@@ -89,6 +89,8 @@ SUMMARY = re.compile(
     r"(?P<embedded>\d+) embedded, (?P<reused>\d+) reused from cache, "
     r"(?P<skipped>\d+) skipped, (?P<merged>\d+) duplicates merged, (?P<seconds>[\d.]+) s"
 )
+# What a rerun on an unchanged corpus prints: the index is kept, nothing is embedded.
+CURRENT = re.compile(r"index .* is current \((?P<papers>\d+) papers")
 
 
 @dataclass
@@ -196,6 +198,10 @@ def run_index(label: str, corpus: Path, workdir: Path) -> BuildRun:
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
+    current = CURRENT.search(done.stdout)
+    if current:
+        papers = int(current["papers"])
+        return BuildRun(label, wall, wall, papers, embedded=0, reused=papers, skipped=0)
     summary = parse_summary(done.stdout)
     return BuildRun(
         label=label,

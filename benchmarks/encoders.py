@@ -102,6 +102,7 @@ def quality_section(backend: str, scifact: Path, cache_dir: Path, work: Path) ->
         capture_date=SEED_CAPTURE_DATE,
         skip_if_current=True,
         backend=backend,
+        progress=False,
     )
     engine = SearchEngine.load(
         Settings(index_dir=index_dir, backend=backend, query_cache_size=0, cache_dir=cache_dir)
