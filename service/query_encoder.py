@@ -4,7 +4,9 @@ On two cores a forward pass over one short query costs nearly as much as over si
 model's fixed cost dominates. So requests do not call the model themselves. They hand their
 text to one encoder thread, which takes everything that has arrived while it was busy and
 embeds it in a single batch. A lone query waits for nobody (the thread starts on it at once);
-under load the batches grow by themselves, up to ``max_batch``.
+under load the batches grow by themselves, up to ``max_batch``. The same thread then finds
+the nearest papers of the whole batch in one pass over the index, which is also far cheaper
+than one pass per query.
 
 Repeated queries (a UI's instant search, pagination, assistants retrying) skip the model
 through a bounded LRU cache of query vectors.
@@ -16,12 +18,31 @@ import queue
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from indexing.index_types import DenseIndex
 from models import Embedder
 
 _STOP = object()
+
+
+@dataclass(frozen=True)
+class NearestSearch:
+    """What a request wants searched with its vector: ``n`` nearest rows of ``index``."""
+
+    index: DenseIndex
+    n: int
+    depth: int
+
+
+@dataclass
+class _Request:
+    text: str
+    vector: np.ndarray | None  # known already when the cache had it
+    search: NearestSearch | None
+    result: Future[tuple[np.ndarray, np.ndarray | None]] = field(default_factory=Future)
 
 
 class QueryEncoder:
@@ -31,31 +52,41 @@ class QueryEncoder:
         self.cache_size = cache_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self._waiting: queue.SimpleQueue[tuple[str, Future[np.ndarray]] | object] = (
-            queue.SimpleQueue()
-        )
+        self._waiting: queue.SimpleQueue[_Request | object] = queue.SimpleQueue()
         self.batches = 0  # forward passes run, for the benchmarks and tests
         self._thread = threading.Thread(target=self._run, name="query-encoder", daemon=True)
         self._thread.start()
 
     def encode(self, text: str) -> np.ndarray:
         """The normalised vector of one query; blocks until its batch has run."""
+        return self._submit(text, None)[0]
+
+    def encode_and_search(self, text: str, search: NearestSearch) -> tuple[np.ndarray, np.ndarray]:
+        """The query's vector and the rows of its ``search.n`` nearest papers, best first."""
+        vector, rows = self._submit(text, search)
+        assert rows is not None
+        return vector, rows
+
+    def _submit(
+        self, text: str, search: NearestSearch | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         with self._cache_lock:
             vector = self._cache.get(text)
             if vector is not None:
                 self._cache.move_to_end(text)
-                return vector
+        if vector is not None and search is None:
+            return vector, None
         if not self._thread.is_alive():
             raise RuntimeError("the query encoder is closed")
-        future: Future[np.ndarray] = Future()
-        self._waiting.put((text, future))
-        vector = future.result()
+        request = _Request(text, vector, search)
+        self._waiting.put(request)
+        vector, rows = request.result.result()
         if self.cache_size:
             with self._cache_lock:
                 self._cache[text] = vector
                 if len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
-        return vector
+        return vector, rows
 
     def close(self) -> None:
         self._waiting.put(_STOP)
@@ -70,20 +101,37 @@ class QueryEncoder:
                 except queue.Empty:
                     break
             stop = _STOP in batch
-            requests = [item for item in batch if item is not _STOP]
+            requests = [item for item in batch if isinstance(item, _Request)]
             if requests:
-                self._encode(requests)  # type: ignore[arg-type]
+                self._encode(requests)
             if stop:
                 return
 
-    def _encode(self, requests: list[tuple[str, Future[np.ndarray]]]) -> None:
-        texts = [text for text, _ in requests]
+    def _encode(self, requests: list[_Request]) -> None:
         try:
-            vectors = self.embedder.encode(texts, batch_size=len(texts))
+            unknown = [r for r in requests if r.vector is None]
+            if unknown:
+                vectors = self.embedder.encode([r.text for r in unknown], batch_size=len(unknown))
+                self.batches += 1
+                for request, vector in zip(unknown, vectors, strict=True):
+                    request.vector = vector
+            found: dict[int, np.ndarray] = {}
+            searches: dict[tuple[int, int], list[_Request]] = {}
+            for request in requests:
+                if request.search is not None:
+                    key = (id(request.search.index), request.search.depth)
+                    searches.setdefault(key, []).append(request)
+            for group in searches.values():
+                spec = group[0].search
+                assert spec is not None
+                rows = spec.index.nearest_many(
+                    np.stack([r.vector for r in group]), max(r.search.n for r in group), spec.depth
+                )
+                for request, nearest in zip(group, rows, strict=True):
+                    found[id(request)] = nearest[: request.search.n]
         except Exception as exc:  # the callers raise it, each in its own request
-            for _, future in requests:
-                future.set_exception(exc)
+            for request in requests:
+                request.result.set_exception(exc)
             return
-        self.batches += 1
-        for (_, future), vector in zip(requests, vectors, strict=True):
-            future.set_result(vector)
+        for request in requests:
+            request.result.set_result((request.vector, found.get(id(request))))

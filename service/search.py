@@ -14,7 +14,7 @@ from models import Embedder, load_embedder
 from service.errors import PaperNotFound, TitleNotFound
 from service.filters import PaperFilter
 from service.highlights import highlight
-from service.query_encoder import QueryEncoder
+from service.query_encoder import NearestSearch, QueryEncoder
 from service.ranking import (
     FusionConfig,
     SearchMode,
@@ -147,7 +147,9 @@ class SearchEngine:
         """
         filtered = _filter_of(request)
         allowed = None if filtered.is_empty() else filtered.mask(self.index.columns)
-        lexical_rows, lexical_scores = self.index.lexical.matches(terms)
+        lexical_rows, lexical_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if mode is not SearchMode.DENSE:
+            lexical_rows, lexical_scores = self.index.lexical.matches(terms)
         lexical_max = float(lexical_scores.max()) if len(lexical_scores) else 0.0
         if allowed is not None:
             passing = allowed[lexical_rows]
@@ -155,8 +157,10 @@ class SearchEngine:
         if mode is SearchMode.LEXICAL:  # a keyword search returns only papers with a term
             return lexical_rows, lexical_scores, len(lexical_rows)
 
-        vector = self.queries.encode(request.q)
-        nearest = self.index.nearest(vector, max(CANDIDATES, wanted), self.search_depth)
+        vector, nearest = self.queries.encode_and_search(
+            request.q,
+            NearestSearch(self.index.dense, max(CANDIDATES, wanted), self.search_depth),
+        )
         total = len(self.index) if allowed is None else int(allowed.sum())
         near_scores = self.index.dense_scores_at(vector, nearest)
         # The corpus's best score, filters or not: hybrid scaling must not depend on them.

@@ -7,8 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from indexing.index_types import DenseIndex
 from models import DEFAULT_MODEL, load_embedder
-from service.query_encoder import QueryEncoder
+from service.query_encoder import NearestSearch, QueryEncoder
 
 QUERIES = [f"graph neural networks for recommendation, variant {n}" for n in range(32)]
 
@@ -61,3 +62,17 @@ def test_a_failing_model_fails_each_request_not_the_encoder(embedder):
         encoder.close()
     with pytest.raises(RuntimeError, match="closed"):
         encoder.encode("after close")
+
+
+def test_concurrent_searches_share_one_pass_and_find_what_one_by_one_finds(embedder):
+    papers = DenseIndex(embedder.encode([f"{q} in the wild" for q in QUERIES]), ann=None)
+    encoder = QueryEncoder(embedder, cache_size=0)
+    try:
+        search = NearestSearch(papers, n=5, depth=1)
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            answers = list(pool.map(lambda q: encoder.encode_and_search(q, search), QUERIES))
+        assert encoder.batches < len(QUERIES)
+        for vector, rows in answers:
+            assert rows.tolist() == papers.nearest(vector, 5, search_depth=1).tolist()
+    finally:
+        encoder.close()
