@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument(
         "--index-type",
         choices=[t.value for t in IndexType],
-        help="dense index structure (default: auto, exact below 200,000 papers)",
+        help="dense index structure (default: auto, exact below 100,000 papers)",
     )
     index.add_argument(
         "--force", action="store_true", help="rebuild even if the index is already current"

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     )
     index_type: IndexType = Field(
         IndexType.AUTO,
-        description="Dense index `papersearch index` builds: `auto` (exact below 200,000 "
+        description="Dense index `papersearch index` builds: `auto` (exact below 100,000 "
         "papers, `ivf-sq8` above), `flat`, `ivf-sq8`, `ivf-pq` or `hnsw`.",
     )
     search_depth: int = Field(
