@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -51,6 +52,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_and_query import QUERIES, free_port, machine_info, start_server, stop_server, wait_ready
 
+from indexing.corpus import read_corpus
 from indexing.index_types import DenseIndex, IndexType, build_ann, read_ann
 from indexing.store import read_manifest
 from models import load_embedder
@@ -329,6 +331,14 @@ def run_ann(args: argparse.Namespace) -> dict:
     return result
 
 
+def sample_titles(corpus: Path, count: int, out: Path, seed: int = 0) -> None:
+    """Random titles of a corpus, one a line: queries in the corpus's own subjects."""
+    titles = [p.title for p in read_corpus([corpus], Settings().capture_date).papers if p.title]
+    random.Random(seed).shuffle(titles)
+    out.write_text("".join(" ".join(t.split()) + "\n" for t in titles[:count]), encoding="utf-8")
+    print(f"{min(count, len(titles))} titles written to {out}")
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "probe":  # internal: one index in a fresh process
         folder, index_type, depth, truth = sys.argv[2:6]
@@ -358,8 +368,15 @@ def main() -> int:
     ann.add_argument("--depth", type=int, default=Settings().search_depth)
     ann.add_argument("--work", type=Path, default=Path("data/bench"))
     ann.add_argument("--out", type=Path)
+    titles = commands.add_parser("titles", help="sample query titles from a corpus")
+    titles.add_argument("corpus", type=Path)
+    titles.add_argument("--count", type=int, default=300)
+    titles.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
+    if args.command == "titles":
+        sample_titles(args.corpus, args.count, args.out)
+        return 0
     results = run_serve(args) if args.command == "serve" else run_ann(args)
     results = {
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
