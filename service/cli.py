@@ -21,7 +21,7 @@ from indexing.build import BuildError, BuildReport, build_index
 from indexing.corpus import CorpusError
 from indexing.index_types import IndexType
 from indexing.store import IndexUnusable
-from indexing.update import add_files, remove_papers
+from indexing.update import UpdateReport, add_files, remove_papers
 from models import BACKENDS, ModelUnavailable, load_embedder, vector_space
 from service.errors import ServiceError, TitleNotFound, describe_validation_errors
 from service.evaluation import EvalInputError, evaluate, read_qrels, read_queries
@@ -241,10 +241,7 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
         progress=not args.quiet,
         skip_if_current=not args.force,
     )
-    for issue in report.issues:
-        print(f"skipped {issue}", file=sys.stderr)
-    print(report.summary())
-    return 0
+    return _print_report(report)
 
 
 def _add(args: argparse.Namespace, settings: Settings) -> int:
@@ -257,6 +254,11 @@ def _add(args: argparse.Namespace, settings: Settings) -> int:
         batch_size=settings.batch_size,
         progress=not args.quiet,
     )
+    return _print_report(report)
+
+
+def _print_report(report: BuildReport | UpdateReport) -> int:
+    """Skipped entries on stderr, one summary line on stdout."""
     for issue in report.issues:
         print(f"skipped {issue}", file=sys.stderr)
     print(report.summary())
