@@ -235,8 +235,7 @@ def probe(folder: Path, index_type: str, depth: int, truth_file: Path) -> dict:
     latencies, hits = [], 0
     for query, expected in zip(queries, truth, strict=True):
         started = time.perf_counter()
-        rows = dense.nearest(query, CANDIDATES, depth)
-        scores = dense.scores_at(query, rows)
+        rows, scores = dense.nearest(query, CANDIDATES, depth)  # scores: exact
         top = rows[np.argsort(-scores, kind="stable")[:TOP_K]]
         latencies.append(time.perf_counter() - started)
         hits += len(set(top.tolist()) & set(expected.tolist()))

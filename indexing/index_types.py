@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from enum import StrEnum
 from pathlib import Path
+from typing import NamedTuple
 
 import faiss
 import numpy as np
@@ -83,6 +84,13 @@ def build_ann(index_type: IndexType, vectors: np.ndarray, *, seed: int = 0) -> f
 MIN_SAMPLE = 4096
 
 
+class Neighbours(NamedTuple):
+    """Rows of papers near a query and their exact cosine similarity to it, side by side."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+
+
 class DenseIndex:
     """Nearest papers by meaning: exact float32 vectors, plus an ANN structure or not."""
 
@@ -93,26 +101,27 @@ class DenseIndex:
         # corpus minimum that hybrid scaling needs, without scoring every paper.
         self._sample = np.ascontiguousarray(vectors[:: max(1, len(vectors) // MIN_SAMPLE)])
 
-    def nearest(self, vector: np.ndarray, n: int, search_depth: int) -> np.ndarray:
-        """Rows of (about) the ``n`` papers closest to ``vector``, best first.
+    def nearest(self, vector: np.ndarray, n: int, search_depth: int) -> Neighbours:
+        """(About) the ``n`` papers closest to ``vector``, best first, with exact scores.
 
         Exact for a flat index. An approximate index proposes them; ``search_depth`` is its
         knob (IVF lists probed, HNSW candidate list), which the settings tune for recall.
         """
         return self.nearest_many(np.asarray(vector).reshape(1, -1), n, search_depth)[0]
 
-    def nearest_many(self, vectors: np.ndarray, n: int, search_depth: int) -> list[np.ndarray]:
+    def nearest_many(self, vectors: np.ndarray, n: int, search_depth: int) -> list[Neighbours]:
         """``nearest`` for several queries in one pass: 16 queries cost twice what one does
         over 75,000 papers, not sixteen times (the query encoder batches them)."""
         n = min(n, len(self.vectors))
-        if n <= 0:
-            return [np.zeros(0, dtype=np.int64) for _ in vectors]
         queries = np.ascontiguousarray(vectors, dtype=np.float32)
-        if self.ann is None:
-            _, rows = faiss.knn(queries, self.vectors, n, metric=faiss.METRIC_INNER_PRODUCT)
-        else:
-            _, rows = self.ann.search(queries, n, params=self._search_parameters(search_depth))
-        return [found[found >= 0] for found in rows]
+        if n <= 0:
+            return [Neighbours(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in queries]
+        if self.ann is None:  # the inner products are the exact scores already
+            scores, rows = faiss.knn(queries, self.vectors, n, metric=faiss.METRIC_INNER_PRODUCT)
+            return [Neighbours(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores, strict=True)]
+        _, rows = self.ann.search(queries, n, params=self._search_parameters(search_depth))
+        found = [r[r >= 0] for r in rows]
+        return [Neighbours(r, self.scores_at(q, r)) for q, r in zip(queries, found, strict=True)]
 
     def scores_at(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact cosine similarity of the given rows to one normalised query vector."""

@@ -37,7 +37,7 @@ import faiss
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from indexing.index_types import DenseIndex, IndexType, build_ann, read_ann
+from indexing.index_types import DenseIndex, IndexType, Neighbours, build_ann, read_ann
 from indexing.lexical import LexicalIndex
 from indexing.records import Paper
 
@@ -187,7 +187,7 @@ class PaperIndex:
     def __len__(self) -> int:
         return len(self.vectors)
 
-    def nearest(self, vector: np.ndarray, n: int, search_depth: int) -> np.ndarray:
+    def nearest(self, vector: np.ndarray, n: int, search_depth: int) -> Neighbours:
         return self.dense.nearest(vector, n, search_depth)
 
     def dense_scores_at(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from indexing.index_types import DenseIndex
+from indexing.index_types import DenseIndex, Neighbours
 from models import Embedder
 
 _STOP = object()
@@ -42,7 +42,7 @@ class _Request:
     text: str
     vector: np.ndarray | None  # known already when the cache had it
     search: NearestSearch | None
-    result: Future[tuple[np.ndarray, np.ndarray | None]] = field(default_factory=Future)
+    result: Future[tuple[np.ndarray, Neighbours | None]] = field(default_factory=Future)
 
 
 class QueryEncoder:
@@ -61,15 +61,15 @@ class QueryEncoder:
         """The normalised vector of one query; blocks until its batch has run."""
         return self._submit(text, None)[0]
 
-    def encode_and_search(self, text: str, search: NearestSearch) -> tuple[np.ndarray, np.ndarray]:
-        """The query's vector and the rows of its ``search.n`` nearest papers, best first."""
-        vector, rows = self._submit(text, search)
-        assert rows is not None
-        return vector, rows
+    def encode_and_search(self, text: str, search: NearestSearch) -> tuple[np.ndarray, Neighbours]:
+        """The query's vector and its ``search.n`` nearest papers, best first."""
+        vector, nearest = self._submit(text, search)
+        assert nearest is not None
+        return vector, nearest
 
     def _submit(
         self, text: str, search: NearestSearch | None
-    ) -> tuple[np.ndarray, np.ndarray | None]:
+    ) -> tuple[np.ndarray, Neighbours | None]:
         with self._cache_lock:
             vector = self._cache.get(text)
             if vector is not None:
@@ -115,7 +115,7 @@ class QueryEncoder:
                 self.batches += 1
                 for request, vector in zip(unknown, vectors, strict=True):
                     request.vector = vector
-            found: dict[int, np.ndarray] = {}
+            found: dict[int, Neighbours] = {}
             searches: dict[tuple[int, int], list[_Request]] = {}
             for request in requests:
                 if request.search is not None:
@@ -128,7 +128,8 @@ class QueryEncoder:
                     np.stack([r.vector for r in group]), max(r.search.n for r in group), spec.depth
                 )
                 for request, nearest in zip(group, rows, strict=True):
-                    found[id(request)] = nearest[: request.search.n]
+                    n = request.search.n
+                    found[id(request)] = Neighbours(nearest.rows[:n], nearest.scores[:n])
         except Exception as exc:  # the callers raise it, each in its own request
             for request in requests:
                 request.result.set_exception(exc)

@@ -157,12 +157,11 @@ class SearchEngine:
         if mode is SearchMode.LEXICAL:  # a keyword search returns only papers with a term
             return lexical_rows, lexical_scores, len(lexical_rows)
 
-        vector, nearest = self.queries.encode_and_search(
+        vector, (nearest, near_scores) = self.queries.encode_and_search(
             request.q,
             NearestSearch(self.index.dense, max(CANDIDATES, wanted), self.search_depth),
         )
         total = len(self.index) if allowed is None else int(allowed.sum())
-        near_scores = self.index.dense_scores_at(vector, nearest)
         # The corpus's best score, filters or not: hybrid scaling must not depend on them.
         best_dense = float(near_scores.max(initial=-1.0))
         if allowed is not None:
@@ -254,10 +253,8 @@ class SearchEngine:
         return ranking
 
     def _neighbours(self, row: int, k: int) -> list[SearchHit]:
-        vector = self.index.vector(row)
-        nearest = self.index.nearest(vector, k + 1, self.search_depth)
-        others = nearest[nearest != row]
-        scores = self.index.dense_scores_at(vector, others)
+        nearest, scores = self.index.nearest(self.index.vector(row), k + 1, self.search_depth)
+        others, scores = nearest[nearest != row], scores[nearest != row]
         order = best_first(others, scores, k)
         return self._hits(others[order], scores[order].tolist(), highlight_terms=None)
 

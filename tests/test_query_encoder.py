@@ -72,7 +72,9 @@ def test_concurrent_searches_share_one_pass_and_find_what_one_by_one_finds(embed
         with ThreadPoolExecutor(max_workers=16) as pool:
             answers = list(pool.map(lambda q: encoder.encode_and_search(q, search), QUERIES))
         assert encoder.batches < len(QUERIES)
-        for vector, rows in answers:
-            assert rows.tolist() == papers.nearest(vector, 5, search_depth=1).tolist()
+        for vector, found in answers:
+            alone = papers.nearest(vector, 5, search_depth=1)
+            assert found.rows.tolist() == alone.rows.tolist()
+            assert np.allclose(found.scores, alone.scores, atol=1e-6)
     finally:
         encoder.close()
