@@ -137,7 +137,7 @@ def _export(model_dir: Path, folder: Path) -> None:
     example = torch.ones((2, 8), dtype=torch.int64)
     traced = folder / "traced.onnx"
     optimised = folder / "optimised.onnx"
-    with torch.no_grad(), _quiet_stderr(), warnings.catch_warnings():
+    with torch.no_grad(), _QuietStderr(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             MeanPooledNormalised(),
@@ -182,7 +182,7 @@ def _export(model_dir: Path, folder: Path) -> None:
     )
 
 
-class _quiet_stderr:
+class _QuietStderr:
     """The exporter and quantiser print pages of tracer warnings; a user needs none of them."""
 
     def __enter__(self) -> None:
