@@ -2,24 +2,39 @@
 
 Format is recognised from content, not from file names, so a user can point the indexer at a
 folder of mixed files. A paper met twice (the same arXiv id, title or abstract) is stored once:
-the first record wins and the later one only fills fields the first lacked.
+the first record wins and the later one only fills fields the first lacked. A data-file record
+under an id that an earlier record already carried is a fault of the data: it is reported and
+skipped. A faulty file (empty, binary, not UTF-8, a cut gzip stream, an endless line) costs
+its own records only, each reported with file and line.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from indexing.parsers.arxiv_listing import looks_like_arxiv_listing, parse_arxiv_listing
-from indexing.parsers.jsonl import UNREADABLE, describe_unreadable, open_bytes, parse_jsonl
+from indexing.parsers.jsonl import (
+    LINE_TOO_LONG,
+    MAX_LINE_BYTES,
+    UNREADABLE,
+    describe_bad_utf8,
+    describe_unreadable,
+    open_bytes,
+    parse_jsonl,
+)
 from indexing.parsers.site_pages import looks_like_site_page, parse_site_page
-from indexing.records import Paper, ParseIssue, derived_paper_id, normalise_title
+from indexing.records import Paper, PaperAtLine, ParseIssue, derived_paper_id, normalise_title
 
 CORPUS_SUFFIXES = (".txt", ".jsonl", ".jsonl.gz", ".json.gz", ".ndjson")
 BEIR_CORPUS_FILE = "corpus.jsonl"
+# Pages are parsed whole in memory. The seed pages are under 100 KB, so 64 MiB leaves room for
+# any saved page, while a bigger text file (a log, an unpacked dump) is refused before it is read.
+MAX_PAGE_BYTES = 64 << 20
 
 
 class CorpusError(ValueError):
@@ -66,20 +81,29 @@ def corpus_files(paths: Sequence[Path]) -> list[Path]:
 
 
 def read_corpus(paths: Sequence[Path], capture_date: date) -> Corpus:
-    """Parse every file; ``capture_date`` resolves site dates that were shown without a year."""
+    """Parse every file; ``capture_date`` resolves site dates that were shown without a year.
+
+    Faulty files and records become ``corpus.issues``; everything readable is still read.
+    """
     corpus = Corpus(files=corpus_files(paths))
     merger = _DuplicateMerger()
+    record_ids = _RecordIds()
     for path in corpus.files:
         for item in _parse_file(path, capture_date):
             if isinstance(item, ParseIssue):
                 corpus.issues.append(item)
-            else:
+            elif isinstance(item, Paper):
                 merger.add(item)
+            elif (duplicate := record_ids.check(item)) is not None:
+                corpus.issues.append(duplicate)
+            else:
+                merger.add(item.paper)
     corpus.papers, corpus.merged_duplicates = merger.papers(), merger.merged
     return corpus
 
 
-def _parse_file(path: Path, capture_date: date) -> Iterable[Paper | ParseIssue]:
+def _parse_file(path: Path, capture_date: date) -> Iterator[PaperAtLine | Paper | ParseIssue]:
+    """Papers of a data file (JSONL) come with their line; papers of a page come bare."""
     source = path.name
     try:
         with open_bytes(path) as stream:
@@ -87,20 +111,20 @@ def _parse_file(path: Path, capture_date: date) -> Iterable[Paper | ParseIssue]:
     except UNREADABLE as exc:
         yield ParseIssue(source, 1, f"cannot read the file: {describe_unreadable(exc)}")
         return
-    if head.lstrip().startswith(b"{"):
+    if head.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"{"):
         yield from parse_jsonl(path, source)  # reads line by line: large dumps never sit in memory
         return
     try:
         with open_bytes(path) as stream:
-            content = stream.read()
-        text = content.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = content.count(b"\n", 0, exc.start) + 1
-        yield ParseIssue(source, line, "not UTF-8 text; the file is skipped")
-        return
+            content = stream.read(MAX_PAGE_BYTES + 1)
     except UNREADABLE as exc:
         yield ParseIssue(source, 1, f"cannot read the file: {describe_unreadable(exc)}")
         return
+    text_or_issue = _page_text(content, source)
+    if isinstance(text_or_issue, ParseIssue):
+        yield text_or_issue
+        return
+    text = text_or_issue
     if looks_like_arxiv_listing(text):
         papers, issues = parse_arxiv_listing(text, source)
     elif looks_like_site_page(text):
@@ -112,6 +136,79 @@ def _parse_file(path: Path, capture_date: date) -> Iterable[Paper | ParseIssue]:
         )
     yield from papers
     yield from issues
+
+
+def _page_text(content: bytes, source: str) -> str | ParseIssue:
+    """The text of a file that is not JSONL, or why it cannot be a page (it is skipped whole)."""
+    if len(content) > MAX_PAGE_BYTES:
+        return ParseIssue(
+            source,
+            1,
+            f"not JSONL and over {MAX_PAGE_BYTES >> 20} MiB, too large for a site page or "
+            "arXiv listing; the file is skipped",
+        )
+    if not content.strip():
+        return ParseIssue(source, 1, "empty file" if not content else "empty file (blank lines)")
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = content.count(b"\n", 0, exc.start) + 1
+        column = exc.start - content.rfind(b"\n", 0, exc.start)
+        return ParseIssue(source, line, f"{describe_bad_utf8(exc, column)}; the file is skipped")
+    if (line := _first_long_line(content)) is not None:
+        return ParseIssue(
+            source, line, f"{LINE_TOO_LONG}: not a site page or arXiv listing; the file is skipped"
+        )
+    return text
+
+
+def _first_long_line(content: bytes) -> int | None:
+    """The number of the first line over ``MAX_LINE_BYTES``: page lines are a paragraph at most."""
+    if len(content) <= MAX_LINE_BYTES:
+        return None
+    start, number = 0, 1
+    while (end := content.find(b"\n", start)) != -1:
+        if end - start > MAX_LINE_BYTES:
+            return number
+        start, number = end + 1, number + 1
+    return number if len(content) - start > MAX_LINE_BYTES else None
+
+
+class _RecordIds:
+    """Where each id a data file (JSONL, BEIR, arXiv dump) gave a record was first read.
+
+    In a data set an id names one record, so a second record under it is a fault of the data;
+    merging would mix two records' fields silently. The second is reported with both places
+    and skipped; the first is kept. Pages are not checked: site pages and arXiv listings list
+    one paper on several pages, and those copies are merged (so is a page's copy of a paper
+    that a data file also holds).
+    """
+
+    def __init__(self) -> None:
+        self._first: dict[str, PaperAtLine] = {}
+
+    def check(self, record: PaperAtLine) -> ParseIssue | None:
+        """``None`` for a record to keep, else the issue that reports it as a duplicate."""
+        paper = record.paper
+        if not _has_identity(paper):  # an id made from the text: equal text is merged instead
+            return None
+        first = self._first.setdefault(paper.id, record)
+        if first is record:
+            return None
+        where = f"{first.paper.source} line {first.line}"
+        if _without_source(first.paper) == _without_source(paper):
+            return ParseIssue(
+                paper.source, record.line, f"duplicate id {paper.id!r}: repeats {where}"
+            )
+        return ParseIssue(
+            paper.source,
+            record.line,
+            f"duplicate id {paper.id!r}, first read from {where}, which is kept",
+        )
+
+
+def _without_source(paper: Paper) -> dict[str, object]:
+    return paper.model_dump(exclude={"source"})
 
 
 class _DuplicateMerger:

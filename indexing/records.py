@@ -62,6 +62,18 @@ class ParseIssue:
         return f"{self.source}:{self.line}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class PaperAtLine:
+    """A paper and the line of its record, so that checks made after parsing can point at it.
+
+    Records of data files (JSONL) carry ids of their own; when a later record repeats an id,
+    possibly in another file, the report names the lines of both records.
+    """
+
+    paper: Paper
+    line: int
+
+
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from indexing.corpus import CorpusError, read_corpus
-from tests.conftest import shared_data
+from indexing.corpus import MAX_PAGE_BYTES, CorpusError, read_corpus
+from indexing.parsers.jsonl import LINE_TOO_LONG, MAX_LINE_BYTES
+from indexing.records import ParseIssue
+from tests.conftest import SEEDS, shared_data
 
 CAPTURE = date(2026, 6, 30)
 
@@ -134,6 +136,12 @@ def test_unreadable_paths_raise_a_clear_error(tmp_path, name):
     ("name", "content", "line", "reason"),
     [
         ("latin1.txt", "Caf\xe9 au lait\n".encode("latin-1"), 1, "not UTF-8 text"),
+        (
+            "latin1.jsonl",
+            '{"abstract": "Caf\xe9"}\n'.encode("latin-1"),
+            1,
+            "(byte 0xe9 in column 18)",
+        ),
         ("bad-bytes.jsonl", b'{"abstract": "fine"}\n{"abstract": "\xff\xfe"}\n', 2, "not UTF-8"),
         ("cut.jsonl.gz", gzip.compress(b'{"abstract": "fine"}\n' * 50)[:-12], None, "damaged gzip"),
         ("binary.txt", bytes(range(256)), 2, "not UTF-8 text"),  # byte 10 is a newline,
@@ -147,6 +155,135 @@ def test_damaged_files_become_issues_not_tracebacks(tmp_path, name, content, lin
     assert issue.source == name and reason in issue.reason
     if line is not None:  # where a gzip stream breaks depends on its read-ahead
         assert issue.line == line
+
+
+def record_of_length(length: int, title: str) -> bytes:
+    """A paper record of exactly ``length`` bytes, its line break not counted."""
+    head, tail = f'{{"title": "{title}", "abstract": "'.encode(), b'"}'
+    return head + b"a" * (length - len(head) - len(tail)) + tail
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_line_over_the_limit_is_skipped_and_reading_goes_on(tmp_path, gz):
+    lines = [
+        record_of_length(100, "before"),
+        record_of_length(MAX_LINE_BYTES, "at the limit"),
+        record_of_length(MAX_LINE_BYTES + 1, "over the limit"),
+        record_of_length(100, "after"),
+    ]
+    content = b"\n".join(lines) + b"\n"
+    path = tmp_path / "long.jsonl"
+    path.write_bytes(gzip.compress(content) if gz else content)
+    corpus = read_corpus([path], CAPTURE)
+    assert [p.title for p in corpus.papers] == ["before", "at the limit", "after"]
+    assert corpus.issues == [ParseIssue("long.jsonl", 3, LINE_TOO_LONG)]
+
+
+def test_an_over_long_last_line_without_a_line_break_is_skipped(tmp_path):
+    path = tmp_path / "cut.jsonl"
+    path.write_bytes(record_of_length(100, "first") + b"\n" + b"{" * (MAX_LINE_BYTES + 1))
+    corpus = read_corpus([path], CAPTURE)
+    assert [p.title for p in corpus.papers] == ["first"]
+    assert corpus.issues == [ParseIssue("cut.jsonl", 2, LINE_TOO_LONG)]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "empty file"),
+        (gzip.compress(b""), "empty file"),
+        (b"\n  \n\t\n", "empty file (blank lines)"),
+    ],
+)
+def test_empty_files_are_reported_as_empty(tmp_path, content, reason):
+    (tmp_path / "empty.jsonl").write_bytes(content)
+    corpus = read_corpus([tmp_path / "empty.jsonl"], CAPTURE)
+    assert corpus.issues == [ParseIssue("empty.jsonl", 1, reason)]
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "reason"),
+    [
+        (b"IRMar 4\n" + b"a" * (MAX_LINE_BYTES + 1), 2, f"{LINE_TOO_LONG}: not a site page"),
+        (b"IRMar 4\n" * (MAX_PAGE_BYTES // 8 + 1), 1, "not JSONL and over 64 MiB"),
+    ],
+    ids=["one-long-line", "too-large"],
+)
+def test_text_files_that_cannot_be_pages_are_skipped_whole(tmp_path, content, line, reason):
+    (tmp_path / "page.txt").write_bytes(content)
+    (issue,) = read_corpus([tmp_path / "page.txt"], CAPTURE).issues
+    assert (issue.source, issue.line) == ("page.txt", line)
+    assert issue.reason.startswith(reason) and issue.reason.endswith("the file is skipped")
+
+
+def test_a_byte_order_mark_does_not_hide_jsonl(tmp_path):
+    (tmp_path / "bom.jsonl").write_bytes(b'\xef\xbb\xbf{"abstract": "Saved on Windows."}\n')
+    corpus = read_corpus([tmp_path / "bom.jsonl"], CAPTURE)
+    assert corpus.issues == [] and [p.abstract for p in corpus.papers] == ["Saved on Windows."]
+
+
+@pytest.mark.parametrize(
+    ("files", "issue", "abstracts"),
+    [
+        pytest.param(
+            {"a.jsonl": [{"id": "x", "abstract": "A."}, {"id": "y", "abstract": "B."}]}
+            | {"b.jsonl": [{"id": "z", "abstract": "C."}, {"id": "x", "abstract": "D."}]},
+            "b.jsonl:2: duplicate id 'x', first read from a.jsonl line 1, which is kept",
+            ["A.", "B.", "C."],
+            id="across-files",
+        ),
+        pytest.param(
+            {"a.jsonl": [{"id": "x", "abstract": "A."}, {"id": "x", "abstract": "A."}]},
+            "a.jsonl:2: duplicate id 'x': repeats a.jsonl line 1",
+            ["A."],
+            id="exact-repeat",
+        ),
+        pytest.param(
+            {"corpus.jsonl": [{"_id": "7", "text": "A."}, "", {"_id": "7", "text": "B."}]},
+            "corpus.jsonl:3: duplicate id '7', first read from corpus.jsonl line 1, which is kept",
+            ["A."],
+            id="beir",
+        ),
+        pytest.param(
+            {
+                "dump.jsonl": [
+                    {"id": "2503.11731", "categories": "cs.CV", "abstract": "A."},
+                    {"id": "2503.11731v2", "categories": "cs.CV", "abstract": "B."},
+                ]
+            },
+            "dump.jsonl:2: duplicate id 'arxiv:2503.11731', first read from dump.jsonl line 1, "
+            "which is kept",
+            ["A."],
+            id="arxiv-dump",
+        ),
+    ],
+)
+def test_a_second_record_under_an_id_is_reported_and_skipped(tmp_path, files, issue, abstracts):
+    paths = [write_jsonl(tmp_path / name, rows) for name, rows in files.items()]
+    corpus = read_corpus(paths, CAPTURE)
+    assert [str(i) for i in corpus.issues] == [issue]
+    assert [p.abstract for p in corpus.papers] == abstracts and corpus.merged_duplicates == 0
+
+
+def test_records_without_ids_of_their_own_are_still_merged(tmp_path):
+    paper = {"title": "Twice", "abstract": "The same text twice."}
+    path = write_jsonl(tmp_path / "a.jsonl", [paper, {**paper, "category": "cs.IR"}])
+    corpus = read_corpus([path], CAPTURE)
+    assert corpus.issues == [] and corpus.merged_duplicates == 1
+    (merged,) = corpus.papers
+    assert merged.category == "cs.IR"  # the later copy filled what the first lacked
+
+
+def test_a_paper_on_an_arxiv_listing_and_in_a_dump_is_merged_not_reported(tmp_path):
+    listing = SEEDS / "001_0f1b2dcb4cc15811.txt"
+    dump = write_jsonl(
+        tmp_path / "dump.jsonl",
+        [{"id": "2502.09375", "categories": "cs.IR", "title": "FARM", "abstract": "Elsewhere."}],
+    )
+    corpus = read_corpus([listing, dump], CAPTURE)
+    assert corpus.issues == [] and corpus.merged_duplicates == 1
+    (farm,) = [p for p in corpus.papers if p.id == "arxiv:2502.09375"]
+    assert farm.title == "FARM" and farm.source == listing.name
 
 
 def test_real_scifact_corpus():

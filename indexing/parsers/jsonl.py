@@ -7,6 +7,7 @@ BEIR objects have ``_id`` and ``text``; arXiv metadata has an arXiv-style ``id``
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import json
 import re
@@ -16,10 +17,14 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from indexing.records import Paper, ParseIssue, derived_paper_id
+from indexing.records import Paper, PaperAtLine, ParseIssue, derived_paper_id
 
 ARXIV_ID = re.compile(r"^(?:\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$")
 _AUTHOR_SEPARATORS = re.compile(r",\s*|\s+and\s+")
+# The longest record in the 75k arXiv dump is 56 KB; a line over 1 MiB is not one paper but a
+# file that lost its line breaks (or is not JSONL), and holding it whole would only cost memory.
+MAX_LINE_BYTES = 1 << 20
+LINE_TOO_LONG = f"line is longer than {MAX_LINE_BYTES >> 20} MiB"
 
 
 def open_bytes(path: Path) -> BinaryIO:
@@ -41,12 +46,26 @@ def describe_unreadable(exc: BaseException) -> str:
     return f"damaged gzip data ({exc or type(exc).__name__})"
 
 
-def parse_jsonl(path: Path, source: str) -> Iterator[Paper | ParseIssue]:
-    """Read line by line (a 75k-paper dump never sits in memory); a bad line costs one line."""
+def describe_bad_utf8(exc: UnicodeDecodeError, column: int) -> str:
+    """Name the byte and its column: the user can find it, and a byte like 0xe9 (Latin-1 'é')
+    tells which encoding the file was saved in."""
+    return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} in column {column})"
+
+
+def parse_jsonl(path: Path, source: str) -> Iterator[PaperAtLine | ParseIssue]:
+    """Read line by line (a 75k-paper dump never sits in memory); a bad line costs one line.
+
+    Each paper comes with its line number, which the duplicate-id check reports.
+    """
     number = 0
-    with open_bytes(path) as lines:
+    with open_bytes(path) as stream:
         try:
-            for number, line in enumerate(lines, start=1):
+            for number, line in enumerate(_bounded_lines(stream), start=1):
+                if line is None:
+                    yield ParseIssue(source, number, LINE_TOO_LONG)
+                    continue
+                if number == 1:
+                    line = line.removeprefix(codecs.BOM_UTF8)  # editors on Windows save one
                 yield from _parse_line(line, number, source)
         except UNREADABLE as exc:  # a cut or corrupt gzip stream: nothing after it is readable
             yield ParseIssue(
@@ -54,13 +73,28 @@ def parse_jsonl(path: Path, source: str) -> Iterator[Paper | ParseIssue]:
             )
 
 
-def _parse_line(raw: bytes, number: int, source: str) -> Iterator[Paper | ParseIssue]:
+def _bounded_lines(stream: BinaryIO) -> Iterator[bytes | None]:
+    """The stream's lines, with ``None`` for one of over ``MAX_LINE_BYTES`` before its ``\\n``.
+
+    An over-long line is read past in chunks of at most the limit, so a 50 MB line never
+    sits in memory whole; the line after it is read as usual.
+    """
+    while line := stream.readline(MAX_LINE_BYTES + 1):
+        if line.endswith(b"\n") or len(line) <= MAX_LINE_BYTES:  # whole, or the last line
+            yield line
+            continue
+        while not line.endswith(b"\n") and (line := stream.readline(MAX_LINE_BYTES)):
+            pass
+        yield None
+
+
+def _parse_line(raw: bytes, number: int, source: str) -> Iterator[PaperAtLine | ParseIssue]:
     if not raw.strip():
         return
     try:
         obj = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        yield ParseIssue(source, number, "not UTF-8 text")
+    except UnicodeDecodeError as exc:
+        yield ParseIssue(source, number, describe_bad_utf8(exc, exc.start + 1))
         return
     except json.JSONDecodeError as exc:
         yield ParseIssue(source, number, f"invalid JSON: {exc.msg}")
@@ -69,7 +103,7 @@ def _parse_line(raw: bytes, number: int, source: str) -> Iterator[Paper | ParseI
         yield ParseIssue(source, number, "expected a JSON object")
         return
     try:
-        yield paper_from_object(obj, source)
+        yield PaperAtLine(paper_from_object(obj, source), number)
     except (ValueError, TypeError) as exc:
         yield ParseIssue(source, number, str(exc).splitlines()[0])
 
