@@ -24,6 +24,7 @@ from indexing.store import (
     Manifest,
     check_writable,
     read_manifest,
+    verify_files,
     write_index,
 )
 from models import Embedder, vector_space
@@ -196,17 +197,23 @@ def abstract_sentences(papers: Sequence[Paper], progress: bool) -> list[list[tup
 def _is_current(
     index_dir: Path, corpus_checksum: str, model_name: str, backend: str, index_type: IndexType
 ) -> bool:
+    """Is the index already built from this corpus this way, and intact? A damaged index is
+    not current: the refusal's advice (`papersearch index --out ...`) must rebuild it."""
+    build = index_dir.resolve()
     try:
-        manifest = read_manifest(index_dir)
+        manifest = read_manifest(index_dir, build=build)
+        current = (
+            manifest.format_version == FORMAT_VERSION
+            and manifest.model == model_name
+            and manifest.backend == backend
+            and manifest.index_type == index_type
+            and manifest.corpus_checksum == corpus_checksum
+        )
+        if current:
+            verify_files(index_dir, manifest, build=build)
     except IndexUnusable:
         return False
-    return (
-        manifest.format_version == FORMAT_VERSION
-        and manifest.model == model_name
-        and manifest.backend == backend
-        and manifest.index_type == index_type
-        and manifest.corpus_checksum == corpus_checksum
-    )
+    return current
 
 
 def _embed(

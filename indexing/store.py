@@ -2,7 +2,9 @@
 
 An index is a folder holding:
 
-- ``manifest.json``: format version, model, dimension, paper count, corpus checksum, build time;
+- ``manifest.json``: format version, model, dimension, paper count, corpus checksum, build time,
+  and the size and sha256 of every other file of the build, checked before the index is served
+  or updated, so a missing, truncated or altered file is refused with what to run;
 - ``vectors.npy``: one L2-normalised float32 vector per paper (inner product = cosine
   similarity), memory-mapped when served: the pages are the operating system's file cache, so
   several workers serving one index share a single copy;
@@ -22,6 +24,7 @@ crash or Ctrl-C during a build leaves the old index untouched.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -35,7 +38,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from indexing.index_types import DenseIndex, IndexType, Neighbours, build_ann, read_ann
 from indexing.lexical import LexicalIndex
@@ -43,7 +46,8 @@ from indexing.records import Paper
 
 # 2: BM25 index, filter columns and sentence offsets added.
 # 3: exact vectors as a memory-mappable .npy, optional ANN structure, backend in the manifest.
-FORMAT_VERSION = 3
+# 4: size and sha256 of every data file in the manifest, verified before serving or updating.
+FORMAT_VERSION = 4
 MANIFEST_FILE = "manifest.json"
 VECTORS_FILE = "vectors.npy"
 ANN_FILE = "ann.faiss"
@@ -53,6 +57,13 @@ LEXICAL_DIR = "lexical"
 
 class IndexUnusable(RuntimeError):
     """The index cannot be served; the message says why and what to run."""
+
+
+class FileDigest(BaseModel):
+    """What a data file of a build must still be: its size in bytes and its sha256."""
+
+    size: int
+    sha256: str
 
 
 class Manifest(BaseModel):
@@ -67,6 +78,10 @@ class Manifest(BaseModel):
     build_seconds: float
     sources: list[str]
     capture_date: str
+    # Every data file of the build by its path relative to the build folder, recorded by the
+    # store as it writes (callers leave it empty). Empty in a manifest of an older format: that
+    # one is refused for its version, which says what to run, before its files are looked at.
+    files: dict[str, FileDigest] = Field(default_factory=dict)
 
 
 def _rebuild_hint(index_dir: Path) -> str:
@@ -81,7 +96,16 @@ def read_manifest(index_dir: Path, *, build: Path | None = None) -> Manifest:
         raise IndexUnusable(f"no index at {index_dir}: {_rebuild_hint(index_dir)}")
     try:
         return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
-    except (ValidationError, ValueError, OSError) as exc:
+    except ValidationError as exc:
+        # Name each bad or missing field: "1 validation error for Manifest" says nothing.
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'manifest'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise IndexUnusable(
+            f"unreadable manifest in {index_dir} ({problems}): {_rebuild_hint(index_dir)}"
+        ) from exc
+    except (ValueError, OSError) as exc:
         raise IndexUnusable(
             f"unreadable manifest in {index_dir} ({str(exc).splitlines()[0]}): "
             f"{_rebuild_hint(index_dir)}"
@@ -101,6 +125,76 @@ def check_compatible(manifest: Manifest, index_dir: Path, model: str) -> None:
             f"configured for {model!r}: {_rebuild_hint(index_dir)} with "
             f"PAPERSEARCH_MODEL={model}, or set PAPERSEARCH_MODEL={manifest.model}"
         )
+
+
+def verify_files(index_dir: Path, manifest: Manifest, *, build: Path | None = None) -> None:
+    """Check every data file of ``build`` (default: what ``index_dir`` links to) against the
+    size and sha256 the manifest recorded when the build was written.
+
+    A file that is missing, truncated or altered (a failed copy, a full disk, a hand edit, a
+    bad sector) would otherwise be served as wrong answers or fail on some later request;
+    here it is refused up front, naming the file and what to run. Hashing reads every byte,
+    at about 1.2 GB/s here (files in the page cache): 1 ms for the seed index, 0.34 s for the
+    426 MB of a 75,000-paper index (0.09 s of it the vectors), paid when an index is opened
+    or updated, never per request.
+    """
+    build = build or index_dir.resolve()
+    required = [VECTORS_FILE, PAPERS_FILE]
+    if manifest.index_type is not IndexType.FLAT:
+        required.append(ANN_FILE)
+    unlisted = [name for name in required if name not in manifest.files]
+    if not any(name.startswith(f"{LEXICAL_DIR}/") for name in manifest.files):
+        unlisted.append(f"{LEXICAL_DIR}/")
+    if unlisted:
+        raise IndexUnusable(
+            f"the manifest of the index at {index_dir} records no checksum for "
+            f"{', '.join(unlisted)}: {_rebuild_hint(index_dir)}"
+        )
+    for name, expected in manifest.files.items():
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise IndexUnusable(
+                f"the manifest of the index at {index_dir} names a file outside it ({name}): "
+                f"{_rebuild_hint(index_dir)}"
+            )
+        path = build / name
+        try:
+            size = path.stat().st_size
+            digest = _file_digest(path) if size == expected.size else None
+        except FileNotFoundError:
+            raise IndexUnusable(
+                f"{name} is missing from the index at {index_dir}: {_rebuild_hint(index_dir)}"
+            ) from None
+        except OSError as exc:
+            raise IndexUnusable(
+                f"cannot read {name} of the index at {index_dir} ({exc}): "
+                f"{_rebuild_hint(index_dir)}"
+            ) from exc
+        if size != expected.size:
+            raise IndexUnusable(
+                f"{name} of the index at {index_dir} has {size} bytes where the manifest "
+                f"recorded {expected.size} (truncated or overwritten): {_rebuild_hint(index_dir)}"
+            )
+        if digest != expected.sha256:
+            raise IndexUnusable(
+                f"{name} of the index at {index_dir} does not match the sha256 its manifest "
+                f"recorded (damaged or modified): {_rebuild_hint(index_dir)}"
+            )
+
+
+def verify_index(index_dir: Path, model: str) -> Manifest:
+    """Everything checked before an index is loaded, without loading it: the manifest, its
+    format and model, and every data file's size and checksum. Raises IndexUnusable with what
+    to run; ``serve`` calls it before starting the server, so a refusal is one line."""
+    build = index_dir.resolve()
+    manifest = read_manifest(index_dir, build=build)
+    check_compatible(manifest, index_dir, model)
+    verify_files(index_dir, manifest, build=build)
+    return manifest
+
+
+def _file_digest(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 @dataclass(frozen=True)
@@ -159,6 +253,7 @@ class PaperIndex:
         build = index_dir.resolve()
         manifest = read_manifest(index_dir, build=build)
         check_compatible(manifest, index_dir, model)
+        verify_files(index_dir, manifest, build=build)
         try:
             vectors = np.load(build / VECTORS_FILE, mmap_mode="r", allow_pickle=False)
             ann = read_ann(build / ANN_FILE) if manifest.index_type is not IndexType.FLAT else None
@@ -287,12 +382,14 @@ def update_index(
     """Read the current index, let ``change`` derive the next one, and swap it in atomically.
 
     The writer lock is held from the read to the swap, so two updates never lose each other's
-    papers. ``change`` returns None when there is nothing to write.
+    papers. ``change`` returns None when there is nothing to write. The current build's files
+    are verified first: a damaged build is refused, not carried into the next one.
     """
     with _writer_lock(index_dir):
         build = index_dir.resolve()
         manifest = read_manifest(index_dir, build=build)
         check_compatible(manifest, index_dir, manifest.model)
+        verify_files(index_dir, manifest, build=build)
         db = sqlite3.connect(f"file:{build / PAPERS_FILE}?mode=ro", uri=True)
         try:
             rows = db.execute("SELECT record, sentences FROM papers ORDER BY row").fetchall()
@@ -340,6 +437,15 @@ def _write_build(
             faiss.write_index(ann, str(build / ANN_FILE))
         lexical.save(build / LEXICAL_DIR)
         _write_papers(build / PAPERS_FILE, papers, sentences)
+        # Digests of the files as written, so a reader can tell they are still what was written.
+        files = {
+            path.relative_to(build).as_posix(): FileDigest(
+                size=path.stat().st_size, sha256=_file_digest(path)
+            )
+            for path in sorted(build.rglob("*"))
+            if path.is_file()
+        }
+        manifest = manifest.model_copy(update={"files": files})
         # The manifest goes last: a build folder without one is, by construction, unfinished.
         (build / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
         _fsync_tree(build)
@@ -410,10 +516,17 @@ def _write_papers(
 
 
 def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with path.open("rb") as handle:
-                os.fsync(handle.fileno())
+    """Make the build durable before it is linked: its files, and the folders naming them."""
+    for path in [*folder.rglob("*"), folder]:
+        _fsync(path)
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _switch_link(index_dir: Path, build: Path) -> None:
@@ -421,15 +534,27 @@ def _switch_link(index_dir: Path, build: Path) -> None:
         # An index copied here as a plain folder: move it aside once; from then on swaps are
         # atomic. (write_index has already refused plain folders that hold no index.)
         index_dir.rename(_builds_dir(index_dir) / f"adopted-{os.getpid()}")
-    link = index_dir.parent / f".{index_dir.name}.link-{os.getpid()}"
+    link = index_dir.parent / f"{_link_prefix(index_dir)}{os.getpid()}"
     link.unlink(missing_ok=True)
     link.symlink_to(build.relative_to(index_dir.parent))
     os.replace(link, index_dir)
+    _fsync(index_dir.parent)  # the swap itself survives a power cut
+
+
+def _link_prefix(index_dir: Path) -> str:
+    """Name of the new link made beside ``index_dir`` to replace it, less the writer's pid."""
+    return f".{index_dir.name}.link-"
 
 
 def _remove_stale_builds(index_dir: Path) -> None:
-    """Drop builds that are not current: older ones, and leftovers of runs that crashed."""
+    """Drop what is not current: older builds, and leftovers of runs that were killed (build
+    folders, finished or not, and a new link not yet swapped in). Called with the writer lock
+    held, so nothing found here is still being written."""
     current = index_dir.resolve()
     for build in _builds_dir(index_dir).iterdir():
         if build.is_dir() and build.resolve() != current:
             shutil.rmtree(build, ignore_errors=True)
+    prefix = _link_prefix(index_dir)
+    for link in index_dir.parent.iterdir():
+        if link.name.startswith(prefix) and link.is_symlink():
+            link.unlink(missing_ok=True)

@@ -116,12 +116,14 @@ def test_interrupted_build_leaves_the_previous_index_servable(
     assert index.manifest.corpus_checksum == checksum
     assert build_folders(tmp_path) == [index_dir.resolve()]  # the half-written one is gone
 
-    # A build killed outright (no chance to clean up) leaves a folder without a manifest;
-    # the next build removes it and swaps cleanly.
+    # A build killed outright (no chance to clean up) leaves a folder without a manifest, or
+    # a new link it had not swapped in yet; the next build removes both and swaps cleanly.
     (tmp_path / ".index-builds" / "20260101T000000000000Z-1").mkdir()
+    (tmp_path / ".index.link-1").symlink_to(".index-builds/20260101T000000000000Z-1")
     after = rebuild(index_dir, cache_dir, [other_corpus])
     assert len(PaperIndex.open(index_dir, model=DEFAULT_MODEL)) == after.papers == 50
     assert build_folders(tmp_path) == [index_dir.resolve()]
+    assert not (tmp_path / ".index.link-1").is_symlink()
 
 
 def build_folders(parent: Path) -> list[Path]:

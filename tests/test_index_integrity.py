@@ -1,0 +1,221 @@
+"""Checksums in the manifest: a missing, truncated or altered file is refused with what to run,
+by the library, by ``papersearch serve`` at start, and by a running server offered such a build."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from indexing.build import build_index
+from indexing.store import IndexUnusable, PaperIndex, read_manifest
+from indexing.update import remove_papers
+from models import DEFAULT_MODEL, load_embedder
+from service.settings import SEED_CAPTURE_DATE
+from tests.conftest import PAPERSEARCH, SEEDS, free_port, running_server
+
+FILES = ["vectors.npy", "papers.sqlite", "lexical/vocab.index.json"]
+DAMAGES = ["missing", "truncated", "tampered"]
+MESSAGES = {
+    "missing": "{name} is missing from the index at {index}",
+    "truncated": "{name} of the index at {index} has {size} bytes where the manifest recorded",
+    "tampered": "{name} of the index at {index} does not match the sha256 its manifest recorded",
+}
+
+
+def linked_copy(build: Path, parent: Path, name: str = "copy") -> Path:
+    """A copy of ``build`` laid out as the store does: ``parent/index`` links to it."""
+    target = parent / ".index-builds" / name
+    shutil.copytree(build, target)
+    index = parent / "index"
+    switch_link(index, target)
+    return index
+
+
+def switch_link(index: Path, build: Path) -> None:
+    """Point ``index`` at ``build`` in one rename, as a new build is swapped in."""
+    link = index.with_name(".index.test-link")
+    link.symlink_to(build.relative_to(index.parent))
+    os.replace(link, index)
+
+
+def damage(path: Path, how: str) -> int:
+    """Remove, truncate or alter (one byte, same size) a file; returns its size afterwards."""
+    if how == "missing":
+        path.unlink()
+        return 0
+    data = bytearray(path.read_bytes())
+    if how == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return len(data)
+
+
+@pytest.fixture
+def index_copy(seed_build, tmp_path) -> Path:
+    """A linked copy of the seed index this test may damage (the session's stays intact)."""
+    return linked_copy(seed_build.index_dir.resolve(), tmp_path)
+
+
+def test_the_manifest_records_every_data_file_with_its_size_and_sha256(seed_build):
+    build = seed_build.index_dir.resolve()
+    manifest = read_manifest(seed_build.index_dir)
+    on_disk = sorted(
+        path.relative_to(build).as_posix()
+        for path in build.rglob("*")
+        if path.is_file() and path.name != "manifest.json"
+    )
+    assert sorted(manifest.files) == on_disk
+    assert {"vectors.npy", "papers.sqlite", "lexical/vocab.index.json"} <= set(on_disk)
+    for name, recorded in manifest.files.items():
+        data = (build / name).read_bytes()
+        assert (recorded.size, recorded.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+@pytest.mark.parametrize("name", FILES)
+def test_a_damaged_file_is_refused_naming_it_and_what_to_run(index_copy, name, how):
+    size = damage(index_copy / name, how)
+    with pytest.raises(IndexUnusable) as error:
+        PaperIndex.open(index_copy, model=DEFAULT_MODEL)
+    message = str(error.value)
+    assert MESSAGES[how].format(name=name, index=index_copy, size=size) in message
+    assert message.endswith(f"run `papersearch index --out {index_copy}` to build it")
+
+
+def test_an_update_refuses_a_damaged_index_instead_of_copying_it(index_copy):
+    served = index_copy.resolve()
+    damage(index_copy / "papers.sqlite", "tampered")
+    with pytest.raises(IndexUnusable, match=r"papers.sqlite of the index at .* does not match"):
+        remove_papers(["arxiv:2502.09375"], index_copy)
+    builds = [path for path in (index_copy.parent / ".index-builds").iterdir() if path.is_dir()]
+    assert index_copy.resolve() == served and builds == [served]  # nothing written
+
+
+def edit_manifest(index: Path, edit) -> None:
+    path = index / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    edit(manifest)
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m.pop("files"), "records no checksum for vectors.npy, papers.sqlite, lexical/"),
+        (lambda m: m["files"].pop("vectors.npy"), "records no checksum for vectors.npy:"),
+        (
+            lambda m: m.pop("dimension"),
+            "unreadable manifest in {index} (dimension: Field required)",
+        ),
+        (
+            lambda m: m["files"]["papers.sqlite"].pop("sha256"),
+            "(files.papers.sqlite.sha256: Field required)",
+        ),
+        (
+            lambda m: m["files"].update({"../escape": m["files"]["vectors.npy"]}),
+            "names a file outside it (../escape)",
+        ),
+        # An index of the previous format has no checksums: refused for its version first.
+        (
+            lambda m: (m.pop("files"), m.update(format_version=3)),
+            "has format version 3, this version of papersearch reads version 4",
+        ),
+    ],
+)
+def test_a_manifest_missing_what_it_must_record_is_refused(index_copy, edit, message):
+    edit_manifest(index_copy, edit)
+    with pytest.raises(IndexUnusable) as error:
+        PaperIndex.open(index_copy, model=DEFAULT_MODEL)
+    assert message.format(index=index_copy) in str(error.value)
+    assert f"run `papersearch index --out {index_copy}`" in str(error.value)
+
+
+def test_rerunning_the_advised_command_rebuilds_a_damaged_index(seed_build, cache_dir, tmp_path):
+    """`papersearch index` keeps a current index as it is; a damaged one is not current."""
+
+    def build():
+        return build_index(
+            [SEEDS / "000_c81c81f2dcbdc6e0.txt"],
+            tmp_path / "index",
+            cache_dir=cache_dir,
+            model_name=DEFAULT_MODEL,
+            load_model=load_embedder,
+            capture_date=SEED_CAPTURE_DATE,
+            progress=False,
+            skip_if_current=True,
+        )
+
+    assert not build().unchanged
+    assert build().unchanged
+    damage(tmp_path / "index" / "vectors.npy", "tampered")
+    assert not build().unchanged
+    assert len(PaperIndex.open(tmp_path / "index", model=DEFAULT_MODEL)) == 7
+
+
+@pytest.mark.parametrize(
+    ("name", "how"),
+    [("vectors.npy", "missing"), ("lexical/vocab.index.json", "truncated"),
+     ("papers.sqlite", "tampered")],
+)  # fmt: skip
+def test_serve_refuses_a_damaged_index_in_one_line(index_copy, name, how):
+    size = damage(index_copy / name, how)
+    result = subprocess.run(
+        [PAPERSEARCH, "serve", "--index", str(index_copy), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    expected = MESSAGES[how].format(name=name, index=index_copy, size=size)
+    assert result.stderr.startswith(f"papersearch: error: {expected}")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr + result.stdout
+    assert f"run `papersearch index --out {index_copy}` to build it" in result.stderr
+
+
+def test_a_running_server_keeps_serving_the_old_build_when_the_new_one_is_damaged(
+    seed_build, cache_dir, tmp_path
+):
+    index = linked_copy(seed_build.index_dir.resolve(), tmp_path)
+    # A genuinely different build (7 papers, not 98), so /readyz tells the two apart.
+    other = build_index(
+        [SEEDS / "000_c81c81f2dcbdc6e0.txt"],
+        tmp_path / "other" / "index",
+        cache_dir=cache_dir,
+        model_name=DEFAULT_MODEL,
+        load_model=load_embedder,
+        capture_date=SEED_CAPTURE_DATE,
+        progress=False,
+    )
+    builds = tmp_path / ".index-builds"
+    damaged = builds / "damaged"
+    shutil.copytree(other.index_dir.resolve(), damaged)
+    damage(damaged / "vectors.npy", "tampered")
+    with running_server(
+        index, PAPERSEARCH_RELOAD_INTERVAL="0.1", PAPERSEARCH_CACHE_DIR=str(cache_dir)
+    ) as server:
+        old = httpx.get(f"{server.url}/readyz").json()
+        assert old["papers"] == 98
+        switch_link(index, damaged)
+        time.sleep(1.5)  # fifteen chances to swap it in
+        assert httpx.get(f"{server.url}/readyz").json() == old
+        found = httpx.get(f"{server.url}/search", params={"q": "live-streaming", "k": 3})
+        assert found.status_code == 200 and len(found.json()["results"]) == 3
+        assert "new index build not served, keeping the old one: vectors.npy" in server.output()
+
+        # The same build intact is swapped in: the refusal above was the checksum's doing.
+        shutil.copytree(other.index_dir.resolve(), builds / "intact")
+        switch_link(index, builds / "intact")
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{server.url}/readyz").json()["papers"] != 7:
+            assert time.monotonic() < deadline, "the intact build was not served within 30 s"
+            time.sleep(0.1)
