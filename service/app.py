@@ -7,11 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from service.access import ApiKeyGate, BodySizeLimit, RateLimit
 from service.assistant_tools import build_mcp_server
 from service.errors import install_error_handlers
-from service.index_watch import watch_index
-from service.routes import admin, health, papers, search, similar, tools
+from service.index_watch import reload_on_sighup, watch_index
+from service.observability import REQUEST_ID_HEADER, RequestContext, ServiceMetrics
+from service.routes import admin, health, metrics, papers, search, similar, tools
 from service.search import SearchEngine
 from service.settings import Settings
 
@@ -43,8 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else None
         )
         try:
-            async with assistant.session_manager.run():
-                yield
+            with reload_on_sighup(app):
+                async with assistant.session_manager.run():
+                    yield
         finally:
             if watcher:
                 watcher.cancel()
@@ -52,10 +56,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Papersearch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.engine = None  # loaded by the lifespan
     app.state.assistant = assistant
+    app.state.metrics = ServiceMetrics(lambda: app.state.engine)
     install_error_handlers(app)
-    for module in (search, similar, papers, tools, health, admin):
+    for module in (search, similar, papers, tools, health, metrics, admin):
         app.include_router(module.router)
     # The transport's own route, at /mcp exactly (a Mount would answer at /mcp/ only).
     app.router.routes.extend(mcp_transport.routes)
+    _add_middleware(app, settings)
     return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """From the inside out (each ``add_middleware`` wraps the ones before): the key check,
+    the rate limit, the body limit, CORS (outside them, so a browser can read their
+    refusals), and the request context around everything (ids, logs, metrics, JSON 500s)."""
+    if settings.api_key is not None:
+        app.add_middleware(ApiKeyGate, api_key=settings.api_key)
+    if settings.rate_limit:
+        app.add_middleware(RateLimit, limits=settings.rate_limit)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER, "Mcp-Session-Id"],
+            expose_headers=[REQUEST_ID_HEADER, "Retry-After"],
+        )
+    app.add_middleware(
+        RequestContext,
+        routes_app=app,
+        metrics=app.state.metrics,
+        log_queries=settings.log_queries,
+    )

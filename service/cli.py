@@ -7,20 +7,22 @@ Every failure a user can cause (bad path, bad number, missing index) ends in one
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import uvicorn
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from indexing.build import BuildError, BuildReport, build_index
 from indexing.corpus import CorpusError
 from indexing.index_types import IndexType
-from indexing.store import IndexUnusable
+from indexing.store import IndexUnusable, verify_index
 from indexing.update import UpdateReport, add_files, remove_papers
 from models import BACKENDS, ModelUnavailable, load_embedder, vector_space
 from service.errors import ServiceError, TitleNotFound, describe_validation_errors
@@ -28,8 +30,11 @@ from service.evaluation import EvalInputError, evaluate, read_qrels, read_querie
 from service.formatting import format_hits, paper_byline, paper_heading
 from service.ranking import Fusion, SearchMode, SortOrder
 from service.schemas import MAX_K, SearchRequest, TitleLookup
-from service.search import SearchEngine, check_index
+from service.search import SearchEngine
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 DEFAULT_CORPUS = Path("seeds")
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -101,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--index", type=Path, help="index folder")
     serve.add_argument("--host", help="address to bind (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: 8000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="processes serving the port, each loading the model (default: 1)",
+    )
 
     search = commands.add_parser("search", help="search from the shell")
     search.add_argument("query")
@@ -204,6 +214,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "index_type": getattr(args, "index_type", None),
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
+        "workers": getattr(args, "workers", None),
     }
     try:
         return Settings(**{key: value for key, value in overrides.items() if value is not None})
@@ -277,10 +288,63 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # The app and the MCP SDK are imported by the two commands that serve them: the SDK
     # alone adds 0.8 s to the start of every other command.
     from service.app import create_app
+    from service.observability import logging_config
 
-    check_index(settings.index_dir, settings.model)  # fail in milliseconds, with a hint
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    # Fail before the model loads, in one line with a hint: the manifest, the model, and
+    # each file's checksum (a damaged file would otherwise fail the app's start-up).
+    verify_index(settings.index_dir, settings.model)
+    if settings.workers == 1:
+        # One process: the app is built here, from exactly these settings.
+        app: FastAPI | str = create_app(settings)
+    else:
+        # uvicorn spawns each worker as a fresh interpreter that imports the factory and
+        # calls it with no arguments, so it builds Settings() from the environment: the
+        # flags resolved here travel to it as PAPERSEARCH_* variables.
+        os.environ.update(settings_environment(settings))
+        os.environ.setdefault("OMP_NUM_THREADS", str(torch_threads_per_worker(settings.workers)))
+        app = "service.app:create_app"
+    uvicorn.run(
+        app,
+        factory=settings.workers > 1,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        # JSON lines with request ids; uvicorn's access log is replaced by the app's, which
+        # leaves the query text out (service/observability.py).
+        log_config=logging_config(),
+        access_log=False,
+    )
     return 0
+
+
+def torch_threads_per_worker(workers: int) -> int:
+    """The cores this process may use, shared out between the workers.
+
+    Each worker's torch would otherwise run its forward passes on every core, and the
+    workers' threads would contend for the same cores: on 2 cores, 2 workers of 2 threads
+    each answered 32 clients with a third of the throughput of 2 workers of 1 thread
+    (``benchmarks/loadtest.py``). An ``OMP_NUM_THREADS`` already set is kept instead.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // workers)
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """``settings`` as the ``PAPERSEARCH_*`` variables that make ``Settings()`` equal to it.
+
+    Every field is written, not only the flags, so a worker cannot differ from the process
+    that checked the index (a model name resolved from a preset, say). Strings go as they
+    are, everything else as JSON (what pydantic-settings reads for lists, numbers and
+    booleans); unset optional fields are left out, and the API key is written in clear.
+    """
+    values = settings.model_dump(mode="json", exclude_none=True)
+    for name, value in settings:
+        if isinstance(value, SecretStr):
+            values[name] = value.get_secret_value()
+    return {
+        f"PAPERSEARCH_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
+        for name, value in values.items()
+    }
 
 
 def _mcp(args: argparse.Namespace, settings: Settings) -> int:

@@ -11,6 +11,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+_HTTP_ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 
 
 class ServiceError(Exception):
@@ -66,6 +69,16 @@ class InvalidRequest(ServiceError):
     code = "invalid_request"
 
 
+class QueryTooLong(InvalidRequest):
+    code = "query_too_long"
+
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(
+            f"q: the query is {length} characters long, this service accepts at most {limit} "
+            "(PAPERSEARCH_MAX_QUERY_CHARS)"
+        )
+
+
 def describe_validation_errors(
     errors: list[dict[str, Any]] | Any, drop: tuple[str, ...] = ("query", "body", "path")
 ) -> str:
@@ -87,6 +100,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status_code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Starlette's own refusals (unknown path, wrong method, unreadable body) in the
+        same shape as every other error."""
+        code = _HTTP_ERROR_CODES.get(exc.status_code, "http_error")
+        return JSONResponse(
+            {"code": code, "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

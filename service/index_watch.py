@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from fastapi import FastAPI
 
@@ -43,3 +46,31 @@ async def watch_index(app: FastAPI, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         await reload_if_changed(app)
+
+
+@contextmanager
+def reload_on_sighup(app: FastAPI) -> Iterator[None]:
+    """``kill -HUP <pid>`` swaps in a new build at once, the Unix way to say "reload".
+
+    With several workers, SIGHUP to uvicorn's supervisor restarts them one at a time, each
+    replacement serving before the worker it replaces stops; a worker's own pid reloads in
+    place, as here. Under a test client the app is not in the main thread, which alone can
+    take signals, and nothing is installed.
+    """
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[bool]] = set()
+
+    def reload() -> None:
+        task = loop.create_task(reload_if_changed(app))
+        tasks.add(task)  # the loop keeps only a weak reference
+        task.add_done_callback(tasks.discard)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, reload)
+    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)

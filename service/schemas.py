@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
@@ -12,22 +14,49 @@ from service.ranking import SearchMode, SortOrder
 
 MAX_K = 100
 MAX_OFFSET = 10_000
+# Paging through the corpus itself: past any corpus, and within SQLite's 64-bit integers.
+MAX_LIST_OFFSET = 1_000_000_000
 
 
-def _not_blank(text: str) -> str:
-    if not text.strip():
+# Query-length ceiling of the schema; the service's own, lower limit is a setting
+# (PAPERSEARCH_MAX_QUERY_CHARS), checked by the engine so the HTTP API, MCP and the CLI share it.
+MAX_QUERY_CHARS = 100_000
+
+
+# Control characters (Unicode category Cc) but tab and line breaks, and lone surrogates:
+# JSON's "\ud800" escapes can carry those, UTF-8 cannot encode them, and no paper holds either.
+_REFUSED_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Typed text made comparable with the corpus: NFC, the form nearly all text is written
+    in (a decomposed "é" becomes the one letter), without surrounding space. Emoji,
+    right-to-left scripts and combining marks pass; what cannot be a paper's text is refused
+    with the code point, so a client sees which character it sent."""
+    refused = _REFUSED_CHARACTERS.search(text)
+    if refused:
+        code = ord(refused.group())
+        kind = "lone surrogate" if 0xD800 <= code <= 0xDFFF else "control character"
+        raise ValueError(f"contains a {kind} (U+{code:04X}); send plain Unicode text")
+    text = unicodedata.normalize("NFC", text).strip()
+    if not text:
         raise ValueError("must contain some non-space text")
-    return text.strip()
+    return text
 
 
-def _optional_not_blank(text: str | None) -> str | None:
-    return None if text is None else _not_blank(text)
+def _optional_clean_text(text: str | None) -> str | None:
+    return None if text is None else clean_text(text)
 
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    q: str = Field(min_length=1, max_length=1000, description="Natural-language query.")
+    q: str = Field(
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        description="Natural-language query; at most 1,000 characters unless the service "
+        "is configured otherwise (`PAPERSEARCH_MAX_QUERY_CHARS`).",
+    )
     k: int = Field(10, ge=1, le=MAX_K, description="Number of results.")
     offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Results to skip, for paging.")
     mode: SearchMode | None = Field(
@@ -56,8 +85,8 @@ class SearchRequest(BaseModel):
     )
     highlight: bool = Field(True, description="Add the best-matching abstract sentences.")
 
-    _q_not_blank = field_validator("q")(_not_blank)
-    _filters_not_blank = field_validator("category", "author", "source")(_optional_not_blank)
+    _q_clean = field_validator("q")(clean_text)
+    _filters_clean = field_validator("category", "author", "source")(_optional_clean_text)
 
     @model_validator(mode="after")
     def _years_in_order(self) -> SearchRequest:
@@ -74,7 +103,7 @@ class TitleLookup(BaseModel):
     )
     k: int = Field(10, ge=1, le=MAX_K, description="Number of similar papers.")
 
-    _title_not_blank = field_validator("title")(_not_blank)
+    _title_clean = field_validator("title")(clean_text)
 
 
 class CitedPaper(Paper):

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from indexing.lexical import TermLocator, analyse
-from indexing.store import PaperIndex, check_compatible, read_manifest
+from indexing.store import PaperIndex, verify_index
 from models import Embedder, load_embedder
-from service.errors import PaperNotFound, TitleNotFound
+from service.errors import PaperNotFound, QueryTooLong, TitleNotFound
 from service.filters import PaperFilter
 from service.highlights import highlight
 from service.query_encoder import NearestSearch, QueryEncoder
@@ -67,8 +66,9 @@ class SearchEngine:
 
     @classmethod
     def load(cls, settings: Settings) -> SearchEngine:
-        """Check the manifest before the slow model load, so a stale index fails in milliseconds."""
-        check_index(settings.index_dir, settings.model)
+        """Check the index (manifest, model, file checksums) before the slow model load, so a
+        stale or damaged index fails at once with what to run."""
+        verify_index(settings.index_dir, settings.model)
         embedder = load_embedder(settings.model, settings.backend)
         index = PaperIndex.open(
             settings.index_dir, model=settings.model, dimension=embedder.dimension
@@ -103,6 +103,8 @@ class SearchEngine:
 
     def search(self, request: SearchRequest) -> SearchResponse:
         """Rank the candidates that pass the filters, then cut the requested page."""
+        if len(request.q) > self.settings.max_query_chars:
+            raise QueryTooLong(len(request.q), self.settings.max_query_chars)
         mode = request.mode or self.default_mode
         terms = analyse(request.q)
         stop = request.offset + request.k
@@ -286,8 +288,3 @@ def _filter_of(request: SearchRequest) -> PaperFilter:
         source=request.source,
         has_code=request.has_code,
     )
-
-
-def check_index(index_dir: Path, model: str) -> None:
-    """Cheap start-up check (manifest only): raises IndexUnusable with what to run."""
-    check_compatible(read_manifest(index_dir), index_dir, model)

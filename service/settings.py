@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+from limits import parse_many
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -58,7 +59,34 @@ class Settings(BaseSettings):
     )
     api_key: SecretStr | None = Field(
         None,
-        description="Bearer key the admin endpoints require; unset, they answer 403.",
+        description="Bearer key (`Authorization: Bearer <key>`) every endpoint but the health "
+        "checks and the API docs then requires; the admin endpoints need it always (unset, "
+        "they answer 403).",
+    )
+    cors_origins: list[str] = Field(
+        [],
+        description="Origins browsers may call the API from, as a JSON list "
+        '(`["https://example.org"]`, or `["*"]` for any); empty, no CORS headers are sent.',
+    )
+    rate_limit: str | None = Field(
+        None,
+        description="Requests one client address may make, in the `limits` notation: "
+        '"120/minute", or several as "10/second;600/hour". Over it: 429 with `Retry-After`. '
+        "Unset: no limit. Counted per worker.",
+    )
+    max_query_chars: int = Field(
+        1000, ge=1, le=100_000, description="Longest query accepted, in characters."
+    )
+    max_request_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Largest request body accepted, in bytes (413 above it).",
+    )
+    log_queries: bool = Field(
+        False,
+        description="Write the query string of each request into the access log (off: only "
+        "the path, so no query text is kept).",
     )
     reload_interval: float = Field(
         2.0,
@@ -73,6 +101,13 @@ class Settings(BaseSettings):
     batch_size: int = Field(32, ge=1, le=1024, description="Texts per forward pass when indexing.")
     host: str = Field("127.0.0.1", description="Address `papersearch serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `papersearch serve` listens on.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Processes `papersearch serve` runs, each with its own model; they share "
+        "the memory-mapped vectors and one port (several use both cores on Python-bound work).",
+    )
     title_match_threshold: float = Field(
         88.0, ge=0, le=100, description="Lowest fuzzy score (0-100) at which a typed title matches."
     )
@@ -89,6 +124,19 @@ class Settings(BaseSettings):
     date_sort_pool: int = Field(
         100, ge=1, le=10_000, description="How many top matches `sort=date` orders by date."
     )
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _readable_rate_limit(cls, rate_limit: str | None) -> str | None:
+        if rate_limit is None or not rate_limit.strip():
+            return None
+        try:
+            parse_many(rate_limit)
+        except ValueError:
+            raise ValueError(
+                f"{rate_limit!r} is not a rate limit; write e.g. 120/minute or 10/second;600/hour"
+            ) from None
+        return rate_limit
 
     @field_validator("model")
     @classmethod

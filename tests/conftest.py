@@ -7,9 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -59,6 +61,12 @@ def seed_settings(seed_build: BuildReport, cache_dir: Path) -> Settings:
     return Settings(index_dir=seed_build.index_dir, cache_dir=cache_dir)
 
 
+def settings_with(settings: Settings, **changes: object) -> Settings:
+    """``settings`` with some fields changed, validated as the environment's would be
+    (``model_copy(update=...)`` would keep a plain string where a SecretStr belongs)."""
+    return Settings(**{**settings.model_dump(), **changes})
+
+
 @pytest.fixture(scope="session")
 def client(seed_settings: Settings) -> Iterator[TestClient]:
     """The real app over the seed index; entering the client runs the lifespan (loads once)."""
@@ -72,34 +80,49 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@contextmanager
-def running_server(index_dir: Path, **env: str) -> Iterator[str]:
-    """A real ``papersearch serve`` on a free loopback port; yields its base URL once ready.
+@dataclass
+class Server:
+    url: str  # http://127.0.0.1:PORT
+    process: subprocess.Popen
+    log: Path  # everything the server wrote to stdout and stderr
 
-    ``env`` adds variables (``PAPERSEARCH_API_KEY="..."``) to the server's environment.
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+@contextmanager
+def running_server(index_dir: Path, *args: str, **env: str) -> Iterator[Server]:
+    """A real ``papersearch serve`` on a free loopback port, yielded once ready.
+
+    ``args`` are extra ``serve`` flags, ``env`` extra variables (``PAPERSEARCH_API_KEY="..."``).
+    Its output goes to a file, not a pipe: a busy server's log lines would fill a pipe nobody
+    reads and block it.
     """
     port = free_port()
-    server = subprocess.Popen(
-        [PAPERSEARCH, "serve", "--index", str(index_dir), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, **env},
-    )
-    base = f"http://127.0.0.1:{port}"
+    log = Path(tempfile.mkstemp(prefix="papersearch-serve-", suffix=".log")[1])
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [PAPERSEARCH, "serve", "--index", str(index_dir), "--port", str(port), *args],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **env},
+        )
+    running = Server(f"http://127.0.0.1:{port}", server, log)
     try:
         deadline = time.monotonic() + 120
         while True:
-            assert server.poll() is None, server.stdout.read()
+            assert server.poll() is None, running.output()
             try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"{running.url}/readyz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             assert time.monotonic() < deadline, "server not ready within 120 s"
             time.sleep(0.3)
-        yield base
+        yield running
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
-    assert server.returncode == 0
+    assert server.returncode == 0, running.output()
+    log.unlink()

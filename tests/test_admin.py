@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -32,8 +33,8 @@ def own_index(seed_build, tmp_path):
     return target
 
 
-def _top_id(base: str, query: str) -> str:
-    response = httpx.get(f"{base}/search", params={"q": query, "k": 1}, timeout=30)
+def _top_id(base: str, query: str, headers: dict[str, str] | None = None) -> str:
+    response = httpx.get(f"{base}/search", params={"q": query, "k": 1}, headers=headers, timeout=30)
     assert response.status_code == 200
     return response.json()["results"][0]["id"]
 
@@ -41,7 +42,8 @@ def _top_id(base: str, query: str) -> str:
 def test_admin_endpoints_need_the_key_and_change_what_is_served(own_index, cache_dir):
     with running_server(
         own_index, PAPERSEARCH_API_KEY=KEY, PAPERSEARCH_CACHE_DIR=str(cache_dir)
-    ) as base:
+    ) as server:
+        base = server.url
         body = {"papers": [CORAL]}
         assert httpx.post(f"{base}/admin/papers", json=body).status_code == 401
         wrong = {"Authorization": "Bearer not-the-key"}
@@ -56,12 +58,12 @@ def test_admin_endpoints_need_the_key_and_change_what_is_served(own_index, cache
         assert added.json() | {"embedded": 0} == {
             "added": 1, "replaced": 0, "removed": 0, "embedded": 0, "papers": 99
         }  # fmt: skip
-        assert _top_id(base, "coral bleaching in marine heatwaves") == "coral-1"
+        assert _top_id(base, "coral bleaching in marine heatwaves", auth) == "coral-1"
         assert httpx.get(f"{base}/readyz").json()["papers"] == 99
 
         removed = httpx.delete(f"{base}/admin/papers/coral-1", headers=auth, timeout=60)
         assert removed.status_code == 200 and removed.json()["papers"] == 98
-        assert httpx.get(f"{base}/papers/coral-1").status_code == 404
+        assert httpx.get(f"{base}/papers/coral-1", headers=auth).status_code == 404
         again = httpx.delete(f"{base}/admin/papers/coral-1", headers=auth, timeout=60)
         assert again.status_code == 404
 
@@ -72,19 +74,27 @@ def test_admin_endpoints_are_off_without_a_key(client):
     assert "PAPERSEARCH_API_KEY" in response.json()["message"]
 
 
-def test_a_build_written_by_the_cli_is_served_without_dropping_requests(
-    own_index, cache_dir, tmp_path
+@pytest.mark.parametrize("trigger", ["watcher", "sighup", "admin_reload"])
+def test_a_new_build_is_swapped_in_without_dropping_requests(
+    own_index, cache_dir, tmp_path, trigger
 ):
+    """Four clients search while `papersearch add` writes a new build and the server swaps
+    it in: found by the watcher, or at once on SIGHUP or POST /admin/reload (with the
+    watcher off, so the swap is theirs). Every answer is a 200."""
     corpus = tmp_path / "extra.jsonl"
     corpus.write_text(json.dumps(CORAL) + "\n", encoding="utf-8")
+    auth = {"Authorization": f"Bearer {KEY}"}
     with running_server(
-        own_index, PAPERSEARCH_RELOAD_INTERVAL="0.2", PAPERSEARCH_CACHE_DIR=str(cache_dir)
-    ) as base:
+        own_index,
+        PAPERSEARCH_RELOAD_INTERVAL="0.2" if trigger == "watcher" else "0",
+        PAPERSEARCH_CACHE_DIR=str(cache_dir),
+        PAPERSEARCH_API_KEY=KEY,
+    ) as server:
         statuses: list[int] = []
         stop = threading.Event()
 
         def keep_searching() -> None:
-            with httpx.Client(base_url=base, timeout=30) as http:
+            with httpx.Client(base_url=server.url, headers=auth, timeout=30) as http:
                 while not stop.is_set():
                     statuses.append(http.get("/search", params={"q": "coral reefs"}).status_code)
 
@@ -97,12 +107,20 @@ def test_a_build_written_by_the_cli_is_served_without_dropping_requests(
                  "--cache-dir", str(cache_dir)],
                 check=True, capture_output=True, timeout=120,
             )  # fmt: skip
+            query = "coral bleaching in marine heatwaves"
+            if trigger == "sighup":
+                assert _top_id(server.url, query, auth) != "coral-1"  # not swapped in yet
+                server.process.send_signal(signal.SIGHUP)
+            elif trigger == "admin_reload":
+                assert _top_id(server.url, query, auth) != "coral-1"
+                reloaded = httpx.post(f"{server.url}/admin/reload", headers=auth, timeout=60)
+                assert reloaded.status_code == 200 and reloaded.json()["reloaded"] is True
             deadline = time.monotonic() + 30
-            while _top_id(base, "coral bleaching in marine heatwaves") != "coral-1":
+            while _top_id(server.url, query, auth) != "coral-1":
                 assert time.monotonic() < deadline, "the new build was not served within 30 s"
                 time.sleep(0.2)
         finally:
             stop.set()
             for searcher in searchers:
                 searcher.join()
-        assert statuses and set(statuses) == {200}
+        assert len(statuses) > 20 and set(statuses) == {200}

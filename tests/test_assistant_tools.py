@@ -101,9 +101,11 @@ async def test_mcp_over_stdio(seed_settings):
 
 @pytest.mark.anyio
 async def test_mcp_over_http_shares_the_served_index(seed_settings):
-    with running_server(seed_settings.index_dir) as base:
+    with running_server(seed_settings.index_dir) as server:
         async with AsyncExitStack() as stack:
-            read, write = await stack.enter_async_context(streamable_http_client(f"{base}/mcp"))
+            read, write = await stack.enter_async_context(
+                streamable_http_client(f"{server.url}/mcp")
+            )
             session = await stack.enter_async_context(ClientSession(read, write))
             await session.initialize()
             await check_session(session)

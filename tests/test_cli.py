@@ -71,7 +71,7 @@ def test_index_reports_skipped_entries_on_stderr(capsys, cache_dir, tmp_path):
     ("args", "code", "message"),
     [
         (["index", "no/such/dir"], 1, "no/such/dir: no such file or folder"),
-        (["index", "tests/__init__.py"], 1, "__init__.py:1: unrecognised format"),
+        (["index", "tests/__init__.py"], 1, "__init__.py:1: empty file"),
         (["index", "--out", "tests"], 1, "tests exists and is not a papersearch index"),
         (["index", "--capture-date", "yesterday"], 2, "expected a date like 2026-06-30"),
         (["search", "x", "--index", "no/index"], 1, "no index at no/index: run `papersearch index"),
@@ -135,11 +135,11 @@ def test_similar_unknown_id(query_cli):
 
 
 def test_serve_answers_over_real_http(seed_settings):
-    with running_server(seed_settings.index_dir) as base:
-        found = httpx.get(f"{base}/search", params={"q": "live-streaming", "k": 2}).json()
+    with running_server(seed_settings.index_dir) as server:
+        found = httpx.get(f"{server.url}/search", params={"q": "live-streaming", "k": 2}).json()
         assert len(found["results"]) == 2
-        assert httpx.get(f"{base}/search", params={"k": 2}).status_code == 422
-        assert httpx.get(f"{base}/docs").status_code == 200
+        assert httpx.get(f"{server.url}/search", params={"k": 2}).status_code == 422
+        assert httpx.get(f"{server.url}/docs").status_code == 200
 
 
 def test_serve_refuses_an_index_of_another_model(seed_settings, tmp_path):

@@ -7,7 +7,6 @@ served as soon as the response returns.
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -20,6 +19,7 @@ from indexing.parsers.jsonl import paper_from_object
 from indexing.records import Paper
 from indexing.update import UpdateReport, add_papers, remove_papers
 from models import Embedder, load_embedder
+from service.access import key_matches
 from service.errors import AdminDisabled, InvalidRequest, NotAuthenticated, PaperNotFound
 from service.index_watch import reload_if_changed
 from service.schemas import ErrorResponse
@@ -34,9 +34,7 @@ def require_api_key(
     expected = request.app.state.settings.api_key
     if expected is None:
         raise AdminDisabled()
-    given = credentials.credentials if credentials else ""
-    # Constant time: how much of a guess matched must not show in the response time.
-    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+    if not key_matches(credentials.credentials if credentials else "", expected):
         raise NotAuthenticated()
 
 
@@ -51,9 +49,10 @@ router = APIRouter(
 class PapersToAdd(BaseModel):
     papers: list[dict[str, Any]] = Field(
         min_length=1,
-        max_length=10_000,
+        max_length=1000,
         description="Paper objects as in a JSONL corpus: {id, title, abstract, authors, ...}, "
-        "arXiv metadata or BEIR ({_id, title, text}). An id already indexed is replaced.",
+        "arXiv metadata or BEIR ({_id, title, text}). An id already indexed is replaced. "
+        "Larger batches: `papersearch add`, or several requests.",
     )
 
 

@@ -5,7 +5,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from service.deps import EngineDep
-from service.schemas import MAX_K, CitedPaper, ErrorResponse, PaperPage, SimilarToPaperResponse
+from service.schemas import (
+    MAX_K,
+    MAX_LIST_OFFSET,
+    CitedPaper,
+    ErrorResponse,
+    PaperPage,
+    SimilarToPaperResponse,
+)
 
 router = APIRouter(
     prefix="/papers",
@@ -22,7 +29,7 @@ PaperId = Annotated[
 def list_papers(
     engine: EngineDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_LIST_OFFSET)] = 0,
 ) -> PaperPage:
     return engine.list_papers(limit, offset)
 

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+def metrics(request: Request) -> Response:
+    """Requests by route and status, a latency histogram, server errors, and the served
+    index (papers, model, backend, build), in the Prometheus text format."""
+    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
