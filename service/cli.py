@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from datetime import date
 from functools import partial
@@ -288,11 +290,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # The app and the MCP SDK are imported by the two commands that serve them: the SDK
     # alone adds 0.8 s to the start of every other command.
     from service.app import create_app
-    from service.observability import logging_config
+    from service.observability import MULTIPROCESS_DIR_VARIABLE, logging_config
 
     # Fail before the model loads, in one line with a hint: the manifest, the model, and
     # each file's checksum (a damaged file would otherwise fail the app's start-up).
     verify_index(settings.index_dir, settings.model)
+    metrics_dir = None  # a folder made here, removed when the server stops
     if settings.workers == 1:
         # One process: the app is built here, from exactly these settings.
         app: FastAPI | str = create_app(settings)
@@ -302,18 +305,27 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         # flags resolved here travel to it as PAPERSEARCH_* variables.
         os.environ.update(settings_environment(settings))
         os.environ.setdefault("OMP_NUM_THREADS", str(torch_threads_per_worker(settings.workers)))
+        # /metrics sums every worker's counts from files in one folder (prometheus_client's
+        # multiprocess mode), whichever worker is scraped.
+        if MULTIPROCESS_DIR_VARIABLE not in os.environ:
+            metrics_dir = tempfile.mkdtemp(prefix="papersearch-metrics-")
+            os.environ[MULTIPROCESS_DIR_VARIABLE] = metrics_dir
         app = "service.app:create_app"
-    uvicorn.run(
-        app,
-        factory=settings.workers > 1,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        # JSON lines with request ids; uvicorn's access log is replaced by the app's, which
-        # leaves the query text out (service/observability.py).
-        log_config=logging_config(),
-        access_log=False,
-    )
+    try:
+        uvicorn.run(
+            app,
+            factory=settings.workers > 1,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            # JSON lines with request ids; uvicorn's access log is replaced by the app's,
+            # which leaves the query text out (service/observability.py).
+            log_config=logging_config(),
+            access_log=False,
+        )
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

@@ -61,6 +61,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # which worker, when several serve one port
         }
         request_id = request_id_var.get()
         if request_id:

@@ -46,6 +46,7 @@ def test_logs_are_json_lines_with_request_ids_and_no_query_text(seed_settings, l
         "level": "info",
         "logger": "papersearch.access",
         "message": "GET /search 200",
+        "pid": server.process.pid,
         "request_id": "trace-42",
         "method": "GET",
         "path": "/search",
