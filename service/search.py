@@ -8,7 +8,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from indexing.lexical import TermLocator, analyse
-from indexing.store import PaperIndex, verify_index
+from indexing.store import PaperIndex, check_compatible, read_manifest
 from models import Embedder, load_embedder
 from service.errors import PaperNotFound, QueryTooLong, TitleNotFound
 from service.filters import PaperFilter
@@ -66,9 +66,9 @@ class SearchEngine:
 
     @classmethod
     def load(cls, settings: Settings) -> SearchEngine:
-        """Check the index (manifest, model, file checksums) before the slow model load, so a
-        stale or damaged index fails at once with what to run."""
-        verify_index(settings.index_dir, settings.model)
+        """Check the manifest before the slow model load, so a stale index fails at once with
+        what to run; the files' checksums are verified once, by ``PaperIndex.open``."""
+        check_compatible(read_manifest(settings.index_dir), settings.index_dir, settings.model)
         embedder = load_embedder(settings.model, settings.backend)
         index = PaperIndex.open(
             settings.index_dir, model=settings.model, dimension=embedder.dimension
