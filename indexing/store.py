@@ -13,6 +13,9 @@ An index is a folder holding:
 - ``papers.sqlite``: the paper records, row ``i`` describing vector ``i``, with the columns
   filters read (year, date, category, source, code, authors) and each abstract's sentence
   offsets (for highlights);
+- ``map.npy``: the corpus map, one float32 ``(x, y)`` in [-1, 1] per paper, row for row (see
+  ``corpus_map``): computed when the index is built, because a t-SNE takes seconds to minutes,
+  far too long for a request;
 - ``lexical/``: the BM25 index of the same papers, row for row (bm25s's own files).
 
 The folder named by the user (``data/index``) is a symbolic link to a build folder beside it.
@@ -47,11 +50,13 @@ from indexing.records import Paper
 # 2: BM25 index, filter columns and sentence offsets added.
 # 3: exact vectors as a memory-mappable .npy, optional ANN structure, backend in the manifest.
 # 4: size and sha256 of every data file in the manifest, verified before serving or updating.
-FORMAT_VERSION = 4
+# 5: map.npy, the 2-D corpus map computed at index time.
+FORMAT_VERSION = 5
 MANIFEST_FILE = "manifest.json"
 VECTORS_FILE = "vectors.npy"
 ANN_FILE = "ann.faiss"
 PAPERS_FILE = "papers.sqlite"
+MAP_FILE = "map.npy"
 LEXICAL_DIR = "lexical"
 
 
@@ -139,7 +144,7 @@ def verify_files(index_dir: Path, manifest: Manifest, *, build: Path | None = No
     or updated, never per request.
     """
     build = build or index_dir.resolve()
-    required = [VECTORS_FILE, PAPERS_FILE]
+    required = [VECTORS_FILE, PAPERS_FILE, MAP_FILE]
     if manifest.index_type is not IndexType.FLAT:
         required.append(ANN_FILE)
     unlisted = [name for name in required if name not in manifest.files]
@@ -235,6 +240,7 @@ class PaperIndex:
         ann: faiss.Index | None,
         lexical: LexicalIndex,
         db: sqlite3.Connection,
+        map_points: np.ndarray,
     ) -> None:
         self.index_dir = index_dir
         self.build_dir = index_dir.resolve()  # what the link pointed to when this was opened
@@ -242,6 +248,7 @@ class PaperIndex:
         self.vectors = vectors  # (papers, dimension) float32, memory-mapped, read-only
         self.dense = DenseIndex(vectors, ann)
         self.lexical = lexical
+        self.map_points = map_points  # (papers, 2) float32 in [-1, 1], read-only
         self._db = db
         self._db_lock = threading.Lock()  # one connection, shared by the server's threads
         self.columns = PaperColumns.read(db)
@@ -262,22 +269,32 @@ class PaperIndex:
             )
             rows = db.execute("SELECT count(*) FROM papers").fetchone()[0]
             lexical = LexicalIndex.load(build / LEXICAL_DIR)
+            # Small (600 KB for 75,000 papers) and sent whole by the map endpoint: held in memory.
+            map_points = np.load(build / MAP_FILE, allow_pickle=False)
         except (RuntimeError, OSError, ValueError, sqlite3.Error) as exc:
             raise IndexUnusable(
                 f"damaged index at {index_dir} ({exc}): {_rebuild_hint(index_dir)}"
             ) from exc
         count, width = vectors.shape if vectors.ndim == 2 else (-1, -1)
         ann_count = ann.ntotal if ann is not None else count
-        found = (count, ann_count, rows, lexical.size, width)
-        expected = (manifest.paper_count,) * 4 + (manifest.dimension,)
-        if found != expected or vectors.dtype != np.float32 or (dimension and dimension != width):
+        map_count, map_width = map_points.shape if map_points.ndim == 2 else (-1, -1)
+        found = (count, ann_count, rows, lexical.size, map_count, width, map_width)
+        expected = (manifest.paper_count,) * 5 + (manifest.dimension, 2)
+        dtypes = (vectors.dtype, map_points.dtype)
+        if (
+            found != expected
+            or dtypes != (np.float32, np.float32)
+            or (dimension and dimension != width)
+        ):
             raise IndexUnusable(
                 f"inconsistent index at {index_dir}: manifest says {manifest.paper_count} "
                 f"papers of dimension {manifest.dimension}, found {count} vectors of "
-                f"dimension {width} ({ann_count} in the ANN index), {rows} records and "
-                f"{lexical.size} BM25 documents: {_rebuild_hint(index_dir)}"
+                f"dimension {width} ({ann_count} in the ANN index), {rows} records, "
+                f"{lexical.size} BM25 documents and {map_count} {MAP_FILE} points of dimension "
+                f"{map_width} (2 expected): {_rebuild_hint(index_dir)}"
             )
-        return cls(index_dir, manifest, vectors, ann, lexical, db)
+        map_points.flags.writeable = False
+        return cls(index_dir, manifest, vectors, ann, lexical, db, map_points)
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -328,6 +345,15 @@ class PaperIndex:
         """(row, title) of every paper that has a title: what title look-ups search."""
         return self._query("SELECT row, title FROM papers WHERE title IS NOT NULL ORDER BY row")
 
+    def map_labels(self) -> list[tuple[str, str | None, str | None, str | None]]:
+        """(id, title, category, arxiv_id) of every paper in row order, row ``i`` labelling
+        ``map_points[i]``; the category as its source wrote it (the filter column is
+        lower-cased), since the map shows it to people."""
+        return self._query(
+            "SELECT id, title, json_extract(record, '$.category'), "
+            "json_extract(record, '$.arxiv_id') FROM papers ORDER BY row"
+        )
+
     def close(self) -> None:
         with self._db_lock:
             self._db.close()
@@ -353,6 +379,7 @@ class IndexContents:
     sentences: list[list[tuple[int, int]]]
     manifest: Manifest
     ann: faiss.Index | None  # None for a flat index
+    map_points: np.ndarray  # (papers, 2) float32, row for row with the vectors
 
 
 def write_index(
@@ -363,16 +390,20 @@ def write_index(
     sentences: Sequence[Sequence[tuple[int, int]]],
     manifest: Manifest,
     *,
+    map_points: np.ndarray,
     ann: faiss.Index | None = None,
 ) -> None:
     """Write a complete index beside ``index_dir`` and switch ``index_dir`` to it atomically.
 
-    ``ann`` is the approximate index's structure when the caller has one already (an update
-    reuses the trained one); otherwise it is built here for a non-flat ``index_type``.
+    ``map_points`` are the papers' corpus-map coordinates (``corpus_map.project``). ``ann`` is
+    the approximate index's structure when the caller has one already (an update reuses the
+    trained one); otherwise it is built here for a non-flat ``index_type``.
     """
     check_writable(index_dir)
     with _writer_lock(index_dir):
-        _write_build(index_dir, papers, vectors, lexical, sentences, manifest, ann)
+        _write_build(
+            index_dir, papers, vectors, lexical, sentences, manifest, ann, map_points=map_points
+        )
 
 
 def update_index(
@@ -403,12 +434,20 @@ def update_index(
             ann=faiss.read_index(str(build / ANN_FILE))
             if manifest.index_type is not IndexType.FLAT
             else None,
+            map_points=np.load(build / MAP_FILE, allow_pickle=False),
         )
         changed = change(current)
         if changed is not None:
             new, lexical = changed
             _write_build(
-                index_dir, new.papers, new.vectors, lexical, new.sentences, new.manifest, new.ann
+                index_dir,
+                new.papers,
+                new.vectors,
+                lexical,
+                new.sentences,
+                new.manifest,
+                new.ann,
+                map_points=new.map_points,
             )
 
 
@@ -420,18 +459,31 @@ def _write_build(
     sentences: Sequence[Sequence[tuple[int, int]]],
     manifest: Manifest,
     ann: faiss.Index | None,
+    *,
+    map_points: np.ndarray,
 ) -> None:
-    counts = {len(papers), len(vectors), lexical.size, len(sentences), manifest.paper_count}
+    counts = {
+        len(papers),
+        len(vectors),
+        lexical.size,
+        len(sentences),
+        len(map_points),
+        manifest.paper_count,
+    }
     if ann is not None:
         counts.add(ann.ntotal)
     if len(counts) != 1:
-        raise ValueError("papers, vectors, BM25, sentences and manifest disagree on the count")
+        raise ValueError(
+            "papers, vectors, BM25, sentences, map points and manifest disagree on the count"
+        )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     build = _builds_dir(index_dir) / f"{stamp}-{os.getpid()}"
     build.mkdir()
     try:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         np.save(build / VECTORS_FILE, vectors, allow_pickle=False)
+        map_points = np.ascontiguousarray(map_points, dtype=np.float32)
+        np.save(build / MAP_FILE, map_points, allow_pickle=False)
         if manifest.index_type is not IndexType.FLAT:
             ann = ann if ann is not None else build_ann(manifest.index_type, vectors)
             faiss.write_index(ann, str(build / ANN_FILE))

@@ -7,6 +7,11 @@ length) depend on every paper, and the records are rewritten whole: adding one p
 74,728 took 45 s, where embedding them again would take most of an hour here. The result
 is written as a new build and swapped in like any other, so a running service sees the old
 index or the new one, never a mixture.
+
+The corpus map (``corpus_map``) is fitted only by ``papersearch index``: refitting it here
+would cost seconds to minutes and move every point the user has seen. An update places each
+new or changed paper among its nearest neighbours on the current map and keeps every other
+point where it was; a full re-index refits the map.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 
 from indexing.build import BuildError, abstract_sentences, embed_with_cache
 from indexing.corpus import papers_checksum, read_corpus
+from indexing.corpus_map import place
 from indexing.index_types import updated_ann
 from indexing.lexical import LexicalIndex
 from indexing.records import Paper, ParseIssue, embedding_text
@@ -94,7 +100,8 @@ def add_papers(
         if ann is not None:
             appended_from = None if replaced_rows else len(current.papers)
             ann = updated_ann(ann, manifest.index_type, all_vectors, appended_from)
-        return _rewritten(current, all_papers, all_vectors, sentences, ann, report)
+        map_points = _updated_map(current, vectors, new, row_of, papers)
+        return _rewritten(current, all_papers, all_vectors, sentences, ann, map_points, report)
 
     update_index(index_dir, change)
     report.seconds = time.perf_counter() - started
@@ -146,6 +153,7 @@ def remove_papers(paper_ids: Sequence[str], index_dir: Path) -> UpdateReport:
             vectors,
             [current.sentences[row] for row in keep],
             ann,
+            current.map_points[keep],
             report,
         )
 
@@ -154,12 +162,41 @@ def remove_papers(paper_ids: Sequence[str], index_dir: Path) -> UpdateReport:
     return report
 
 
+def _updated_map(
+    current: IndexContents,
+    vectors: np.ndarray,
+    new: list[int],
+    row_of: dict[str, int],
+    papers: Sequence[Paper],
+) -> np.ndarray:
+    """The current map with ``papers`` (embedded as ``vectors``) placed on it: new ones
+    (``new``: their positions in ``papers``) appended, replaced ones whose vector changed moved.
+
+    The anchors are the current vectors with their current points, pairs the map was made
+    from. A replaced paper is placed among the others only: its old point belongs to its old
+    text. One whose vector did not change (a corrected date, say) keeps its point.
+    """
+    moved = [
+        i
+        for i, paper in enumerate(papers)
+        if paper.id in row_of and not np.array_equal(vectors[i], current.vectors[row_of[paper.id]])
+    ]
+    moved_rows = np.array([row_of[papers[i].id] for i in moved], dtype=np.int64)
+    appended = place(vectors[new], current.vectors, current.map_points)
+    map_points = np.concatenate([current.map_points, appended])
+    map_points[moved_rows] = place(
+        vectors[moved], current.vectors, current.map_points, exclude=moved_rows
+    )
+    return map_points
+
+
 def _rewritten(
     current: IndexContents,
     papers: list[Paper],
     vectors: np.ndarray,
     sentences: list[list[tuple[int, int]]],
     ann: faiss.Index | None,
+    map_points: np.ndarray,
     report: UpdateReport,
 ) -> tuple[IndexContents, LexicalIndex]:
     report.papers = len(papers)
@@ -171,5 +208,5 @@ def _rewritten(
         }
     )
     lexical = LexicalIndex.build([embedding_text(paper) for paper in papers])
-    contents = IndexContents(papers, vectors, sentences, manifest, ann)
+    contents = IndexContents(papers, vectors, sentences, manifest, ann, map_points)
     return contents, lexical

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from indexing.build import build_index
@@ -21,7 +22,7 @@ from models import DEFAULT_MODEL, load_embedder
 from service.settings import SEED_CAPTURE_DATE
 from tests.conftest import PAPERSEARCH, SEEDS, free_port, running_server
 
-FILES = ["vectors.npy", "papers.sqlite", "lexical/vocab.index.json"]
+FILES = ["vectors.npy", "papers.sqlite", "map.npy", "lexical/vocab.index.json"]
 DAMAGES = ["missing", "truncated", "tampered"]
 MESSAGES = {
     "missing": "{name} is missing from the index at {index}",
@@ -75,7 +76,7 @@ def test_the_manifest_records_every_data_file_with_its_size_and_sha256(seed_buil
         if path.is_file() and path.name != "manifest.json"
     )
     assert sorted(manifest.files) == on_disk
-    assert {"vectors.npy", "papers.sqlite", "lexical/vocab.index.json"} <= set(on_disk)
+    assert set(FILES) <= set(on_disk)
     for name, recorded in manifest.files.items():
         data = (build / name).read_bytes()
         assert (recorded.size, recorded.sha256) == (len(data), hashlib.sha256(data).hexdigest())
@@ -111,8 +112,12 @@ def edit_manifest(index: Path, edit) -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda m: m.pop("files"), "records no checksum for vectors.npy, papers.sqlite, lexical/"),
+        (
+            lambda m: m.pop("files"),
+            "records no checksum for vectors.npy, papers.sqlite, map.npy, lexical/",
+        ),
         (lambda m: m["files"].pop("vectors.npy"), "records no checksum for vectors.npy:"),
+        (lambda m: m["files"].pop("map.npy"), "records no checksum for map.npy:"),
         (
             lambda m: m.pop("dimension"),
             "unreadable manifest in {index} (dimension: Field required)",
@@ -125,10 +130,15 @@ def edit_manifest(index: Path, edit) -> None:
             lambda m: m["files"].update({"../escape": m["files"]["vectors.npy"]}),
             "names a file outside it (../escape)",
         ),
-        # An index of the previous format has no checksums: refused for its version first.
+        # An index of format 3 has no checksums: refused for its version first.
         (
             lambda m: (m.pop("files"), m.update(format_version=3)),
-            "has format version 3, this version of papersearch reads version 4",
+            "has format version 3, this version of papersearch reads version 5",
+        ),
+        # One of format 4 has every checksum but no map: refused for its version too.
+        (
+            lambda m: (m["files"].pop("map.npy"), m.update(format_version=4)),
+            "has format version 4, this version of papersearch reads version 5",
         ),
     ],
 )
@@ -137,6 +147,19 @@ def test_a_manifest_missing_what_it_must_record_is_refused(index_copy, edit, mes
     with pytest.raises(IndexUnusable) as error:
         PaperIndex.open(index_copy, model=DEFAULT_MODEL)
     assert message.format(index=index_copy) in str(error.value)
+    assert f"run `papersearch index --out {index_copy}`" in str(error.value)
+
+
+@pytest.mark.parametrize("shape", [(97, 2), (98, 3), (98,)])
+def test_a_map_of_the_wrong_shape_is_refused_even_with_its_checksum_recorded(index_copy, shape):
+    """A writer's bug, not damage: the checksum matches, the row-for-row check catches it."""
+    path = index_copy / "map.npy"
+    np.save(path, np.zeros(shape, dtype=np.float32), allow_pickle=False)
+    data = path.read_bytes()
+    digest = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    edit_manifest(index_copy, lambda m: m["files"].update({"map.npy": digest}))
+    with pytest.raises(IndexUnusable, match=r"inconsistent index .* map\.npy points") as error:
+        PaperIndex.open(index_copy, model=DEFAULT_MODEL)
     assert f"run `papersearch index --out {index_copy}`" in str(error.value)
 
 

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from indexing.store import FORMAT_VERSION
 from service.app import create_app
 from tests.conftest import running_server
 
@@ -143,6 +144,6 @@ def test_metrics_count_requests_latency_errors_and_describe_the_index(failing_ap
         "backend": "torch",
         "index_type": "flat",
         "dimension": "384",
-        "format_version": "4",
+        "format_version": str(FORMAT_VERSION),
         "build": "",
     }
