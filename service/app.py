@@ -14,7 +14,8 @@ from service.assistant_tools import build_mcp_server
 from service.errors import install_error_handlers
 from service.index_watch import reload_on_sighup, watch_index
 from service.observability import REQUEST_ID_HEADER, RequestContext, ServiceMetrics
-from service.routes import admin, health, metrics, papers, search, similar, tools
+from service.routes import admin, corpus, health, metrics, papers, search, similar, tools
+from service.routes.ui import mount_ui
 from service.search import SearchEngine
 from service.settings import Settings
 
@@ -60,8 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.assistant = assistant
     app.state.metrics = ServiceMetrics(lambda: app.state.engine)
     install_error_handlers(app)
-    for module in (search, similar, papers, tools, health, metrics, admin):
+    for module in (search, similar, papers, corpus, tools, health, metrics, admin):
         app.include_router(module.router)
+    mount_ui(app)
     # The transport's own route, at /mcp exactly (a Mount would answer at /mcp/ only).
     app.router.routes.extend(mcp_transport.routes)
     _add_middleware(app, settings)

@@ -200,6 +200,34 @@ class PaperPage(BaseModel):
     papers: list[CitedPaper]
 
 
+class CategoryCount(BaseModel):
+    name: str = Field(description="As the corpus writes it; the `category` filter takes it.")
+    papers: int
+
+
+class Facets(BaseModel):
+    """What the filters can choose from, so a client offers only values that match."""
+
+    papers: int
+    categories: list[CategoryCount] = Field(description="Most papers first.")
+    year_min: int | None = Field(description="Earliest year of a dated paper; null if none.")
+    year_max: int | None
+    with_code: int = Field(description="Papers with code.")
+
+
+class CorpusMap(BaseModel):
+    """Every paper as a point of the 2-D map computed at index time, in columns (one entry
+    per paper in each list): a quarter the size of one object per paper at 75,000 papers."""
+
+    papers: int
+    categories: list[str] = Field(description="Category names, most papers first.")
+    ids: list[str]
+    labels: list[str] = Field(description="Title; where none, `arXiv:<id>` or the paper id.")
+    category: list[int] = Field(description="Index into `categories`; -1 for none.")
+    x: list[float] = Field(description="Map coordinates, within [-1, 1] for fitted papers.")
+    y: list[float]
+
+
 class Health(BaseModel):
     status: str = "ok"
 

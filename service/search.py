@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -10,6 +11,7 @@ from threadpoolctl import threadpool_limits
 from indexing.lexical import TermLocator, analyse
 from indexing.store import PaperIndex, check_compatible, read_manifest
 from models import Embedder, load_embedder
+from service.corpus_overview import CorpusOverview
 from service.errors import PaperNotFound, QueryTooLong, TitleNotFound
 from service.filters import PaperFilter
 from service.highlights import highlight
@@ -96,6 +98,13 @@ class SearchEngine:
             self.settings.index_dir, model=self.settings.model, dimension=self.embedder.dimension
         )
         return SearchEngine(index, self.queries, self.settings)
+
+    @cached_property
+    def overview(self) -> CorpusOverview:
+        """Facets and map, built on first use: a reloaded index gets a new engine, and so
+        a new overview. (Two first requests at once may both build it; either result is
+        right.)"""
+        return CorpusOverview.of(self.index)
 
     def close(self) -> None:
         self.queries.close()

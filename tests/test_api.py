@@ -209,6 +209,8 @@ def test_openapi_documents_every_endpoint(client):
         "/papers/{paper_id}",
         "/papers/{paper_id}/similar",
         "/similar",
+        "/facets",
+        "/map",
         "/healthz",
         "/readyz",
         "/metrics",

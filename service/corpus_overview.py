@@ -1,0 +1,74 @@
+"""The corpus as a whole: the values its filters can take, and its map.
+
+Both are derived from the loaded index once (the first request that needs them) and kept
+with the engine, so a reload brings new ones. The map's JSON is serialised and compressed
+once too: at 75,000 papers it is several megabytes that every page load would otherwise
+rebuild.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from indexing.store import PaperIndex
+from service.schemas import CategoryCount, CorpusMap, Facets
+
+# Map coordinates lie within [-1, 1]; four decimals are finer than any screen shows them.
+MAP_DECIMALS = 4
+
+
+@dataclass(frozen=True)
+class CorpusOverview:
+    facets: Facets
+    map_json: bytes
+    map_gzip: bytes
+
+    @classmethod
+    def of(cls, index: PaperIndex) -> CorpusOverview:
+        labels = index.map_labels()
+        categories = _category_names([category for _, _, category, _ in labels])
+        facets = _facets(index, categories)
+        position = {name.lower(): i for i, name in enumerate(name for name, _ in categories)}
+        points = np.round(index.map_points.astype(np.float64), MAP_DECIMALS)
+        corpus_map = CorpusMap(
+            papers=len(labels),
+            categories=[name for name, _ in categories],
+            ids=[paper_id for paper_id, _, _, _ in labels],
+            labels=[_label(*row) for row in labels],
+            category=[position.get((c or "").lower(), -1) for _, _, c, _ in labels],
+            x=points[:, 0].tolist(),
+            y=points[:, 1].tolist(),
+        )
+        map_json = corpus_map.model_dump_json().encode()
+        return cls(facets, map_json, gzip.compress(map_json, compresslevel=6, mtime=0))
+
+
+def _label(paper_id: str, title: str | None, _: str | None, arxiv_id: str | None) -> str:
+    """What names a paper where it has no title, as the page's lists name it too."""
+    return title or (f"arXiv:{arxiv_id}" if arxiv_id else paper_id)
+
+
+def _category_names(categories: list[str | None]) -> list[tuple[str, int]]:
+    """``(name, papers)``, most papers first. The filter ignores case, so "cs.IR" and
+    "CS.IR" are one category, named as most of its papers write it."""
+    spellings: dict[str, Counter[str]] = {}
+    for category in categories:
+        if category:
+            spellings.setdefault(category.lower(), Counter())[category] += 1
+    counted = [(counts.most_common(1)[0][0], sum(counts.values())) for counts in spellings.values()]
+    return sorted(counted, key=lambda item: (-item[1], item[0].lower()))
+
+
+def _facets(index: PaperIndex, categories: list[tuple[str, int]]) -> Facets:
+    years = index.columns.year[index.columns.year > 0]
+    return Facets(
+        papers=len(index),
+        categories=[CategoryCount(name=name, papers=count) for name, count in categories],
+        year_min=int(years.min()) if len(years) else None,
+        year_max=int(years.max()) if len(years) else None,
+        with_code=int(index.columns.has_code.sum()),
+    )

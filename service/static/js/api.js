@@ -1,0 +1,59 @@
+// The JSON API, as the page calls it: one place that adds the API key and turns every
+// failure (HTTP error, unreachable server, aborted request) into an ApiError to show.
+
+const KEY_STORAGE = "papersearch.apiKey";
+
+export class ApiError extends Error {
+  constructor(status, body = {}, retryAfter = null) {
+    super(body.message || `the service answered ${status}`);
+    this.status = status; // 0: no answer at all
+    this.code = body.code || (status === 0 ? "unreachable" : "http_error");
+    this.detail = body.detail || [];
+    this.suggestions = body.suggestions || [];
+    this.retryAfter = retryAfter;
+  }
+
+  // The query fields a 422 blames ("year_from", ...), so the form can mark them.
+  get fields() {
+    return this.detail.map((item) => item.loc[item.loc.length - 1]).filter(Boolean);
+  }
+}
+
+export function apiKey() {
+  return localStorage.getItem(KEY_STORAGE) || "";
+}
+
+export function setApiKey(key) {
+  if (key) localStorage.setItem(KEY_STORAGE, key);
+  else localStorage.removeItem(KEY_STORAGE);
+}
+
+// GET `path` with `params` (empty values left out); resolves to the parsed JSON.
+export async function getJson(path, params = {}, { signal } = {}) {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") query.set(name, value);
+  }
+  const search = query.toString();
+  const url = search ? `${path}?${search}` : path;
+  const headers = { Accept: "application/json" };
+  const key = apiKey();
+  if (key) headers.Authorization = `Bearer ${key}`;
+  let response;
+  try {
+    response = await fetch(url, { headers, signal });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, { message: "the service cannot be reached" });
+  }
+  let body = {};
+  try {
+    body = await response.json();
+  } catch {
+    // an error page that is not JSON (a proxy's, say): the status says enough
+  }
+  if (!response.ok) {
+    throw new ApiError(response.status, body, response.headers.get("Retry-After"));
+  }
+  return body;
+}

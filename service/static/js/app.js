@@ -1,0 +1,45 @@
+// The page: `/` is the search, `/paper/{id}` one paper with its nearest neighbours; both keep
+// the corpus map beside them.
+
+import { getJson } from "./api.js";
+import { CorpusMap } from "./corpus-map.js";
+import { bindKeyPrompt, describe } from "./messages.js";
+import { showPaper } from "./paper-view.js";
+import { $ } from "./render.js";
+import { SearchView } from "./search-view.js";
+
+let search = null;
+const corpusMap = new CorpusMap($("#map-panel"), {
+  onCategory: (name) => {
+    if (search) search.setFilter("category", name);
+    else location.assign(`/?${new URLSearchParams({ category: name, q: $("#q").value })}`);
+  },
+});
+
+bindKeyPrompt();
+document.addEventListener("keydown", (event) => {
+  const typing = event.target.closest("input, textarea, select, [contenteditable]");
+  if (event.key === "/" && !typing && !event.ctrlKey && !event.metaKey && !event.altKey) {
+    event.preventDefault();
+    $("#q").focus();
+    $("#q").select();
+  }
+});
+
+if (location.pathname.startsWith("/paper/")) {
+  $("#main").dataset.view = "paper";
+  // A search typed on a paper page runs on the search page.
+  $("#search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    location.assign(`/?${new URLSearchParams({ q: $("#q").value.trim() })}`);
+  });
+  showPaper(decodeURIComponent(location.pathname.slice("/paper/".length)), corpusMap);
+} else {
+  search = new SearchView(corpusMap);
+  search.start();
+}
+
+getJson("/map").then(
+  (data) => corpusMap.show(data),
+  (error) => corpusMap.showError(describe(error)),
+);

@@ -1,0 +1,476 @@
+// The search view at `/`: its whole state lives in the address, so any view can be shared.
+// A search starts as typing pauses, a newer one cancels the one still running, and the
+// results, the title look-up and every error state are drawn here.
+
+import { getJson } from "./api.js";
+import { errorBox, notify } from "./messages.js";
+import { $, displayTitle, el, fill, hitItem, metaLine, paperHref, queryTerms } from "./render.js";
+import { moveFocus, toggleSimilar } from "./results.js";
+
+const PAGE_SIZE = 10;
+const TYPING_PAUSE_MS = 250; // a search starts once typing pauses this long
+const MAX_OFFSET = 10000; // the API's deepest page
+const FILTERS = ["year_from", "year_to", "category", "author", "has_code", "sort", "mode"];
+
+export class SearchView {
+  constructor(corpusMap) {
+    this.corpusMap = corpusMap;
+    this.input = $("#q");
+    this.filters = $("#filters");
+    this.titleInput = $("#title");
+    this.status = $("#status");
+    this.notice = $("#notice");
+    this.list = $("#results");
+    this.papers = null; // corpus size, from /facets
+    this.inFlight = null;
+    this.timer = 0;
+    this.page = 1;
+    this.like = ""; // a title lookup in progress, instead of a search
+    this.bind();
+  }
+
+  // The view's state as address parameters (what makes it shareable).
+  params() {
+    const params = new URLSearchParams();
+    if (this.like) {
+      params.set("like", this.like);
+      return params;
+    }
+    const q = this.input.value.trim();
+    if (q) params.set("q", q);
+    for (const name of FILTERS) {
+      const value = this.filters.elements[name].value.trim();
+      if (value && !(name === "sort" && value === "relevance")) params.set(name, value);
+    }
+    if (this.page > 1) params.set("page", String(this.page));
+    return params;
+  }
+
+  // Fill the form from the address: first load, shared links, back and forward.
+  readAddress() {
+    const params = new URLSearchParams(location.search);
+    this.like = params.get("like") || "";
+    this.input.value = params.get("q") || "";
+    this.titleInput.value = this.like;
+    for (const name of FILTERS) {
+      const field = this.filters.elements[name];
+      const value = params.get(name) || (name === "sort" ? "relevance" : "");
+      if (
+        field.tagName === "SELECT" &&
+        value &&
+        ![...field.options].some((o) => o.value === value)
+      ) {
+        field.append(el("option", { value, text: value })); // a shared link's value
+      }
+      field.value = value;
+    }
+    this.page = Math.max(1, Number.parseInt(params.get("page"), 10) || 1);
+    // Folded on a phone, where they would push the results off the screen, unless in use.
+    const filtering = FILTERS.some((name) => name !== "sort" && params.get(name));
+    $("#filter-panel").open = filtering || !matchMedia("(max-width: 46rem)").matches;
+  }
+
+  writeAddress(push) {
+    const query = this.params().toString();
+    const url = query ? `/?${query}` : "/";
+    if (url === location.pathname + location.search) return;
+    history[push ? "pushState" : "replaceState"](null, "", url);
+  }
+
+  bind() {
+    $("#search-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.fromInput(0);
+    });
+    this.input.addEventListener("input", () => this.fromInput(TYPING_PAUSE_MS));
+    this.input.addEventListener("keydown", (event) => {
+      if (event.key === "ArrowDown" && this.list.querySelector(".hit-title")) {
+        event.preventDefault();
+        this.list.querySelector(".hit-title").focus();
+      }
+    });
+    this.filters.addEventListener("change", (event) => {
+      if (event.target.name === "author") return; // typed: handled on input
+      this.page = 1;
+      this.like = "";
+      this.run();
+    });
+    this.filters.elements.author.addEventListener("input", () => {
+      this.page = 1;
+      this.schedule(TYPING_PAUSE_MS);
+    });
+    this.filters.addEventListener("reset", () => {
+      setTimeout(() => {
+        this.page = 1;
+        this.run();
+      });
+    });
+    $("#title-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const title = this.titleInput.value.trim();
+      if (title.length < 3) {
+        this.titleInput.reportValidity();
+        return;
+      }
+      this.lookUp(title);
+    });
+    $("#prev-page").addEventListener("click", () => this.goToPage(this.page - 1));
+    $("#next-page").addEventListener("click", () => this.goToPage(this.page + 1));
+    this.list.addEventListener("keydown", (event) => moveFocus(event, this.list, this.input));
+    window.addEventListener("popstate", () => {
+      this.readAddress();
+      this.run({ write: false });
+    });
+  }
+
+  fromInput(delay) {
+    this.page = 1;
+    this.like = "";
+    this.schedule(delay);
+  }
+
+  schedule(delay) {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.run(), delay);
+  }
+
+  setFilter(name, value) {
+    this.filters.elements[name].value = value;
+    $("#filter-panel").open = true;
+    this.page = 1;
+    this.like = "";
+    this.run();
+  }
+
+  goToPage(page) {
+    this.page = page;
+    this.run({ push: true });
+    $("#results-heading").scrollIntoView({ block: "start" });
+  }
+
+  lookUp(title) {
+    this.like = title;
+    this.titleInput.value = title;
+    this.page = 1;
+    this.run({ push: true });
+  }
+
+  begin(message) {
+    clearTimeout(this.timer);
+    this.inFlight?.abort();
+    this.inFlight = new AbortController();
+    this.clearFieldErrors();
+    this.status.className = "status loading";
+    this.status.textContent = message;
+    this.list.setAttribute("aria-busy", "true");
+    return this.inFlight.signal;
+  }
+
+  end() {
+    this.list.removeAttribute("aria-busy");
+    this.status.classList.remove("loading");
+  }
+
+  async run({ push = false, write = true } = {}) {
+    if (write) this.writeAddress(push);
+    if (this.like) return this.runLookup();
+    const q = this.input.value.trim();
+    document.title = q ? `${q} · Papersearch` : "Papersearch";
+    if (!q) return this.showIntro();
+    const params = { q, k: PAGE_SIZE, offset: (this.page - 1) * PAGE_SIZE };
+    for (const name of FILTERS) params[name] = this.filters.elements[name].value.trim();
+    const signal = this.begin("Searching…");
+    const started = performance.now();
+    try {
+      const answer = await getJson("/search", params, { signal });
+      this.showResults(answer, performance.now() - started);
+    } catch (error) {
+      if (error.name !== "AbortError") this.showError(error);
+    }
+  }
+
+  showIntro() {
+    this.inFlight?.abort();
+    this.end();
+    this.clearFieldErrors();
+    this.status.className = "status";
+    this.status.textContent = "";
+    const size = this.papers === null ? "the" : `${this.papers.toLocaleString("en")}`;
+    fill(
+      this.notice,
+      el(
+        "div",
+        { class: "message intro" },
+        el("p", {
+          text: `Search ${size} papers by meaning: type a question, a topic or the gist of a paper.`,
+        }),
+        el(
+          "p",
+          { class: "hint" },
+          "Results appear as you type. Press ",
+          el("kbd", { text: "/" }),
+          " to search from anywhere, ",
+          el("kbd", { text: "↓" }),
+          " to move into the results. Every view has its own address: copy it to share.",
+        ),
+      ),
+    );
+    fill(this.list);
+    $("#pager").hidden = true;
+    this.corpusMap.highlight([]);
+  }
+
+  showResults(answer, milliseconds) {
+    this.end();
+    const { results, total } = answer;
+    const first = answer.offset + 1;
+    const terms = queryTerms(answer.query);
+    const scale =
+      answer.mode === "lexical" ? Math.max(...results.map((hit) => hit.score), 1e-9) : 1;
+    fill(this.notice);
+    if (!results.length) {
+      this.status.className = "status";
+      this.status.textContent = "No results.";
+      fill(this.notice, this.emptyMessage(answer, total));
+    } else {
+      const last = answer.offset + results.length;
+      this.status.className = "status";
+      this.status.textContent =
+        `${total.toLocaleString("en")} ${total === 1 ? "paper matches" : "papers match"}; ` +
+        `showing ${first}–${last}, ${answer.sort === "date" ? "newest first" : "most relevant first"} ` +
+        `(${Math.round(milliseconds)} ms)`;
+    }
+    this.list.start = first;
+    fill(
+      this.list,
+      ...results.map((hit, i) =>
+        hitItem(hit, first + i, {
+          terms,
+          scale,
+          notify,
+          onSimilar: (...args) => toggleSimilar(...args),
+        }),
+      ),
+    );
+    this.showPager(total);
+    this.corpusMap.highlight(results.map((hit) => hit.id));
+  }
+
+  emptyMessage(answer, total) {
+    const filtered = FILTERS.some(
+      (name) => name !== "sort" && name !== "mode" && this.filters.elements[name].value,
+    );
+    const message = el("div", { class: "message empty" });
+    if (answer.offset > 0 && total > 0) {
+      message.append(
+        el("p", { text: `There are only ${total} results; this page is past the last.` }),
+      );
+      message.append(
+        el("button", {
+          type: "button",
+          class: "secondary",
+          text: "First page",
+          onclick: () => this.goToPage(1),
+        }),
+      );
+    } else if (filtered) {
+      message.append(el("p", { text: `No paper matches “${answer.query}” with these filters.` }));
+      message.append(
+        el("button", {
+          type: "button",
+          class: "secondary",
+          text: "Clear filters",
+          onclick: () => this.filters.reset(),
+        }),
+      );
+    } else {
+      message.append(
+        el("p", {
+          text: `No paper matches “${answer.query}”. Try other words, or “Meaning only”.`,
+        }),
+      );
+    }
+    return message;
+  }
+
+  showPager(total) {
+    const pages = Math.max(1, Math.ceil(Math.min(total, MAX_OFFSET + PAGE_SIZE) / PAGE_SIZE));
+    $("#pager").hidden = pages <= 1 && this.page <= 1;
+    $("#page-info").textContent = `Page ${this.page} of ${pages}`;
+    $("#prev-page").disabled = this.page <= 1;
+    $("#next-page").disabled = this.page >= pages;
+  }
+
+  showError(error) {
+    this.end();
+    this.status.className = "status error";
+    this.status.textContent =
+      error.status === 422 ? "Not searched: a value is not valid." : "Not searched.";
+    if (error.status === 422) this.markFields(error);
+    fill(
+      this.notice,
+      errorBox(error, () => this.run({ write: false })),
+    );
+    fill(this.list);
+    $("#pager").hidden = true;
+    this.corpusMap.highlight([]);
+  }
+
+  // A 422 names its fields ("year_from: ...", or loc ["query", "year_from"]): mark them.
+  markFields(error) {
+    const blamed = FILTERS.filter(
+      (name) => error.fields.includes(name) || error.message.includes(name),
+    );
+    if (!blamed.length) return;
+    for (const name of blamed) this.filters.elements[name].setAttribute("aria-invalid", "true");
+    const box = $("#filter-error");
+    box.textContent = error.message;
+    box.hidden = false;
+    $("#filter-panel").open = true;
+  }
+
+  clearFieldErrors() {
+    for (const field of this.filters.querySelectorAll("[aria-invalid]"))
+      field.removeAttribute("aria-invalid");
+    $("#filter-error").hidden = true;
+  }
+
+  async runLookup() {
+    const title = this.like;
+    document.title = `Like “${title}” · Papersearch`;
+    const signal = this.begin("Looking the title up…");
+    try {
+      const answer = await getJson("/similar", { title, k: PAGE_SIZE }, { signal });
+      this.showLookup(answer);
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      if (error.status === 404 && error.code === "title_not_found")
+        this.showSuggestions(title, error.suggestions);
+      else this.showError(error);
+    }
+  }
+
+  showLookup(answer) {
+    this.end();
+    const { matched, results } = answer;
+    this.status.className = "status";
+    this.status.textContent = `${results.length} papers like “${displayTitle(matched)}”`;
+    fill(
+      this.notice,
+      el(
+        "div",
+        { class: "message matched" },
+        el("p", { class: "label", text: `Title matched (${Math.round(matched.match_score)}/100)` }),
+        el("h3", {}, el("a", { href: paperHref(matched.id), text: displayTitle(matched) })),
+        metaLine(matched),
+      ),
+    );
+    this.list.start = 1;
+    fill(
+      this.list,
+      ...results.map((hit, i) =>
+        hitItem(hit, i + 1, { notify, onSimilar: (...args) => toggleSimilar(...args) }),
+      ),
+    );
+    $("#pager").hidden = true;
+    this.corpusMap.highlight(
+      results.map((hit) => hit.id),
+      matched.id,
+    );
+  }
+
+  showSuggestions(title, suggestions) {
+    this.end();
+    this.status.className = "status";
+    this.status.textContent = `No title matches “${title}”.`;
+    const message = el(
+      "div",
+      { class: "message empty" },
+      el("p", { text: `No paper title matches “${title}” closely enough.` }),
+    );
+    if (suggestions.length) {
+      message.append(
+        el("p", { text: "Did you mean one of these?" }),
+        el(
+          "ul",
+          { class: "suggestions" },
+          suggestions.map((s) =>
+            el(
+              "li",
+              {},
+              el("button", {
+                type: "button",
+                class: "link-button",
+                text: s.title,
+                onclick: () => this.lookUp(s.title),
+              }),
+              el("span", { class: "muted", text: ` ${Math.round(s.match_score)}/100` }),
+            ),
+          ),
+        ),
+      );
+    }
+    message.append(
+      el("button", {
+        type: "button",
+        class: "secondary",
+        text: "Search these words instead",
+        onclick: () => {
+          this.input.value = title;
+          this.fromInput(0);
+        },
+      }),
+    );
+    fill(this.notice, message);
+    fill(this.list);
+    $("#pager").hidden = true;
+    this.corpusMap.highlight([]);
+  }
+
+  async start() {
+    this.readAddress();
+    this.run({ write: false });
+    try {
+      const facets = await getJson("/facets");
+      this.papers = facets.papers;
+      this.fillCategories(facets);
+      if (!this.input.value.trim() && !this.like) this.showIntro();
+    } catch (error) {
+      if (!this.input.value.trim() && !this.like) {
+        this.status.className = "status error";
+        this.status.textContent = "The service is not answering.";
+        fill(
+          this.notice,
+          errorBox(error, () => location.reload()),
+        );
+      }
+    }
+  }
+
+  fillCategories(facets) {
+    const select = this.filters.elements.category;
+    const chosen = select.value;
+    const known = new Set(facets.categories.map((c) => c.name.toLowerCase()));
+    const extra =
+      chosen && !known.has(chosen.toLowerCase())
+        ? [el("option", { value: chosen, text: chosen })]
+        : [];
+    fill(
+      select,
+      el("option", { value: "", text: "Any category" }),
+      ...facets.categories.map((c) =>
+        el("option", { value: c.name, text: `${c.name} (${c.papers})` }),
+      ),
+      ...extra,
+    );
+    select.value =
+      [...select.options].find((o) => o.value.toLowerCase() === chosen.toLowerCase())?.value ||
+      chosen;
+    const years = this.filters.querySelectorAll(".years input");
+    for (const input of years) {
+      if (facets.year_min)
+        input.placeholder =
+          input.name === "year_from" ? String(facets.year_min) : String(facets.year_max);
+    }
+  }
+}
