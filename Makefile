@@ -36,9 +36,12 @@ $(BIN)/.installed-test: $(BIN)/.installed
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
-# Rebuilt when the seeds change; unchanged papers come from the embedding cache.
-$(INDEX)/manifest.json: $(wildcard $(CORPUS)/*) | $(BIN)/.installed
+# Rebuilt when the seeds change, or the index format (indexing/store.py): an index of an older
+# format is rebuilt, one still current is kept as it is (hence the touch); unchanged papers
+# come from the embedding cache.
+$(INDEX)/manifest.json: $(wildcard $(CORPUS)/*) indexing/store.py | $(BIN)/.installed
 	$(BIN)/papersearch index $(CORPUS) --out $(INDEX)
+	touch $@
 
 index: $(INDEX)/manifest.json
 

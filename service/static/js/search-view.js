@@ -11,6 +11,11 @@ const PAGE_SIZE = 10;
 const TYPING_PAUSE_MS = 250; // a search starts once typing pauses this long
 const MAX_OFFSET = 10000; // the API's deepest page
 const FILTERS = ["year_from", "year_to", "category", "author", "has_code", "sort", "mode"];
+const MODE_NAMES = {
+  hybrid: "Meaning and keywords",
+  dense: "Meaning only",
+  lexical: "Keywords only",
+};
 
 export class SearchView {
   constructor(corpusMap) {
@@ -222,6 +227,9 @@ export class SearchView {
 
   showResults(answer, milliseconds) {
     this.end();
+    // The empty choice is the service's own default mode, which the answer names.
+    const mode = this.filters.elements.mode;
+    if (!mode.value) mode.options[0].textContent = MODE_NAMES[answer.mode] || answer.mode;
     const { results, total } = answer;
     const first = answer.offset + 1;
     const terms = queryTerms(answer.query);
