@@ -336,6 +336,25 @@ def test_copy_bibtex_puts_the_entry_on_the_clipboard(browser, server):
     assert not problems, problems
 
 
+def test_a_slow_answer_shows_progress_and_only_the_latest_query_is_shown(page):
+    page.goto("/")
+    expect(page.locator(".message.intro")).to_contain_text("Search 98 papers")
+    # 700 ms more a request: the first search is still running when the query changes.
+    network = page.context.new_cdp_session(page)
+    network.send("Network.enable")
+    network.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 700, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    page.locator("#q").fill("diffusion models for images")
+    expect(page.locator("#status")).to_have_text("Searching…")
+    expect(page.locator("#results")).to_have_attribute("aria-busy", "true")
+    page.locator("#q").fill(QUERY)
+    expect(page.locator("#status")).to_contain_text("papers match", timeout=10_000)
+    expect(_results(page).locator(".hit-title", has_text=EXPECTED)).to_have_count(1)
+    assert parse_qs(urlsplit(page.url).query) == {"q": [QUERY]}
+
+
 def test_an_unreachable_service_is_reported_and_retried(page):
     _search(page, QUERY)
     page.context.set_offline(True)
