@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = SearchEngine.load(settings)
+        app.state.engine = SearchEngine.load(settings).with_overview()
         app.state.reload_lock = asyncio.Lock()
         watcher = (
             asyncio.create_task(watch_index(app, settings.reload_interval))

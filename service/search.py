@@ -106,6 +106,12 @@ class SearchEngine:
         right.)"""
         return CorpusOverview.of(self.index)
 
+    def with_overview(self) -> SearchEngine:
+        """This engine with its overview built, as a server wants it before its first page
+        load: it takes 1.2 s at 75,000 papers. (The CLI never needs it.)"""
+        _ = self.overview
+        return self
+
     def close(self) -> None:
         self.queries.close()
         self.index.close()
