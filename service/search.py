@@ -101,9 +101,8 @@ class SearchEngine:
 
     @cached_property
     def overview(self) -> CorpusOverview:
-        """Facets and map, built on first use: a reloaded index gets a new engine, and so
-        a new overview. (Two first requests at once may both build it; either result is
-        right.)"""
+        """Facets and map, built once per engine: a reloaded index gets a new engine, and
+        so a new overview. The server builds it before serving (``with_overview``)."""
         return CorpusOverview.of(self.index)
 
     def with_overview(self) -> SearchEngine:

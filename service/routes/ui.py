@@ -2,7 +2,8 @@
 
 ``/`` and ``/paper/{id}`` answer the same page, which reads the address and calls the JSON
 API itself; they hold no data, so they stay open where an API key is set (the page asks for
-the key when the API refuses it). A paper page for an id the index lacks answers 404.
+the key when the API refuses it). A paper page for an id the index lacks answers 404, except
+where a key is set: there the status must not tell a caller without it which ids exist.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def search_page() -> HTMLResponse:
 def paper_page(paper_id: str, request: Request) -> HTMLResponse:
     page = _page()
     engine = request.app.state.engine
-    if engine is not None and engine.index.row_of(paper_id) is None:
+    guarded = request.app.state.settings.api_key is not None
+    if not guarded and engine is not None and engine.index.row_of(paper_id) is None:
         page.status_code = 404  # the page itself says so, and suggests a search
     return page
 
