@@ -100,10 +100,7 @@ export class SearchView {
       this.like = "";
       this.run();
     });
-    this.filters.elements.author.addEventListener("input", () => {
-      this.page = 1;
-      this.schedule(TYPING_PAUSE_MS);
-    });
+    this.filters.elements.author.addEventListener("input", () => this.fromInput(TYPING_PAUSE_MS));
     this.filters.addEventListener("reset", () => {
       setTimeout(() => {
         this.page = 1;
