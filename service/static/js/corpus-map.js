@@ -77,7 +77,8 @@ export class CorpusMap {
     };
     this.renderLegend();
     this.root.dataset.points = String(data.papers);
-    this.draw();
+    // Results that arrived before the map did.
+    this.highlight(this.pending?.ranked ?? [], this.pending?.focus);
   }
 
   showError(message) {
@@ -107,12 +108,11 @@ export class CorpusMap {
   }
 
   renderLegend() {
-    const counts = new Map();
-    for (const c of this.data.category) counts.set(c, (counts.get(c) || 0) + 1);
+    const counts = new Map(this.groups.map(([colour, rows]) => [colour, rows.length]));
     const entries = this.data.categories
       .map((name, i) => [name, i])
       .filter(([, i]) => this.colours[i]);
-    const other = this.data.category.filter((c) => c < 0 || !this.colours[c]).length;
+    const other = counts.get(-1) || 0;
     fill(
       this.legend,
       ...entries.map(([name, i]) =>
@@ -145,8 +145,6 @@ export class CorpusMap {
           )
         : null,
     );
-    if (this.pending) this.highlight(this.pending.ranked, this.pending.focus);
-    else this.describe();
   }
 
   // Map coordinates to CSS pixels of the canvas, through the zoom and pan.

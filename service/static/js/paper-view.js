@@ -19,6 +19,7 @@ export async function showPaper(id, corpusMap) {
   const similar = $("#paper-similar");
   fill(article, el("p", { class: "status loading", text: "Loading the paper…" }));
   fill(similar);
+  $(".similar").hidden = false;
   const referrer = document.referrer ? new URL(document.referrer) : null;
   if (referrer && referrer.origin === location.origin && referrer.pathname === "/") {
     $("#back-link").href = referrer.pathname + referrer.search;
@@ -28,10 +29,11 @@ export async function showPaper(id, corpusMap) {
   try {
     answer = await getJson(`/papers/${paperPath(id)}/similar`, { k: 10 });
   } catch (error) {
-    document.title = "Paper not found · Papersearch";
+    const heading = error.status === 404 ? "No such paper" : "The paper could not be loaded";
+    document.title = `${heading} · Papersearch`;
     fill(
       article,
-      el("h1", { text: error.status === 404 ? "No such paper" : "The paper could not be loaded" }),
+      el("h1", { text: heading }),
       errorBox(error, error.status === 404 ? null : () => showPaper(id, corpusMap)),
       error.status === 404
         ? el("p", {}, el("a", { href: "/", text: "Search the corpus instead" }))
@@ -44,7 +46,7 @@ export async function showPaper(id, corpusMap) {
   document.title = `${displayTitle(paper)} · Papersearch`;
   fill(article, ...paperDetails(paper));
   fill(similar, ...results.map((hit, i) => hitItem(hit, i + 1, { notify })));
-  similar.addEventListener("keydown", (event) => moveFocus(event, similar, $("#q")));
+  similar.onkeydown = (event) => moveFocus(event, similar, $("#q")); // once, however often shown
   corpusMap.highlight(
     results.map((hit) => hit.id),
     paper.id,

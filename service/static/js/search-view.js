@@ -253,7 +253,7 @@ export class SearchView {
           terms,
           scale,
           notify,
-          onSimilar: (...args) => toggleSimilar(...args),
+          onSimilar: toggleSimilar,
         }),
       ),
     );
@@ -373,9 +373,7 @@ export class SearchView {
     this.list.start = 1;
     fill(
       this.list,
-      ...results.map((hit, i) =>
-        hitItem(hit, i + 1, { notify, onSimilar: (...args) => toggleSimilar(...args) }),
-      ),
+      ...results.map((hit, i) => hitItem(hit, i + 1, { notify, onSimilar: toggleSimilar })),
     );
     $("#pager").hidden = true;
     this.corpusMap.highlight(
