@@ -27,6 +27,9 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e .
+	# The default backend's model files (the ONNX int8 export, into ~/.cache/papersearch):
+	# made here once, so no index build or server start waits for them.
+	$(BIN)/papersearch prepare
 	touch $@
 
 install-quality: $(BIN)/.installed

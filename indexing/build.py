@@ -28,8 +28,7 @@ from indexing.store import (
     verify_files,
     write_index,
 )
-from models import Embedder, vector_space
-from models.embedder import TORCH_BACKEND
+from models import DEFAULT_BACKEND, Embedder, vector_space
 
 # Texts handed to the model per call: small enough for a smooth progress bar and for a
 # Ctrl-C to lose little work (each chunk is cached as soon as it is embedded).
@@ -72,18 +71,18 @@ def build_index(
     *,
     cache_dir: Path,
     model_name: str,
-    load_model: Callable[[str], Embedder],
+    load_model: Callable[[str, str], Embedder],
     capture_date: date,
     batch_size: int = 32,
     progress: bool = True,
     skip_if_current: bool = False,
-    backend: str = TORCH_BACKEND,
+    backend: str = DEFAULT_BACKEND,
     index_type: IndexType = IndexType.AUTO,
 ) -> BuildReport:
     """Build an index from ``paths`` into ``index_dir``; the model is loaded only if needed.
 
-    ``load_model(model_name)`` must return an embedder of ``backend``: cached vectors are
-    looked up by model and backend before any model is loaded.
+    ``load_model(model_name, backend)`` is called only if some paper is not in the cache,
+    where vectors are looked up by model and backend.
 
     With ``skip_if_current``, an index already built from the same papers with the same
     model and format is kept as it is (what evaluation reruns want: seconds, not minutes).
@@ -117,7 +116,7 @@ def build_index(
         texts,
         cache_dir=cache_dir,
         space=vector_space(model_name, backend),
-        load_model=lambda: load_model(model_name),
+        load_model=lambda: load_model(model_name, backend),
         batch_size=batch_size,
         progress=progress,
     )

@@ -77,17 +77,6 @@ class LexicalIndex:
     def __init__(self, bm25: bm25s.BM25) -> None:
         self._bm25 = bm25
         self.size = int(bm25.scores["num_docs"])
-        # The index is a column per term: its length is the term's document frequency.
-        document_frequency = np.diff(bm25.scores["indptr"])
-        # Lucene's idf, the weight a matching term gets when choosing highlight sentences.
-        self._idf = {
-            term: math.log(1 + (self.size - df + 0.5) / (df + 0.5))
-            for term, df in (
-                (term, int(document_frequency[term_id]))
-                for term, term_id in bm25.vocab_dict.items()
-                if term_id < len(document_frequency)  # bm25s adds a column-less "" term
-            )
-        }
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> LexicalIndex:
@@ -128,4 +117,13 @@ class LexicalIndex:
         return unique.astype(np.int64), summed.astype(np.float32)
 
     def idf(self, term: str) -> float:
-        return self._idf.get(term, 0.0)
+        """Lucene's idf, the weight a matching term gets when choosing highlight sentences;
+        0 for a term no paper holds. Computed per call (a few are asked per search) rather
+        than for the whole vocabulary at start-up."""
+        term_id = self._bm25.vocab_dict.get(term)
+        indptr = self._bm25.scores["indptr"]
+        if term_id is None or term_id + 1 >= len(indptr):  # bm25s adds a column-less "" term
+            return 0.0
+        # The index is a column per term: its length is the term's document frequency.
+        df = int(indptr[term_id + 1] - indptr[term_id])
+        return math.log(1 + (self.size - df + 0.5) / (df + 0.5))

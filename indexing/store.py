@@ -38,14 +38,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import faiss
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from indexing.index_types import DenseIndex, IndexType, Neighbours, build_ann, read_ann
-from indexing.lexical import LexicalIndex
 from indexing.records import Paper
+
+if TYPE_CHECKING:
+    # BM25 (bm25s, scipy) is imported where an index is opened or written: `serve` verifies
+    # an index before its workers start, and that check needs neither.
+    from indexing.lexical import LexicalIndex
 
 # 2: BM25 index, filter columns and sentence offsets added.
 # 3: exact vectors as a memory-mappable .npy, optional ANN structure, backend in the manifest.
@@ -117,8 +122,15 @@ def read_manifest(index_dir: Path, *, build: Path | None = None) -> Manifest:
         ) from exc
 
 
-def check_compatible(manifest: Manifest, index_dir: Path, model: str) -> None:
-    """Refuse an index this code or this model cannot serve, saying how to rebuild it."""
+def check_compatible(
+    manifest: Manifest, index_dir: Path, model: str, backend: str | None = None
+) -> None:
+    """Refuse an index this code or this model cannot serve, saying how to rebuild it.
+
+    ``backend`` is the one a user asked for, if any (None: serve with the index's own). Two
+    backends' vectors differ slightly, so queries are never embedded by another backend than
+    the index's papers were: their scores would not rank together.
+    """
     if manifest.format_version != FORMAT_VERSION:
         raise IndexUnusable(
             f"index at {index_dir} has format version {manifest.format_version}, this version of "
@@ -129,6 +141,13 @@ def check_compatible(manifest: Manifest, index_dir: Path, model: str) -> None:
             f"index at {index_dir} was built with model {manifest.model!r} but the service is "
             f"configured for {model!r}: {_rebuild_hint(index_dir)} with "
             f"PAPERSEARCH_MODEL={model}, or set PAPERSEARCH_MODEL={manifest.model}"
+        )
+    if backend is not None and manifest.backend != backend:
+        raise IndexUnusable(
+            f"index at {index_dir} was built with the {manifest.backend} backend, not "
+            f"{backend}: serve it with its own (drop --backend and PAPERSEARCH_BACKEND, or "
+            f"pass --backend {manifest.backend}), or {_rebuild_hint(index_dir)} with "
+            f"--backend {backend}"
         )
 
 
@@ -186,20 +205,44 @@ def verify_files(index_dir: Path, manifest: Manifest, *, build: Path | None = No
             )
 
 
-def verify_index(index_dir: Path, model: str) -> Manifest:
+def verify_index(index_dir: Path, model: str, backend: str | None = None) -> Path:
     """Everything checked before an index is loaded, without loading it: the manifest, its
     format and model, and every data file's size and checksum. Raises IndexUnusable with what
-    to run; ``serve`` calls it before starting the server, so a refusal is one line."""
+    to run; ``serve`` calls it before starting the server, so a refusal is one line.
+    Returns the build folder it verified (see ``PaperIndex.open``)."""
     build = index_dir.resolve()
     manifest = read_manifest(index_dir, build=build)
-    check_compatible(manifest, index_dir, model)
+    check_compatible(manifest, index_dir, model, backend)
     verify_files(index_dir, manifest, build=build)
-    return manifest
+    return build
 
 
 def _file_digest(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+T = TypeVar("T")
+
+
+class BuiltOnce(Generic[T]):
+    """A value built on first use, by whichever thread asks first; the others wait for it.
+
+    What only some requests need is built this way, so a server is ready once its model and
+    index are loaded, and warms the rest up in the background.
+    """
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build: Callable[[], T] | None = build
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        with self._lock:
+            if self._build is not None:
+                self._value = self._build()
+                self._build = None
+        return self._value  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -251,16 +294,40 @@ class PaperIndex:
         self.map_points = map_points  # (papers, 2) float32 in [-1, 1], read-only
         self._db = db
         self._db_lock = threading.Lock()  # one connection, shared by the server's threads
-        self.columns = PaperColumns.read(db)
+        self._columns = BuiltOnce(self._read_columns)
+
+    @property
+    def columns(self) -> PaperColumns:
+        """The filter columns, read on first use (0.4 s at 75,000 papers): a server reads
+        them in the background once it is ready (``SearchEngine.warm_up``)."""
+        return self._columns.get()
+
+    def _read_columns(self) -> PaperColumns:
+        with self._db_lock:
+            return PaperColumns.read(self._db)
 
     @classmethod
-    def open(cls, index_dir: Path, *, model: str, dimension: int | None = None) -> PaperIndex:
-        """Load and cross-check an index; fail fast with a rebuild hint on any mismatch."""
+    def open(
+        cls,
+        index_dir: Path,
+        *,
+        model: str,
+        backend: str | None = None,
+        dimension: int | None = None,
+        verified_build: Path | None = None,
+    ) -> PaperIndex:
+        """Load and cross-check an index; fail fast with a rebuild hint on any mismatch.
+
+        ``backend`` is the one whose query vectors will search it (None: whichever built it).
+        ``verified_build`` is a build folder the caller has just verified (``verify_index``):
+        if the link still points at it, its files are not hashed a second time.
+        """
         # Follow the link once: a build swapped in meanwhile must not mix with this one.
         build = index_dir.resolve()
         manifest = read_manifest(index_dir, build=build)
-        check_compatible(manifest, index_dir, model)
-        verify_files(index_dir, manifest, build=build)
+        check_compatible(manifest, index_dir, model, backend)
+        if build != verified_build:
+            verify_files(index_dir, manifest, build=build)
         try:
             vectors = np.load(build / VECTORS_FILE, mmap_mode="r", allow_pickle=False)
             ann = read_ann(build / ANN_FILE) if manifest.index_type is not IndexType.FLAT else None
@@ -268,6 +335,8 @@ class PaperIndex:
                 f"file:{build / PAPERS_FILE}?mode=ro", uri=True, check_same_thread=False
             )
             rows = db.execute("SELECT count(*) FROM papers").fetchone()[0]
+            from indexing.lexical import LexicalIndex
+
             lexical = LexicalIndex.load(build / LEXICAL_DIR)
             # Small (600 KB for 75,000 papers) and sent whole by the map endpoint: held in memory.
             map_points = np.load(build / MAP_FILE, allow_pickle=False)

@@ -2,6 +2,7 @@
 
 from models.embedder import (
     BACKENDS,
+    DEFAULT_BACKEND,
     DEFAULT_MODEL,
     KNOWN_MODELS,
     PRESETS,
@@ -9,12 +10,14 @@ from models.embedder import (
     Embedder,
     ModelUnavailable,
     load_embedder,
+    prepare_model,
     resolve_model_name,
     vector_space,
 )
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_BACKEND",
     "DEFAULT_MODEL",
     "KNOWN_MODELS",
     "PRESETS",
@@ -22,6 +25,7 @@ __all__ = [
     "Embedder",
     "ModelUnavailable",
     "load_embedder",
+    "prepare_model",
     "resolve_model_name",
     "vector_space",
 ]

@@ -131,6 +131,10 @@ def resolve_model_name(name: str) -> str:
 TORCH_BACKEND = "torch"
 Backend = Literal["torch", "onnx-int8"]
 BACKENDS: tuple[Backend, ...] = (TORCH_BACKEND, ONNX_BACKEND)
+# What a new index is built with unless another backend is asked for: a quarter of torch's
+# query latency and a third of its memory at the same SciFact quality (README, Performance),
+# and a serving process that never imports torch. torch stays the reference.
+DEFAULT_BACKEND: Backend = ONNX_BACKEND
 
 
 class Embedder(Protocol):
@@ -180,8 +184,42 @@ class TorchEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def load_embedder(name: str = DEFAULT_MODEL, backend: str = TORCH_BACKEND) -> Embedder:
-    """Load a packaged model by its public name (e.g. ``all-MiniLM-L6-v2``) on the CPU."""
+def load_embedder(
+    name: str = DEFAULT_MODEL, backend: str = DEFAULT_BACKEND, *, threads: int | None = None
+) -> Embedder:
+    """Load a packaged model by its public name (e.g. ``all-MiniLM-L6-v2``) on the CPU.
+
+    ``threads`` caps the threads one forward pass uses (default: every core); a server with
+    several workers gives each its share, so their passes do not fight over the cores.
+    """
+    name, model_dir = _model_folder(name, backend)
+    if backend == ONNX_BACKEND:
+        return OnnxEmbedder(name, prepare_model(name, backend), threads=threads)
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    if threads:
+        torch.set_num_threads(threads)
+    # transformers draws a "Loading weights" bar on every load: noise in a CLI answer.
+    transformers_logging.disable_progress_bar()
+    # sentence-transformers 6 rejects PosixPath for a local directory: pass a str.
+    model = SentenceTransformer(str(model_dir), device="cpu")
+    return TorchEmbedder(name, model)
+
+
+def prepare_model(name: str = DEFAULT_MODEL, backend: str = DEFAULT_BACKEND) -> Path:
+    """The folder the backend loads ``name`` from, made now if it is missing: the ONNX int8
+    export (seconds, once; ``make install`` runs it through ``papersearch prepare``), or the
+    packaged model folder itself for torch."""
+    name, model_dir = _model_folder(name, backend)
+    if backend != ONNX_BACKEND:
+        return model_dir
+    return ensure_export(name, model_dir, _user_cache() / "models")
+
+
+def _model_folder(name: str, backend: str) -> tuple[str, Path]:
+    """The canonical model name and its packaged folder; unknown names fail here."""
     name = resolve_model_name(name)
     source = KNOWN_MODELS.get(name)
     if source is None:
@@ -189,17 +227,8 @@ def load_embedder(name: str = DEFAULT_MODEL, backend: str = TORCH_BACKEND) -> Em
         raise ModelUnavailable(f"unknown model {name!r}; known models: {known}")
     if backend not in BACKENDS:
         raise ModelUnavailable(f"unknown backend {backend!r}; known backends: {BACKENDS}")
-    model_dir = source.path()
-    # Must be set before sentence-transformers/transformers look anything up.
+    # Must be set before sentence-transformers/transformers look anything up (the torch
+    # backend, and the ONNX export, which reads the model through transformers).
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if backend == ONNX_BACKEND:
-        return OnnxEmbedder(name, ensure_export(name, model_dir, _user_cache() / "models"))
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as transformers_logging
-
-    # transformers draws a "Loading weights" bar on every load: noise in a CLI answer.
-    transformers_logging.disable_progress_bar()
-    # sentence-transformers 6 rejects PosixPath for a local directory: pass a str.
-    model = SentenceTransformer(str(model_dir), device="cpu")
-    return TorchEmbedder(name, model)
+    return name, source.path()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -39,7 +40,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = SearchEngine.load(settings).with_overview()
+        app.state.engine = SearchEngine.load(settings)
+        # Ready now; what only some requests need is built meanwhile (they wait for it).
+        warm_up = threading.Thread(target=app.state.engine.warm_up, name="warm-up", daemon=True)
+        warm_up.start()
         app.state.reload_lock = asyncio.Lock()
         watcher = (
             asyncio.create_task(watch_index(app, settings.reload_interval))
@@ -53,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if watcher:
                 watcher.cancel()
+            warm_up.join()  # it reads the index being closed
             app.state.engine.close()
 
     app = FastAPI(title="Papersearch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)

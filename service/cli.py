@@ -14,29 +14,24 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from datetime import date
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-import uvicorn
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from indexing.build import BuildError, BuildReport, build_index
-from indexing.corpus import CorpusError
 from indexing.index_types import IndexType
-from indexing.store import IndexUnusable, verify_index
-from indexing.update import UpdateReport, add_files, remove_papers
-from models import BACKENDS, ModelUnavailable, load_embedder, vector_space
-from service.errors import ServiceError, TitleNotFound, describe_validation_errors
-from service.evaluation import EvalInputError, evaluate, read_qrels, read_queries
-from service.formatting import format_hits, paper_byline, paper_heading
+from models import BACKENDS, DEFAULT_BACKEND
 from service.ranking import Fusion, SearchMode, SortOrder
-from service.schemas import MAX_K, SearchRequest, TitleLookup
-from service.search import SearchEngine
-from service.settings import Settings
+from service.settings import MAX_DEFAULT_WORKERS, Settings
 
+# Each command imports what it needs in its own function: the full stack (the model runtime,
+# FastAPI, BM25, metrics) takes most of a second, and `serve`'s supervisor, `remove` or a
+# refused argument need little of it.
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+    from indexing.build import BuildReport
+    from indexing.update import UpdateReport
 
 DEFAULT_CORPUS = Path("seeds")
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -78,9 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument(
         "--model", help="embedding model or preset: fast (default), quality (all-mpnet-base-v2)"
     )
-    index.add_argument(
-        "--backend", choices=list(BACKENDS), help="how the model runs (default: torch)"
-    )
+    _add_backend_option(index, building=True)
     index.add_argument(
         "--index-type",
         choices=[t.value for t in IndexType],
@@ -111,8 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers",
         type=int,
-        help="processes serving the port, each loading the model (default: 1)",
+        help="processes serving the port, each loading the model (default: one per core, "
+        f"at most {MAX_DEFAULT_WORKERS})",
     )
+    _add_backend_option(serve, building=False)
 
     search = commands.add_parser("search", help="search from the shell")
     search.add_argument("query")
@@ -123,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sort", choices=[s.value for s in SortOrder], default="relevance", help="result order"
     )
     search.add_argument("--index", type=Path, help="index folder")
+    _add_backend_option(search, building=False)
     search.add_argument("--json", action="store_true", help="print the API's JSON")
 
     similar = commands.add_parser("similar", help="papers similar to one given by title or id")
@@ -131,9 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--id", dest="paper_id", help="the paper's id")
     similar.add_argument("-k", type=int, default=10, help="number of results (1-100, default 10)")
     similar.add_argument("--index", type=Path, help="index folder")
+    _add_backend_option(similar, building=False)
     similar.add_argument("--json", action="store_true", help="print the API's JSON")
     mcp = commands.add_parser("mcp", help="serve the search as MCP tools over stdio")
     mcp.add_argument("--index", type=Path, help="index folder")
+    _add_backend_option(mcp, building=False)
+
+    prepare = commands.add_parser(
+        "prepare",
+        help="make the model's files for a backend now rather than on first use (the ONNX "
+        "int8 export; `make install` runs this)",
+    )
+    prepare.add_argument("--model", help="embedding model or preset (default: fast)")
+    _add_backend_option(prepare, building=True)
 
     evaluate = commands.add_parser(
         "eval", help="measure rankings on a BEIR-format set (nDCG@10, Recall@100, MRR@10)"
@@ -145,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--fusion", choices=[f.value for f in Fusion], help="hybrid fusion")
     evaluate.add_argument("--dense-weight", type=float, help="dense weight of the blend (0-1)")
     evaluate.add_argument("--model", help="embedding model or preset (fast, quality)")
-    evaluate.add_argument("--backend", choices=list(BACKENDS), help="how the model runs")
+    _add_backend_option(evaluate, building=True)
     evaluate.add_argument(
         "--index",
         type=Path,
@@ -155,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--cache-dir", type=Path, help="embedding cache (default: data/cache)")
     evaluate.add_argument("--out", type=Path, help="also write the results as JSON here")
     return parser
+
+
+def _add_backend_option(parser: argparse.ArgumentParser, *, building: bool) -> None:
+    default = DEFAULT_BACKEND if building else "the one the index was built with"
+    parser.add_argument(
+        "--backend", choices=list(BACKENDS), help=f"how the model runs (default: {default})"
+    )
 
 
 def _add_search_options(parser: argparse.ArgumentParser) -> None:
@@ -187,7 +200,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args, settings)
     except UsageError as exc:
         parser.exit(2, f"papersearch: error: {exc}\n")
-    except (
+    except Exception as exc:
+        if not isinstance(exc, _user_errors()):
+            raise
+        print(f"papersearch: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("papersearch: interrupted; the previous index, if any, is unchanged", file=sys.stderr)
+        return 130
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors whose message says what to do: printed as one line, not a traceback.
+    (Imported only once one was raised, by which time its module is loaded anyway.)"""
+    from indexing.build import BuildError
+    from indexing.corpus import CorpusError
+    from indexing.store import IndexUnusable
+    from models import ModelUnavailable
+    from service.errors import ServiceError
+    from service.evaluation import EvalInputError
+
+    return (
         IndexUnusable,
         ModelUnavailable,
         BuildError,
@@ -195,12 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ServiceError,
         EvalInputError,
         OSError,
-    ) as exc:
-        print(f"papersearch: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("papersearch: interrupted; the previous index, if any, is unchanged", file=sys.stderr)
-        return 130
+    )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -221,25 +249,34 @@ def _settings(args: argparse.Namespace) -> Settings:
     try:
         return Settings(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as exc:
-        raise UsageError(describe_validation_errors(exc.errors())) from None
+        raise UsageError(_described(exc)) from None
 
 
 def _validated(model: type[ModelT], **values: object) -> ModelT:
     try:
         return model(**values)
     except ValidationError as exc:
-        raise UsageError(describe_validation_errors(exc.errors())) from None
+        raise UsageError(_described(exc)) from None
+
+
+def _described(error: ValidationError) -> str:
+    from service.errors import describe_validation_errors
+
+    return describe_validation_errors(error.errors())
 
 
 def _build(paths: Sequence[Path], settings: Settings, **options: bool) -> BuildReport:
     """``build_index`` into the settings' index folder, with their cache, model and dates."""
+    from indexing.build import build_index
+    from models import load_embedder
+
     return build_index(
         paths,
         settings.index_dir,
         cache_dir=settings.cache_dir,
         model_name=settings.model,
-        load_model=partial(load_embedder, backend=settings.backend),
-        backend=settings.backend,
+        load_model=load_embedder,
+        backend=settings.build_backend,
         index_type=settings.index_type,
         capture_date=settings.capture_date,
         batch_size=settings.batch_size,
@@ -258,6 +295,9 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _add(args: argparse.Namespace, settings: Settings) -> int:
+    from indexing.update import add_files
+    from models import load_embedder
+
     report = add_files(
         args.paths,
         settings.index_dir,
@@ -279,6 +319,8 @@ def _print_report(report: BuildReport | UpdateReport) -> int:
 
 
 def _remove(args: argparse.Namespace, settings: Settings) -> int:
+    from indexing.update import remove_papers
+
     report = remove_papers(args.paper_ids, settings.index_dir)
     for paper_id in report.unknown_ids:
         print(f"not in the index: {paper_id}", file=sys.stderr)
@@ -287,24 +329,33 @@ def _remove(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    # The app and the MCP SDK are imported by the two commands that serve them: the SDK
-    # alone adds 0.8 s to the start of every other command.
-    from service.app import create_app
+    import uvicorn
+
+    from indexing.store import verify_index
     from service.observability import MULTIPROCESS_DIR_VARIABLE, logging_config
 
     # Fail before the model loads, in one line with a hint: the manifest, the model, and
     # each file's checksum (a damaged file would otherwise fail the app's start-up).
-    verify_index(settings.index_dir, settings.model)
+    verified = verify_index(settings.index_dir, settings.model, settings.backend)
+    settings = settings.model_copy(update={"verified_build": verified})
+    workers = settings.serving_workers
     metrics_dir = None  # a folder made here, removed when the server stops
-    if settings.workers == 1:
-        # One process: the app is built here, from exactly these settings.
+    if workers == 1:
+        # One process: the app is built here, from exactly these settings. (With several,
+        # this process only supervises: the workers import the app.)
+        from service.app import create_app
+
         app: FastAPI | str = create_app(settings)
     else:
         # uvicorn spawns each worker as a fresh interpreter that imports the factory and
         # calls it with no arguments, so it builds Settings() from the environment: the
-        # flags resolved here travel to it as PAPERSEARCH_* variables.
-        os.environ.update(settings_environment(settings))
-        os.environ.setdefault("OMP_NUM_THREADS", str(torch_threads_per_worker(settings.workers)))
+        # flags resolved here travel to it as PAPERSEARCH_* variables, the worker count and
+        # each worker's share of the cores included.
+        threads = settings.worker_model_threads
+        resolved = settings.model_copy(update={"workers": workers, "model_threads": threads})
+        os.environ.update(settings_environment(resolved))
+        # The same share for the OpenMP pools (torch's, FAISS's), unless set already.
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
         # /metrics sums every worker's counts from files in one folder (prometheus_client's
         # multiprocess mode), whichever worker is scraped.
         if MULTIPROCESS_DIR_VARIABLE not in os.environ:
@@ -314,10 +365,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     try:
         uvicorn.run(
             app,
-            factory=settings.workers > 1,
+            factory=workers > 1,
             host=settings.host,
             port=settings.port,
-            workers=settings.workers,
+            workers=workers,
             # JSON lines with request ids; uvicorn's access log is replaced by the app's,
             # which leaves the query text out (service/observability.py).
             log_config=logging_config(),
@@ -327,18 +378,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
-
-
-def torch_threads_per_worker(workers: int) -> int:
-    """The cores this process may use, shared out between the workers.
-
-    Each worker's torch would otherwise run its forward passes on every core, and the
-    workers' threads would contend for the same cores: on 2 cores, 2 workers of 2 threads
-    each answered 32 clients with a third of the throughput of 2 workers of 1 thread
-    (``benchmarks/loadtest.py``). An ``OMP_NUM_THREADS`` already set is kept instead.
-    """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) // workers)
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:
@@ -360,7 +399,8 @@ def settings_environment(settings: Settings) -> dict[str, str]:
 
 
 def _mcp(args: argparse.Namespace, settings: Settings) -> int:
-    from service.assistant_tools import build_mcp_server  # see _serve
+    from service.assistant_tools import build_mcp_server
+    from service.search import SearchEngine
 
     # stdout carries the protocol: everything else (logs, warnings) goes to stderr.
     engine = SearchEngine.load(settings)
@@ -372,6 +412,10 @@ def _mcp(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _search(args: argparse.Namespace, settings: Settings) -> int:
+    from service.formatting import format_hits
+    from service.schemas import SearchRequest
+    from service.search import SearchEngine
+
     request = _validated(
         SearchRequest,
         q=args.query,
@@ -393,12 +437,17 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    from models import vector_space
+    from service.evaluation import evaluate, read_qrels, read_queries
+    from service.schemas import SearchRequest
+    from service.search import SearchEngine
+
     values = _search_values(args)
     _validated(SearchRequest, q="check", **values)  # bad options fail before any loading
     queries, qrels = read_queries(args.queries), read_qrels(args.qrels)
     if args.index is None:
         corpus_name = args.corpus.name if args.corpus.is_dir() else args.corpus.stem
-        space = vector_space(settings.model, settings.backend)
+        space = vector_space(settings.model, settings.build_backend)
         settings = settings.model_copy(
             update={"index_dir": Path("data/eval") / f"{corpus_name}-{space}"}
         )
@@ -416,7 +465,20 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _prepare(args: argparse.Namespace, settings: Settings) -> int:
+    from models import prepare_model
+
+    folder = prepare_model(settings.model, settings.build_backend)
+    print(f"{settings.model} ({settings.build_backend}) is ready in {folder}")
+    return 0
+
+
 def _similar(args: argparse.Namespace, settings: Settings) -> int:
+    from service.errors import ServiceError, TitleNotFound
+    from service.formatting import format_hits, paper_byline, paper_heading
+    from service.schemas import MAX_K, TitleLookup
+    from service.search import SearchEngine
+
     # Arguments are checked before the index and model load: a typo costs no waiting.
     if args.title is not None:
         lookup = _validated(TitleLookup, title=args.title, k=args.k)
@@ -452,6 +514,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "similar": _similar,
     "eval": _eval,
     "mcp": _mcp,
+    "prepare": _prepare,
 }
 
 if __name__ == "__main__":

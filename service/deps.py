@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 from service.search import SearchEngine
 
 
-def get_engine(request: Request) -> SearchEngine:
+async def get_engine(request: Request) -> SearchEngine:
+    # async, though it awaits nothing: FastAPI runs a plain function in its thread pool, a
+    # hand-over between threads on every request.
     return request.app.state.engine
 
 

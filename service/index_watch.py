@@ -32,7 +32,7 @@ async def reload_if_changed(app: FastAPI) -> bool:
             return False
         target = engine.settings.index_dir.resolve()
         try:
-            app.state.engine = await asyncio.to_thread(lambda: engine.reopened().with_overview())
+            app.state.engine = await asyncio.to_thread(lambda: engine.reopened().warm_up())
         except IndexUnusable as exc:
             if getattr(app.state, "refused_build", None) != target:  # say it once per build
                 log.warning("new index build not served, keeping the old one: %s", exc)

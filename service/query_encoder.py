@@ -37,12 +37,16 @@ class NearestSearch:
     depth: int
 
 
+# What a query comes back with: its vector and, when a search was asked for, its neighbours.
+Encoded = tuple[np.ndarray, Neighbours | None]
+
+
 @dataclass
 class _Request:
     text: str
     vector: np.ndarray | None  # known already when the cache had it
     search: NearestSearch | None
-    result: Future[tuple[np.ndarray, Neighbours | None]] = field(default_factory=Future)
+    result: Future[Encoded] = field(default_factory=Future)
 
 
 class QueryEncoder:
@@ -59,34 +63,44 @@ class QueryEncoder:
 
     def encode(self, text: str) -> np.ndarray:
         """The normalised vector of one query; blocks until its batch has run."""
-        return self._submit(text, None)[0]
+        return self.submit(text).result()[0]
 
     def encode_and_search(self, text: str, search: NearestSearch) -> tuple[np.ndarray, Neighbours]:
         """The query's vector and its ``search.n`` nearest papers, best first."""
-        vector, nearest = self._submit(text, search)
+        vector, nearest = self.submit(text, search).result()
         assert nearest is not None
         return vector, nearest
 
-    def _submit(
-        self, text: str, search: NearestSearch | None
-    ) -> tuple[np.ndarray, Neighbours | None]:
+    def submit(self, text: str, search: NearestSearch | None = None) -> Future[Encoded]:
+        """Hand a query to the encoder thread and return at once.
+
+        The caller does other work meanwhile (the model releases the interpreter lock), then
+        waits on the future: ``result()`` in a thread, ``await asyncio.wrap_future(...)`` on
+        an event loop, which so needs no thread of its own per request.
+        """
         with self._cache_lock:
             vector = self._cache.get(text)
             if vector is not None:
                 self._cache.move_to_end(text)
         if vector is not None and search is None:
-            return vector, None
+            done: Future[Encoded] = Future()
+            done.set_result((vector, None))
+            return done
         if not self._thread.is_alive():
             raise RuntimeError("the query encoder is closed")
         request = _Request(text, vector, search)
         self._waiting.put(request)
-        vector, rows = request.result.result()
-        if self.cache_size:
-            with self._cache_lock:
-                self._cache[text] = vector
-                if len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-        return vector, rows
+        return request.result
+
+    def _remember(self, requests: list[_Request]) -> None:
+        if not self.cache_size:
+            return
+        with self._cache_lock:
+            for request in requests:
+                self._cache[request.text] = request.vector
+                self._cache.move_to_end(request.text)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
 
     def close(self) -> None:
         self._waiting.put(_STOP)
@@ -115,6 +129,7 @@ class QueryEncoder:
                 self.batches += 1
                 for request, vector in zip(unknown, vectors, strict=True):
                     request.vector = vector
+                self._remember(unknown)
             found: dict[int, Neighbours] = {}
             searches: dict[tuple[int, int], list[_Request]] = {}
             for request in requests:

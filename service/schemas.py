@@ -236,6 +236,7 @@ class Readiness(BaseModel):
     status: str = "ready"
     papers: int
     model: str
+    backend: str = Field(description="How the model runs: `onnx-int8` or `torch`.")
     dimension: int
     format_version: int
     built_at: datetime

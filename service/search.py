@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
-from functools import cached_property
+from concurrent.futures import Future
+from dataclasses import dataclass
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from indexing.index_types import Neighbours
 from indexing.lexical import TermLocator, analyse
-from indexing.store import PaperIndex, check_compatible, read_manifest
+from indexing.store import BuiltOnce, PaperIndex, check_compatible, read_manifest
 from models import Embedder, load_embedder
 from service.corpus_overview import CorpusOverview
 from service.errors import PaperNotFound, QueryTooLong, TitleNotFound
 from service.filters import PaperFilter
 from service.highlights import highlight
-from service.query_encoder import NearestSearch, QueryEncoder
+from service.query_encoder import Encoded, NearestSearch, QueryEncoder
 from service.ranking import (
     FusionConfig,
     SearchMode,
@@ -47,11 +50,25 @@ NAMED_PAPER_DEPTH = 20
 CANDIDATES = 1000
 
 
+@dataclass(frozen=True)
+class _StartedSearch:
+    """A search between its two halves (``SearchEngine._start_search``): what the request
+    asks, the filter's mask, the BM25 matches, and the query's vector on its way."""
+
+    request: SearchRequest
+    mode: SearchMode
+    terms: list[str]
+    wanted: int  # candidates the page needs: past the offset, named papers, the date pool
+    allowed: np.ndarray | None  # the filter's mask over every row; None without a filter
+    lexical: Neighbours  # rows holding a query term, ascending, with their BM25 scores
+    encoding: Future[Encoded] | None  # None in lexical mode, which needs no vector
+
+
 class SearchEngine:
     """An index plus the model that embeds queries for it; loaded once, shared by all requests."""
 
     def __init__(self, index: PaperIndex, queries: QueryEncoder, settings: Settings) -> None:
-        # torch already runs the model on every core. numpy's BLAS threads (the dense scoring)
+        # The model already runs on every core. numpy's BLAS threads (the dense scoring)
         # would spin-wait for work after each product and slow the next query's encoding
         # down: measured 52 ms instead of 25 ms a search on 2 cores. One thread is enough for
         # a matrix-vector product.
@@ -64,16 +81,24 @@ class SearchEngine:
         self.default_mode = settings.search_mode
         self.fusion = FusionConfig(settings.fusion, settings.dense_weight, settings.rrf_k)
         self.date_sort_pool = settings.date_sort_pool
-        self.titles = TitleMatcher(index.titles())
+        self._titles = BuiltOnce(lambda: TitleMatcher(index.titles()))
+        self._overview = BuiltOnce(lambda: CorpusOverview.of(index))
 
     @classmethod
     def load(cls, settings: Settings) -> SearchEngine:
         """Check the manifest before the slow model load, so a stale index fails at once with
-        what to run; the files' checksums are verified once, by ``PaperIndex.open``."""
-        check_compatible(read_manifest(settings.index_dir), settings.index_dir, settings.model)
-        embedder = load_embedder(settings.model, settings.backend)
+        what to run; the files' checksums are verified by ``PaperIndex.open``, unless
+        ``serve`` has just done it (``verified_build``)."""
+        manifest = read_manifest(settings.index_dir)
+        check_compatible(manifest, settings.index_dir, settings.model, settings.backend)
+        # The index's own backend: its papers' vectors and the queries' must come from one.
+        embedder = load_embedder(settings.model, manifest.backend, threads=settings.model_threads)
         index = PaperIndex.open(
-            settings.index_dir, model=settings.model, dimension=embedder.dimension
+            settings.index_dir,
+            model=settings.model,
+            backend=embedder.backend,
+            dimension=embedder.dimension,
+            verified_build=settings.verified_build,
         )
         queries = QueryEncoder(
             embedder, max_batch=settings.query_batch_size, cache_size=settings.query_cache_size
@@ -95,20 +120,29 @@ class SearchEngine:
         to them (open files outlive their removal).
         """
         index = PaperIndex.open(
-            self.settings.index_dir, model=self.settings.model, dimension=self.embedder.dimension
+            self.settings.index_dir,
+            model=self.settings.model,
+            backend=self.embedder.backend,
+            dimension=self.embedder.dimension,
         )
         return SearchEngine(index, self.queries, self.settings)
 
-    @cached_property
+    @property
+    def titles(self) -> TitleMatcher:
+        return self._titles.get()
+
+    @property
     def overview(self) -> CorpusOverview:
         """Facets and map, built once per engine: a reloaded index gets a new engine, and
-        so a new overview. The server builds it before serving (``with_overview``)."""
-        return CorpusOverview.of(self.index)
+        so a new overview."""
+        return self._overview.get()
 
-    def with_overview(self) -> SearchEngine:
-        """This engine with its overview built, as a server wants it before its first page
-        load: it takes 1.2 s at 75,000 papers. (The CLI never needs it.)"""
-        _ = self.overview
+    def warm_up(self) -> SearchEngine:
+        """Build now what only some requests need and would otherwise build in the first
+        of them: the filter columns, the title matcher, the facets and the map (seconds at
+        75,000 papers). A server does it in the background once it is ready, and before it
+        swaps a reloaded index in. (The CLI needs none of it up front.)"""
+        _ = self.index.columns, self.titles, self.overview
         return self
 
     def close(self) -> None:
@@ -117,16 +151,44 @@ class SearchEngine:
 
     def search(self, request: SearchRequest) -> SearchResponse:
         """Rank the candidates that pass the filters, then cut the requested page."""
+        started = self._start_search(request)
+        encoded = started.encoding.result() if started.encoding else None
+        return self._finish_search(started, encoded)
+
+    async def search_async(self, request: SearchRequest) -> SearchResponse:
+        """``search`` for an event loop: it waits for the query's vector without holding a
+        thread, and does the rest (a millisecond of Python) on the loop itself, where a
+        thread pool would only add hand-overs (the interpreter lock runs one at a time)."""
+        started = self._start_search(request)
+        encoded = await asyncio.wrap_future(started.encoding) if started.encoding else None
+        return self._finish_search(started, encoded)
+
+    def _start_search(self, request: SearchRequest) -> _StartedSearch:
+        """Everything a search does before it needs the query's vector, which is asked for
+        last. (Asked for first, so that BM25 ran beside the model, both got slower: they
+        compete for the interpreter lock and for the cores the model runs on.)"""
         if len(request.q) > self.settings.max_query_chars:
             raise QueryTooLong(len(request.q), self.settings.max_query_chars)
         mode = request.mode or self.default_mode
-        terms = analyse(request.q)
-        stop = request.offset + request.k
-        wanted = max(stop, NAMED_PAPER_DEPTH)
+        wanted = max(request.offset + request.k, NAMED_PAPER_DEPTH)
         if request.sort is SortOrder.DATE:
             wanted = max(wanted, self.date_sort_pool)
-        rows, scores, total = self._rank_candidates(request, mode, terms, wanted)
+        terms = analyse(request.q)
+        filtered = _filter_of(request)
+        allowed = None if filtered.is_empty() else filtered.mask(self.index.columns)
+        lexical = Neighbours(np.zeros(0, np.int64), np.zeros(0, np.float32))
+        if mode is not SearchMode.DENSE:
+            lexical = Neighbours(*self.index.lexical.matches(terms))
+        encoding = None
+        if mode is not SearchMode.LEXICAL:
+            nearest = NearestSearch(self.index.dense, max(CANDIDATES, wanted), self.search_depth)
+            encoding = self.queries.submit(request.q, nearest)
+        return _StartedSearch(request, mode, terms, wanted, allowed, lexical, encoding)
 
+    def _finish_search(self, started: _StartedSearch, encoded: Encoded | None) -> SearchResponse:
+        request = started.request
+        stop = request.offset + request.k
+        rows, scores, total = self._rank_candidates(started, encoded)
         if request.sort is SortOrder.DATE:
             pool = best_first(rows, scores, self.date_sort_pool)
             score_of = dict(zip(rows[pool].tolist(), scores[pool].tolist(), strict=True))
@@ -139,7 +201,7 @@ class SearchEngine:
             page, page_scores = rows[positions], scores[positions].tolist()
         return SearchResponse(
             query=request.q,
-            mode=mode,
+            mode=started.mode,
             sort=request.sort,
             k=request.k,
             offset=request.offset,
@@ -147,12 +209,12 @@ class SearchEngine:
             results=self._hits(
                 page,
                 page_scores,
-                TermLocator(frozenset(terms)) if request.highlight else None,
+                TermLocator(frozenset(started.terms)) if request.highlight else None,
             ),
         )
 
     def _rank_candidates(
-        self, request: SearchRequest, mode: SearchMode, terms: list[str], wanted: int
+        self, started: _StartedSearch, encoded: Encoded | None
     ) -> tuple[np.ndarray, np.ndarray, int]:
         """``(rows, scores, total)``: the papers worth ranking and their relevance.
 
@@ -162,22 +224,18 @@ class SearchEngine:
         few of the nearest papers pass it, every passing paper is scored, so a narrow filter
         still fills its page.
         """
-        filtered = _filter_of(request)
-        allowed = None if filtered.is_empty() else filtered.mask(self.index.columns)
-        lexical_rows, lexical_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
-        if mode is not SearchMode.DENSE:
-            lexical_rows, lexical_scores = self.index.lexical.matches(terms)
+        mode, allowed, wanted = started.mode, started.allowed, started.wanted
+        lexical_rows, lexical_scores = started.lexical
         lexical_max = float(lexical_scores.max()) if len(lexical_scores) else 0.0
         if allowed is not None:
             passing = allowed[lexical_rows]
             lexical_rows, lexical_scores = lexical_rows[passing], lexical_scores[passing]
-        if mode is SearchMode.LEXICAL:  # a keyword search returns only papers with a term
+        if encoded is None:  # a keyword search returns only papers with a term
             return lexical_rows, lexical_scores, len(lexical_rows)
 
-        vector, (nearest, near_scores) = self.queries.encode_and_search(
-            request.q,
-            NearestSearch(self.index.dense, max(CANDIDATES, wanted), self.search_depth),
-        )
+        vector, found = encoded
+        assert found is not None
+        nearest, near_scores = found
         total = len(self.index) if allowed is None else int(allowed.sum())
         # The corpus's best score, filters or not: hybrid scaling must not depend on them.
         best_dense = float(near_scores.max(initial=-1.0))
@@ -189,7 +247,7 @@ class SearchEngine:
             dense = self.index.dense_scores_at(vector, rows)
         elif mode is SearchMode.HYBRID:
             best_lexical = lexical_rows[best_first(lexical_rows, lexical_scores, CANDIDATES)]
-            extra = np.setdiff1d(best_lexical, nearest)
+            extra = np.setdiff1d(best_lexical, nearest, assume_unique=True)
             rows = np.concatenate([nearest, extra])
             dense = np.concatenate([near_scores, self.index.dense_scores_at(vector, extra)])
         else:
@@ -198,9 +256,9 @@ class SearchEngine:
             return rows, dense, total
         lexical = np.zeros(len(rows), dtype=np.float32)
         if len(lexical_rows):
-            found = np.searchsorted(lexical_rows, rows).clip(max=len(lexical_rows) - 1)
-            has_term = lexical_rows[found] == rows
-            lexical[has_term] = lexical_scores[found[has_term]]
+            found_at = np.searchsorted(lexical_rows, rows).clip(max=len(lexical_rows) - 1)
+            has_term = lexical_rows[found_at] == rows
+            lexical[has_term] = lexical_scores[found_at[has_term]]
         scores = hybrid_scores(
             dense,
             lexical,
@@ -280,15 +338,17 @@ class SearchEngine:
     ) -> list[SearchHit]:
         row_list = [int(row) for row in rows]
         papers = self.index.papers_at(row_list)
+        # The records were validated as they were read: built as they are, not checked again.
         hits = [
-            SearchHit(**paper.model_dump(), score=round(float(score), 4))
+            SearchHit.model_construct(**dict(paper), score=round(float(score), 4), highlights=[])
             for score, paper in zip(scores, papers, strict=True)
         ]
         if highlight_terms and highlight_terms.terms:
+            weights = {term: self.index.lexical.idf(term) for term in highlight_terms.terms}
             spans = self.index.sentences_at(row_list)
             for hit, sentences in zip(hits, spans, strict=True):
                 hit.highlights = highlight(
-                    hit.abstract, sentences, highlight_terms, self.index.lexical.idf
+                    hit.abstract, sentences, highlight_terms, weights.__getitem__
                 )
         return hits
 

@@ -57,6 +57,21 @@ def seed_build(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Bui
 
 
 @pytest.fixture(scope="session")
+def torch_seed_build(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> BuildReport:
+    """The seeds indexed with the reference backend, torch (the default is onnx-int8)."""
+    return build_index(
+        [SEEDS],
+        tmp_path_factory.mktemp("torch-data") / "index",
+        cache_dir=cache_dir,
+        model_name=DEFAULT_MODEL,
+        load_model=load_embedder,
+        backend="torch",
+        capture_date=SEED_CAPTURE_DATE,
+        progress=False,
+    )
+
+
+@pytest.fixture(scope="session")
 def seed_settings(seed_build: BuildReport, cache_dir: Path) -> Settings:
     return Settings(index_dir=seed_build.index_dir, cache_dir=cache_dir)
 
@@ -91,13 +106,19 @@ class Server:
 
 
 @contextmanager
-def running_server(index_dir: Path, *args: str, **env: str) -> Iterator[Server]:
+def running_server(
+    index_dir: Path, *args: str, workers: int | None = 1, **env: str
+) -> Iterator[Server]:
     """A real ``papersearch serve`` on a free loopback port, yielded once ready.
 
     ``args`` are extra ``serve`` flags, ``env`` extra variables (``PAPERSEARCH_API_KEY="..."``).
+    ``workers`` is 1 unless given (None: what ``serve`` picks itself, one per core): a test
+    of what a process does then reads one process's state and log.
     Its output goes to a file, not a pipe: a busy server's log lines would fill a pipe nobody
     reads and block it.
     """
+    if workers is not None and "--workers" not in args:
+        args = (*args, "--workers", str(workers))
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="papersearch-serve-", suffix=".log")[1])
     with log.open("w") as output:

@@ -25,9 +25,9 @@ class CountingLoader:
     def __init__(self) -> None:
         self.calls = 0
 
-    def __call__(self, name: str) -> Embedder:
+    def __call__(self, name: str, backend: str) -> Embedder:
         self.calls += 1
-        return load_embedder(name)
+        return load_embedder(name, backend)
 
 
 def rebuild(

@@ -141,7 +141,7 @@ def test_metrics_count_requests_latency_errors_and_describe_the_index(failing_ap
     (info,) = [labels for name, labels in after if name == "papersearch_index_info"]
     assert dict(info) | {"build": ""} == {
         "model": "all-MiniLM-L6-v2",
-        "backend": "torch",
+        "backend": "onnx-int8",
         "index_type": "flat",
         "dimension": "384",
         "format_version": str(FORMAT_VERSION),

@@ -17,7 +17,7 @@ import httpx
 import psutil
 import pytest
 
-from service.cli import main, settings_environment, torch_threads_per_worker
+from service.cli import main, settings_environment
 from service.settings import Settings
 from tests.conftest import Server, running_server
 
@@ -69,13 +69,14 @@ def test_two_workers_answer_every_request_with_the_same_ranking(seed_build, tmp_
         _wait_until_every_worker_is_ready(server)
         workers = _workers_of(server)
         assert len(workers) == WORKERS
-        # The flags reached the workers, and their torch threads share the cores out.
-        threads = os.environ.get("OMP_NUM_THREADS", str(torch_threads_per_worker(WORKERS)))
+        # The flags reached the workers, and their model threads share the cores out.
+        threads = str(Settings(workers=WORKERS).worker_model_threads)
         for worker in workers:
             environment = worker.environ()
             assert environment["PAPERSEARCH_INDEX_DIR"] == str(index)
             assert environment["PAPERSEARCH_WORKERS"] == str(WORKERS)
-            assert environment["OMP_NUM_THREADS"] == threads
+            assert environment["PAPERSEARCH_MODEL_THREADS"] == threads
+            assert environment["OMP_NUM_THREADS"] == os.environ.get("OMP_NUM_THREADS", threads)
 
         asked = [query for query in QUERIES for _ in range(REQUESTS_PER_QUERY)]
         with ThreadPoolExecutor(max_workers=4) as pool:
@@ -106,6 +107,28 @@ def test_two_workers_answer_every_request_with_the_same_ranking(seed_build, tmp_
     # running_server has sent SIGINT and checked the exit status 0; the workers went with it.
     _, left_running = psutil.wait_procs(workers, timeout=10)
     assert not left_running, "a worker outlived the server"
+
+
+def test_serve_starts_one_worker_per_core_by_default(seed_build, tmp_path):
+    """Unasked, ``serve`` uses the machine: a worker per core (at most four), each with its
+    share of the cores for the model."""
+    cores = len(os.sched_getaffinity(0))
+    expected = min(cores, 4)
+    index = tmp_path / "index"
+    shutil.copytree(seed_build.index_dir, index)
+    with running_server(index, workers=None) as server:
+        if expected == 1:  # one process: uvicorn runs the app in the server process itself
+            assert not _workers_of(server)
+            return
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while server.output().count(WORKER_READY) < expected:
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.3)
+        workers = _workers_of(server)
+        assert len(workers) == expected
+        for worker in workers:
+            assert worker.environ()["PAPERSEARCH_MODEL_THREADS"] == str(cores // expected)
+        assert httpx.get(f"{server.url}/search", params={"q": "recommendation"}).status_code == 200
 
 
 def test_the_workers_environment_rebuilds_the_settings_serve_resolved(monkeypatch, tmp_path):

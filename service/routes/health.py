@@ -19,6 +19,7 @@ def readyz(engine: EngineDep) -> Readiness:
     return Readiness(
         papers=len(engine.index),
         model=manifest.model,
+        backend=manifest.backend,
         dimension=manifest.dimension,
         format_version=manifest.format_version,
         built_at=manifest.built_at,

@@ -17,13 +17,13 @@ def _json(response: SearchResponse) -> Response:
 
 
 @router.get("/search", response_model=SearchResponse, summary="Search papers")
-def search_get(params: Annotated[SearchRequest, Query()], engine: EngineDep) -> Response:
+async def search_get(params: Annotated[SearchRequest, Query()], engine: EngineDep) -> Response:
     """Papers ranked by how well their title and abstract answer ``q``: by meaning and by
     keywords (``mode``), within the filters, with the abstract sentences that match."""
-    return _json(engine.search(params))
+    return _json(await engine.search_async(params))
 
 
 @router.post("/search", response_model=SearchResponse, summary="Search papers (JSON body)")
-def search_post(params: SearchRequest, engine: EngineDep) -> Response:
+async def search_post(params: SearchRequest, engine: EngineDep) -> Response:
     """The same search with the parameters in a JSON body, for long queries and tool callers."""
-    return _json(engine.search(params))
+    return _json(await engine.search_async(params))
