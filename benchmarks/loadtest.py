@@ -70,7 +70,7 @@ from build_and_query import (
     stop_server,
     wait_ready,
 )
-from scale import memory_of, percentile
+from scale import memory_of, percentile, server_processes
 
 RESULTS = Path("benchmarks/results")
 # Logged by each worker once its lifespan has loaded the index and the model; /readyz
@@ -311,34 +311,6 @@ def drive(base: str, calls: Sequence[Call], clients: int, max_seconds: float) ->
 
 
 # --- memory -------------------------------------------------------------------------------
-
-
-def server_processes(pid: int) -> list[tuple[int, str]]:
-    """The server's process and its descendants, each with its role."""
-    found: list[tuple[int, str]] = []
-    stack = [pid]
-    while stack:
-        current = stack.pop()
-        try:
-            command = Path(f"/proc/{current}/cmdline").read_bytes().replace(b"\0", b" ")
-            children = [
-                int(child)
-                for task in Path(f"/proc/{current}/task").iterdir()
-                for child in (task / "children").read_text().split()
-            ]
-        except (FileNotFoundError, ProcessLookupError):
-            continue  # it ended meanwhile
-        if current == pid:
-            role = "server"
-        elif b"multiprocessing.spawn" in command:
-            role = "worker"
-        elif b"resource_tracker" in command:
-            role = "resource tracker"
-        else:
-            role = "other"
-        found.append((current, role))
-        stack += children
-    return found
 
 
 def memory_snapshot(pid: int, since: float) -> dict:

@@ -23,8 +23,8 @@ For each system, in one run, one after the other on the same machine:
 
 Every timed query is new to the server: the warm-up takes the first 30 train queries, and each
 later phase the next unseen ones, so Papersearch's query-vector cache answers none of them
-(its effect is measured last, on purpose). The same queries go to every system in the same
-order. Then, in this process, the bare cost Papersearch's HTTP latency is compared with:
+(its effect is measured apart, on a server of its own). The same queries go to every system
+in the same order. Then, in this process, the bare cost Papersearch's HTTP latency is compared with:
 embedding each test query and finding its nearest papers (same backend, same index), nothing
 else.
 
@@ -58,8 +58,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_and_query import free_port
-from loadtest import server_processes, stop_all
-from scale import memory_of
+from loadtest import stop_all
+from scale import server_memory, server_processes
 
 from indexing.store import PaperIndex, read_manifest
 from models import KNOWN_MODELS, load_embedder
@@ -321,16 +321,6 @@ def drive(system: System, url: str, queries: Sequence[str], clients: int) -> Tim
     return Timed(latencies, seconds, answers)
 
 
-def memory(pid: int) -> dict[str, int]:
-    processes = [memory_of(process) for process, _ in server_processes(pid)]
-    return {
-        "processes": len(processes),
-        "largest_rss_bytes": max(p["rss_bytes"] for p in processes),
-        "total_rss_bytes": sum(p["rss_bytes"] for p in processes),
-        "total_pss_bytes": sum(p["pss_bytes"] for p in processes),
-    }
-
-
 def measure(system: System, work: Path, queries: QuerySets, qrels: dict) -> dict:
     port, log = free_port(), work / f"{system.name}.log"
     url = f"http://127.0.0.1:{port}"
@@ -352,7 +342,7 @@ def measure(system: System, work: Path, queries: QuerySets, qrels: dict) -> dict
             for clients in CLIENT_LEVELS
         ]
         processes = server_processes(server.pid)
-        result["memory_after_load"] = memory(server.pid)
+        result["memory_after_load"] = server_memory(server.pid)
     finally:
         stop_all(server, processes)
     return result

@@ -8,8 +8,8 @@ search, BM25, the filter, fusion and ranking, highlights, record loads, serialis
 falls in none of them is the HTTP server and framework (uvicorn, Starlette, FastAPI, the
 service's middleware and logs). Idle threads are not sampled, so the figures are the time a
 request keeps a thread of the server busy, per request. The client's latency and the bare
-cost (the query embedded and searched in this process) are measured in the same run: what
-the server does not account for is the client and the loopback.
+cost (the query embedded and searched in this process) and the floor under any search (an
+empty route through the same HTTP stack, same client) are measured in the same run.
 
 Usage (``make bench`` runs it on the SciFact index)::
 
@@ -33,6 +33,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from fastapi import FastAPI, Response
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_and_query import free_port, stop_server
@@ -60,6 +61,18 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("fusion and ranking", ("hybrid_scores", "best_first", "newest_first", "SearchEngine.")),
 )
 HTTP = "HTTP server, framework, middleware, logs"
+
+
+# The floor under any search: an empty FastAPI route answering bytes of the size of a
+# search's answer, through the same uvicorn, with the same client (run as
+# ``uvicorn profile_search:empty_app`` from this folder).
+EMPTY_ANSWER = b'{"results": "' + b"x" * 20_000 + b'"}'
+empty_app = FastAPI()
+
+
+@empty_app.get("/search")
+async def _empty_search(q: str) -> Response:
+    return Response(EMPTY_ANSWER, media_type="application/json")
 
 
 def classify(stack: list[str]) -> str:
@@ -126,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack, _, count = line.rpartition(" ")
             charged[classify(stack.split(";"))] += int(count)
     baseline = bare(args.index, profiled)
+    floor = http_floor(profiled)
     per_request = {
         category: round(count / SAMPLES_PER_S / len(profiled) * 1000, 3)
         for category, count in charged.most_common()
@@ -139,10 +153,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "server_busy_ms_per_request": round(sum(per_request.values()), 3),
         "breakdown_ms_per_request": per_request,
         "bare": baseline,
+        "empty_route_p50_ms": floor,
     }
     print(f"{len(profiled)} default searches over {args.index}, one at a time")
     print(f"  client p50 {client_p50:.2f} ms, mean {report['client_mean_ms']:.2f} ms")
     print(f"  bare encode + nearest papers in-process: p50 {baseline['p50_ms']:.2f} ms")
+    print(f"  an empty route over the same HTTP stack: p50 {floor:.2f} ms")
     print("  server threads busy, ms a request:")
     for category, ms in per_request.items():
         print(f"    {category:<42}{ms:>7.3f}")
@@ -151,6 +167,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"results written to {args.out}")
     return 0
+
+
+def http_floor(queries: Sequence[str]) -> float:
+    """p50 of ``queries`` sent to ``empty_app``, one at a time over one connection."""
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("uvicorn")), "profile_search:empty_app"]
+    command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    server = subprocess.Popen(command, cwd=Path(__file__).resolve().parent)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    client.get("/search", params={"q": "x"}).raise_for_status()
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        sys.exit("error: the empty app did not start")
+                    time.sleep(0.05)
+            latencies = []
+            for query in queries:
+                began = time.perf_counter()
+                client.get("/search", params={"q": query}).raise_for_status()
+                latencies.append(time.perf_counter() - began)
+    finally:
+        stop_server(server)  # type: ignore[arg-type]
+    return round(float(np.percentile(latencies, 50)) * 1000, 2)
 
 
 def _wait(client: httpx.Client, server: subprocess.Popen[bytes], log: Path) -> None:

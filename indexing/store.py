@@ -298,8 +298,8 @@ class PaperIndex:
 
     @property
     def columns(self) -> PaperColumns:
-        """The filter columns, read on first use (0.4 s at 75,000 papers): a server reads
-        them in the background once it is ready (``SearchEngine.warm_up``)."""
+        """The filter columns, read on first use (noticeable at tens of thousands of papers): a
+        server reads them in the background once it is ready (``SearchEngine.warm_up``)."""
         return self._columns.get()
 
     def _read_columns(self) -> PaperColumns:

@@ -66,11 +66,10 @@ class OnnxEmbedder:
 
         Why alone: the int8 graph quantises its activations with one scale per input
         tensor, so a text batched with others got a vector that depended on its companions
-        and their padding (cosine 0.992 on average to the same text alone, 0.987 at worst,
-        for SciFact queries): a query's results changed with the load on the server. Alone,
-        a text's vector depends on the text only, and is slightly closer to torch's.
-        It costs nothing for abstracts (no padding: 72 against 61 a second in batches of
-        32) and some throughput for short queries, which a search does not miss (README,
+        and their padding, and a query's results changed with the load on the server.
+        Alone, a text's vector depends on the text only, and lies slightly closer to
+        torch's. Abstracts even embed faster so, with no padding to compute; short queries
+        lose some throughput, which the service does not miss (README, Backends and
         Performance).
         """
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)

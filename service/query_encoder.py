@@ -1,12 +1,13 @@
-"""Query embedding for a busy service: concurrent queries share a forward pass, repeats are free.
+"""Query embedding for a busy service: concurrent queries share the work, repeats are free.
 
-On two cores a forward pass over one short query costs nearly as much as over sixteen: the
-model's fixed cost dominates. So requests do not call the model themselves. They hand their
-text to one encoder thread, which takes everything that has arrived while it was busy and
-embeds it in a single batch. A lone query waits for nobody (the thread starts on it at once);
-under load the batches grow by themselves, up to ``max_batch``. The same thread then finds
-the nearest papers of the whole batch in one pass over the index, which is also far cheaper
-than one pass per query.
+Requests do not call the model themselves. They hand their text to one encoder thread, which
+takes everything that has arrived while it was busy as one batch. A lone query waits for
+nobody (the thread starts on it at once); under load the batches grow by themselves, up to
+``max_batch``. With torch the batch is one forward pass, which on two cores costs nearly as
+much for sixteen short queries as for one; the int8 model runs its texts one after another
+(see ``OnnxEmbedder.encode``). Either way the thread then finds the nearest papers of the
+whole batch in one pass over the index, far cheaper than one pass per query on a large
+corpus.
 
 Repeated queries (a UI's instant search, pagination, assistants retrying) skip the model
 through a bounded LRU cache of query vectors.
@@ -72,12 +73,9 @@ class QueryEncoder:
         return vector, nearest
 
     def submit(self, text: str, search: NearestSearch | None = None) -> Future[Encoded]:
-        """Hand a query to the encoder thread and return at once.
-
-        The caller does other work meanwhile (the model releases the interpreter lock), then
-        waits on the future: ``result()`` in a thread, ``await asyncio.wrap_future(...)`` on
-        an event loop, which so needs no thread of its own per request.
-        """
+        """Hand a query to the encoder thread and return at once, with its future: a thread
+        waits on it with ``result()``, an event loop with ``await asyncio.wrap_future(...)``,
+        which needs no thread of its own per request."""
         with self._cache_lock:
             vector = self._cache.get(text)
             if vector is not None:

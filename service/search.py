@@ -151,8 +151,8 @@ class SearchEngine:
         self.queries.submit(WARM_UP_QUERY, nearest).result()
         _ = self.index.columns, self.titles, self.overview
         # What is loaded now lives as long as the engine: out of the garbage collector's
-        # sight, a full collection no longer walks it (it stalled every request of a
-        # worker for 50-110 ms, a few times a minute under load).
+        # sight, a full collection no longer walks it, which stalled every request of a
+        # worker for tens of milliseconds, a few times a minute under load.
         gc.freeze()
         return self
 

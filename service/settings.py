@@ -132,7 +132,7 @@ class Settings(BaseSettings):
         None,
         description="Set by `papersearch serve` for the processes it starts, not by users: "
         "the build folder it has just verified file by file, which they then open without "
-        "hashing every file again (0.3 s at 75,000 papers).",
+        "hashing every file again.",
     )
     title_match_threshold: float = Field(
         88.0, ge=0, le=100, description="Lowest fuzzy score (0-100) at which a typed title matches."
@@ -156,18 +156,18 @@ class Settings(BaseSettings):
         """How many processes ``papersearch serve`` runs: the setting, else one per core.
 
         Python work (HTTP, ranking, JSON) holds the interpreter lock, so one process uses
-        one core for it whatever the model does; a worker per core uses them all (twice
-        the searches a second of one worker on two cores: README, Performance). More
-        workers than cores add memory, not speed; the cap bounds the memory (each holds
-        its own model and BM25 index) on a machine with many cores.
+        one core for it whatever the model does; a worker per core uses them all (README,
+        Performance, has the searches a second of each). More workers than cores add
+        memory, not speed; the cap bounds the memory (each holds its own model and BM25
+        index) on a machine with many cores.
         """
         return self.workers or min(usable_cores(), MAX_DEFAULT_WORKERS)
 
     @property
     def worker_model_threads(self) -> int:
         """Threads for the model in each of ``serving_workers`` processes: the cores shared
-        out, so that the workers' forward passes do not fight over the same cores (on two
-        cores, two workers of two threads answered half the searches of two of one)."""
+        out, so that the workers' forward passes do not fight over the same cores (two
+        workers of two threads on two cores answered far fewer searches than two of one)."""
         return self.model_threads or max(1, usable_cores() // self.serving_workers)
 
     @property
