@@ -16,7 +16,7 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 import numpy as np
 
@@ -128,7 +128,7 @@ def resolve_model_name(name: str) -> str:
     return PRESETS.get(name, name)
 
 
-TORCH_BACKEND = "torch"
+TORCH_BACKEND: Final = "torch"
 Backend = Literal["torch", "onnx-int8"]
 BACKENDS: tuple[Backend, ...] = (TORCH_BACKEND, ONNX_BACKEND)
 # What a new index is built with unless another backend is asked for: a quarter of torch's

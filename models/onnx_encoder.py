@@ -24,10 +24,11 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 
-ONNX_BACKEND = "onnx-int8"
+ONNX_BACKEND: Final = "onnx-int8"
 # Part of the cache folder's name: a change to the export recipe makes new exports.
 EXPORT_RECIPE = 1
 MODEL_FILE = "model.onnx"

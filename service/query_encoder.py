@@ -95,8 +95,9 @@ class QueryEncoder:
             return
         with self._cache_lock:
             for request in requests:
-                self._cache[request.text] = request.vector
-                self._cache.move_to_end(request.text)
+                if request.vector is not None:
+                    self._cache[request.text] = request.vector
+                    self._cache.move_to_end(request.text)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from indexing.index_types import Neighbours
 from indexing.lexical import TermLocator, analyse
 from indexing.store import BuiltOnce, PaperIndex, check_compatible, read_manifest
 from models import Embedder, load_embedder
@@ -63,7 +62,7 @@ class _StartedSearch:
     terms: list[str]
     wanted: int  # candidates the page needs: past the offset, named papers, the date pool
     allowed: np.ndarray | None  # the filter's mask over every row; None without a filter
-    lexical: Neighbours  # rows holding a query term, ascending, with their BM25 scores
+    lexical: tuple[np.ndarray, np.ndarray]  # rows holding a query term, ascending; BM25
     encoding: Future[Encoded] | None  # None in lexical mode, which needs no vector
 
 
@@ -171,7 +170,9 @@ class SearchEngine:
         thread, and does the rest (a millisecond of Python) on the loop itself, where a
         thread pool would only add hand-overs (the interpreter lock runs one at a time)."""
         started = self._start_search(request)
-        encoded = await asyncio.wrap_future(started.encoding) if started.encoding else None
+        encoded = None
+        if started.encoding is not None:
+            encoded = await asyncio.wrap_future(started.encoding)
         return self._finish_search(started, encoded)
 
     def _start_search(self, request: SearchRequest) -> _StartedSearch:
@@ -187,9 +188,9 @@ class SearchEngine:
         terms = analyse(request.q)
         filtered = _filter_of(request)
         allowed = None if filtered.is_empty() else filtered.mask(self.index.columns)
-        lexical = Neighbours(np.zeros(0, np.int64), np.zeros(0, np.float32))
+        lexical = (np.zeros(0, np.int64), np.zeros(0, np.float32))
         if mode is not SearchMode.DENSE:
-            lexical = Neighbours(*self.index.lexical.matches(terms))
+            lexical = self.index.lexical.matches(terms)
         encoding = None
         if mode is not SearchMode.LEXICAL:
             nearest = NearestSearch(self.index.dense, max(CANDIDATES, wanted), self.search_depth)
