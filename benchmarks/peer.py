@@ -46,7 +46,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +58,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_and_query import free_port
 from loadtest import stop_all
-from scale import server_memory, server_processes
+from scale import run_clients, server_memory, server_processes
 
 from indexing.store import PaperIndex, read_manifest
 from models import KNOWN_MODELS, load_embedder
@@ -309,13 +308,7 @@ def drive(system: System, url: str, queries: Sequence[str], clients: int) -> Tim
                     continue
                 answers[position] = result_ids(system, response.json())
 
-    threads = [threading.Thread(target=client, args=(share,)) for share in shares]
-    began = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - began
+    seconds = run_clients(client, shares)
     if failures:
         raise RuntimeError(f"{system.name}: {len(failures)} failed requests, e.g. {failures[0]}")
     return Timed(latencies, seconds, answers)

@@ -44,9 +44,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from itertools import cycle, islice
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import numpy as np
@@ -62,6 +64,7 @@ from service.search import CANDIDATES
 from service.settings import Settings
 
 CLIENTS = (1, 4, 16)
+T = TypeVar("T")
 TOP_K = 10
 RESULTS = Path("benchmarks/results")
 
@@ -136,6 +139,17 @@ def server_memory(pid: int) -> dict[str, int]:
 # --- serve --------------------------------------------------------------------------------
 
 
+def run_clients(client: Callable[[list[T]], None], shares: Sequence[list[T]]) -> float:
+    """``client(share)`` for every share at once, each in a thread: the seconds they took."""
+    threads = [threading.Thread(target=client, args=(share,)) for share in shares]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 def load_test(base: str, clients: int, requests: int) -> dict[str, float]:
     """``requests`` searches spread over ``clients`` threads, each with its own connection."""
     queries = list(islice(cycle(QUERIES), requests))
@@ -155,13 +169,7 @@ def load_test(base: str, clients: int, requests: int) -> dict[str, float]:
                     if response.status_code != 200:
                         failures.append(f"{response.status_code}: {response.text[:200]}")
 
-    threads = [threading.Thread(target=client_loop, args=(mine,)) for mine in per_client]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
+    wall = run_clients(client_loop, per_client)
     if failures:
         raise RuntimeError(f"{len(failures)} failed requests, e.g. {failures[0]}")
     return {

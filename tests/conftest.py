@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexing.build import BuildReport, build_index
-from models import DEFAULT_MODEL, load_embedder
+from models import DEFAULT_BACKEND, DEFAULT_MODEL, load_embedder
 from service.app import create_app
 from service.settings import SEED_CAPTURE_DATE, Settings
 
@@ -43,32 +43,29 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("embedding-cache")
 
 
-@pytest.fixture(scope="session")
-def seed_build(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> BuildReport:
+def _seed_index(folder: Path, cache_dir: Path, backend: str) -> BuildReport:
     return build_index(
         [SEEDS],
-        tmp_path_factory.mktemp("data") / "index",
+        folder / "index",
         cache_dir=cache_dir,
         model_name=DEFAULT_MODEL,
         load_model=load_embedder,
+        backend=backend,
         capture_date=SEED_CAPTURE_DATE,
         progress=False,
     )
+
+
+@pytest.fixture(scope="session")
+def seed_build(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> BuildReport:
+    """The seeds indexed as `papersearch index` does by default (onnx-int8)."""
+    return _seed_index(tmp_path_factory.mktemp("data"), cache_dir, DEFAULT_BACKEND)
 
 
 @pytest.fixture(scope="session")
 def torch_seed_build(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> BuildReport:
-    """The seeds indexed with the reference backend, torch (the default is onnx-int8)."""
-    return build_index(
-        [SEEDS],
-        tmp_path_factory.mktemp("torch-data") / "index",
-        cache_dir=cache_dir,
-        model_name=DEFAULT_MODEL,
-        load_model=load_embedder,
-        backend="torch",
-        capture_date=SEED_CAPTURE_DATE,
-        progress=False,
-    )
+    """The seeds indexed with the reference backend, torch."""
+    return _seed_index(tmp_path_factory.mktemp("torch-data"), cache_dir, "torch")
 
 
 @pytest.fixture(scope="session")
