@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,8 @@ from service.routes import admin, corpus, health, metrics, papers, search, simil
 from service.routes.ui import mount_ui
 from service.search import SearchEngine
 from service.settings import Settings
+
+log = logging.getLogger("papersearch")
 
 DESCRIPTION = """Search over research-paper abstracts, by meaning and keywords.
 
@@ -42,7 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = SearchEngine.load(settings)
         # Ready now; what only some requests need is built meanwhile (they wait for it).
-        warm_up = threading.Thread(target=app.state.engine.warm_up, name="warm-up", daemon=True)
+        warm_up = threading.Thread(
+            target=_warm_up, args=(app.state.engine,), name="warm-up", daemon=True
+        )
         warm_up.start()
         app.state.reload_lock = asyncio.Lock()
         watcher = (
@@ -73,6 +78,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.extend(mcp_transport.routes)
     _add_middleware(app, settings)
     return app
+
+
+def _warm_up(engine: SearchEngine) -> None:
+    try:
+        engine.warm_up()
+    except Exception:  # a request that needs what failed tries again and reports it itself
+        log.exception("warming the index up failed")
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
