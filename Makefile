@@ -80,7 +80,6 @@ SHARED  ?= ../shared/data
 SCIFACT := $(SHARED)/scifact
 
 bench: install index
-	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/papersearch index $(SCIFACT) --out data/bench/scifact --quiet
 	$(BIN)/python benchmarks/build_and_query.py
 	$(BIN)/python benchmarks/encoders.py --scifact $(SCIFACT)
