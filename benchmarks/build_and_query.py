@@ -305,11 +305,13 @@ def time_http_queries(
     return timings
 
 
-def time_bare_queries(embedder: Embedder, index: PaperIndex, queries: list[str]) -> list[float]:
+def time_bare_queries(embedder: Embedder, index: PaperIndex, queries: Sequence[str]) -> list[float]:
+    """Each query embedded and its nearest papers found, as the service's search depth has it."""
+    depth = Settings().search_depth  # read once: building Settings is not part of a search
     timings: list[float] = []
     for query in queries:
         started = time.perf_counter()
-        index.nearest(embedder.encode([query])[0], TOP_K, Settings().search_depth)
+        index.nearest(embedder.encode([query])[0], TOP_K, depth)
         timings.append(time.perf_counter() - started)
     return timings
 

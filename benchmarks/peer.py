@@ -56,7 +56,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_and_query import free_port
+from build_and_query import free_port, time_bare_queries
 from loadtest import stop_all
 from scale import run_clients, server_memory, server_processes
 
@@ -366,14 +366,8 @@ def bare(index_dir: Path, queries: Sequence[str]) -> dict[str, float]:
     manifest = read_manifest(index_dir)
     embedder = load_embedder(manifest.model, manifest.backend)
     index = PaperIndex.open(index_dir, model=manifest.model, backend=manifest.backend)
-    depth = 128
-    for query in queries[:WARMUP_QUERIES]:
-        index.nearest(embedder.encode([query])[0], TOP_K, depth)
-    latencies = []
-    for query in queries:
-        began = time.perf_counter()
-        index.nearest(embedder.encode([query])[0], TOP_K, depth)
-        latencies.append(time.perf_counter() - began)
+    time_bare_queries(embedder, index, queries[:WARMUP_QUERIES])  # warm-up, not counted
+    latencies = time_bare_queries(embedder, index, queries)
     index.close()
     ms = np.asarray(latencies) * 1000
     return {
