@@ -54,7 +54,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("hand the query to the encoder", ("QueryEncoder.",)),
     ("dense search", ("DenseIndex.", "dense_scores_at", "dense_range")),
     ("BM25", ("LexicalIndex.", "analyse (")),
-    ("filter", ("PaperFilter.", "_filter_of")),
+    ("filter", ("SearchFilters.mask",)),
     ("highlights", ("highlight (", "TermLocator.")),
     ("record loads", ("papers_at", "sentences_at")),
     ("serialisation", ("model_dump_json", "SearchHit", "SearchResponse", "_hits")),

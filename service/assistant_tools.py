@@ -10,9 +10,10 @@ rendered as short text with numbered citations an assistant can quote.
 
 from __future__ import annotations
 
+import inspect
 import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
@@ -22,8 +23,8 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
 from service.errors import ServiceError, describe_validation_errors
+from service.filters import SearchFilters
 from service.formatting import paper_heading
-from service.ranking import SearchMode, SortOrder
 from service.schemas import (
     MAX_K,
     CitedPaper,
@@ -52,6 +53,10 @@ READ_ONLY = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
 DEFAULT_K = 5
+# The request fields search_papers takes (paging and highlight choice stay the API's), and
+# the names a tool gives them: an assistant reads "query" more easily than "q".
+SEARCH_PARAMETERS = ("q", "k", "mode", *SearchFilters.model_fields, "sort")
+TOOL_NAMES = {"q": "query"}
 
 
 class FailedToolCall(ToolError):
@@ -66,44 +71,21 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
     """The MCP server over the engine that ``engine()`` returns (loaded once, by the caller)."""
     server = MCPServer(name="papersearch", instructions=INSTRUCTIONS)
 
-    @_tool(server, "Search papers")
-    async def search_papers(
-        query: Annotated[str, Field(description="A question, keywords or a paper's title.")],
-        k: Annotated[int, Field(ge=1, le=MAX_K, description="Number of papers.")] = DEFAULT_K,
-        mode: Annotated[
-            SearchMode | None,
-            Field(description="hybrid (default: meaning and keywords), dense, or lexical."),
-        ] = None,
-        year_from: Annotated[int | None, Field(description="Published in or after.")] = None,
-        year_to: Annotated[int | None, Field(description="Published in or before.")] = None,
-        category: Annotated[str | None, Field(description="e.g. IR or cs.IR.")] = None,
-        author: Annotated[str | None, Field(description="Part of an author's name.")] = None,
-        source: Annotated[
-            str | None, Field(description="Only papers indexed from this file name.")
-        ] = None,
-        has_code: Annotated[bool | None, Field(description="Only papers with code.")] = None,
-        sort: Annotated[SortOrder, Field(description="relevance, or date (newest first).")] = (
-            SortOrder.RELEVANCE
-        ),
-    ) -> Annotated[CallToolResult, SearchResponse]:
+    async def search_papers(**arguments: Any) -> Annotated[CallToolResult, SearchResponse]:
         """Find papers that answer a question or match keywords, best first, each with the
         abstract sentences that match and a citation. Use this first for any question about
         the literature; a query that is a paper's title finds that paper first."""
-        request = _validated(
-            SearchRequest,
-            q=query,
-            k=k,
-            mode=mode,
-            year_from=year_from,
-            year_to=year_to,
-            category=category,
-            author=author,
-            source=source,
-            has_code=has_code,
-            sort=sort,
-        )
+        request = _validated(SearchRequest, **_api_names(arguments))
         response = await _run(engine().search, request)
         return _result(response, render_hits(response.results))
+
+    # Its parameters are the request's own fields (the query, its size and mode, every
+    # filter, the order), so a filter added to the API is a parameter here too.
+    search_papers.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        _parameters(SearchRequest, SEARCH_PARAMETERS, defaults={"k": DEFAULT_K}),
+        return_annotation=Annotated[CallToolResult, SearchResponse],
+    )
+    _tool(server, "Search papers")(search_papers)
 
     @_tool(server, "Find similar papers")
     async def find_similar_papers(
@@ -152,6 +134,36 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
             raise ResourceError(str(exc)) from exc
 
     return server
+
+
+def _parameters(
+    model: type[BaseModel], names: Sequence[str], defaults: dict[str, Any]
+) -> list[inspect.Parameter]:
+    """Tool parameters from a model's fields: the same types, bounds and descriptions, so
+    MCP validates a call as the HTTP API validates a request (renamed as ``TOOL_NAMES``)."""
+    parameters = []
+    for name in names:
+        field = model.model_fields[name]
+        annotation = Annotated[
+            (field.annotation, *field.metadata, Field(description=field.description))
+        ]  # type: ignore[valid-type]
+        default = defaults.get(
+            name, inspect.Parameter.empty if field.is_required() else field.default
+        )
+        parameters.append(
+            inspect.Parameter(
+                TOOL_NAMES.get(name, name),
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=annotation,
+                default=default,
+            )
+        )
+    return parameters
+
+
+def _api_names(arguments: dict[str, Any]) -> dict[str, Any]:
+    api_names = {tool: api for api, tool in TOOL_NAMES.items()}
+    return {api_names.get(name, name): value for name, value in arguments.items()}
 
 
 def _tool(server: MCPServer, title: str) -> Callable[[ToolFunction], ToolFunction]:

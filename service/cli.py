@@ -21,7 +21,9 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from indexing.index_types import IndexType
 from models import BACKENDS, DEFAULT_BACKEND
+from service.filters import SearchFilters
 from service.ranking import Fusion, SearchMode, SortOrder
+from service.schemas import MAX_K, MAX_OFFSET
 from service.settings import MAX_DEFAULT_WORKERS, Settings
 
 # Each command imports what it needs in its own function: the full stack (the model runtime,
@@ -111,8 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser("search", help="search from the shell")
     search.add_argument("query")
-    search.add_argument("-k", type=int, default=10, help="number of results (1-100, default 10)")
-    search.add_argument("--offset", type=int, default=0, help="results to skip")
+    search.add_argument(
+        "-k", type=int, default=10, help=f"number of results (1-{MAX_K}, default 10)"
+    )
+    search.add_argument(
+        "--offset", type=int, default=0, help=f"results to skip (at most {MAX_OFFSET})"
+    )
     _add_search_options(search)
     search.add_argument(
         "--sort", choices=[s.value for s in SortOrder], default="relevance", help="result order"
@@ -125,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     which = similar.add_mutually_exclusive_group(required=True)
     which.add_argument("--title", help="the paper's title as you remember it")
     which.add_argument("--id", dest="paper_id", help="the paper's id")
-    similar.add_argument("-k", type=int, default=10, help="number of results (1-100, default 10)")
+    similar.add_argument(
+        "-k", type=int, default=10, help=f"number of results (1-{MAX_K}, default 10)"
+    )
     similar.add_argument("--index", type=Path, help="index folder")
     _add_backend_option(similar, building=False)
     similar.add_argument("--json", action="store_true", help="print the API's JSON")
@@ -171,24 +179,26 @@ def _add_backend_option(parser: argparse.ArgumentParser, *, building: bool) -> N
 
 
 def _add_search_options(parser: argparse.ArgumentParser) -> None:
+    """``--mode`` and one option per search filter, named, typed and described as the
+    filter's field (a yes/no filter ``has_x`` gets ``--has-x`` and ``--no-x``)."""
     parser.add_argument("--mode", choices=[m.value for m in SearchMode], help="ranking mode")
-    parser.add_argument("--year-from", type=int, help="published in or after this year")
-    parser.add_argument("--year-to", type=int, help="published in or before this year")
-    parser.add_argument("--category", help="category, e.g. IR or cs.IR")
-    parser.add_argument("--author", help="part of an author's name")
-    parser.add_argument("--source", help="file name the paper was indexed from")
-    code = parser.add_mutually_exclusive_group()
-    code.add_argument(
-        "--has-code", dest="has_code", action="store_const", const=True, help="only with code"
-    )
-    code.add_argument(
-        "--no-code", dest="has_code", action="store_const", const=False, help="only without code"
-    )
+    for name, field in SearchFilters.model_fields.items():
+        flag, help_text = "--" + name.replace("_", "-"), field.description
+        if bool in getattr(field.annotation, "__args__", ()):
+            pair = parser.add_mutually_exclusive_group()
+            pair.add_argument(flag, dest=name, action="store_const", const=True, help=help_text)
+            negative = "--no-" + name.removeprefix("has_").replace("_", "-")
+            pair.add_argument(
+                negative, dest=name, action="store_const", const=False, help=f"{flag} false"
+            )
+        else:
+            kind = int if int in getattr(field.annotation, "__args__", ()) else str
+            parser.add_argument(flag, dest=name, type=kind, help=help_text)
 
 
 def _search_values(args: argparse.Namespace) -> dict[str, object]:
     """The mode and filter options given on the command line, as SearchRequest fields."""
-    names = ("mode", "year_from", "year_to", "category", "author", "source", "has_code")
+    names = ("mode", *SearchFilters.model_fields)
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
@@ -476,7 +486,7 @@ def _prepare(args: argparse.Namespace, settings: Settings) -> int:
 def _similar(args: argparse.Namespace, settings: Settings) -> int:
     from service.errors import ServiceError, TitleNotFound
     from service.formatting import format_hits, paper_byline, paper_heading
-    from service.schemas import MAX_K, TitleLookup
+    from service.schemas import TitleLookup
     from service.search import SearchEngine
 
     # Arguments are checked before the index and model load: a typo costs no waiting.

@@ -1,16 +1,35 @@
-"""Which papers a search may return: filters over the columns every index row carries."""
+"""Which papers a search may return: the filters, declared once.
+
+``SearchFilters`` is the one definition. The HTTP request inherits its fields, the engine
+evaluates it (``mask``), the CLI's options, the assistant tools' parameters and the page's
+filter form (``filter_fields``, served by ``GET /config``) are derived from it. Adding a
+filter is one field here, with its label, plus one condition in ``mask``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
-from indexing.store import PaperColumns
+from service.typed_text import optional_clean_text
+
+if TYPE_CHECKING:  # the CLI builds its options from these fields without loading an index
+    from indexing.store import PaperColumns
+
+MIN_YEAR = 1000
+MAX_YEAR = 9999
+
+# Hints for the page's form, kept on the field they describe (OpenAPI allows `x-` keys):
+# a placeholder, the /facets list a select offers, and the words for a yes/no choice.
+PLACEHOLDER = "x-placeholder"
+FACET = "x-facet"
+CHOICES = "x-choices"
 
 
-@dataclass(frozen=True)
-class PaperFilter:
+class SearchFilters(BaseModel):
     """Conditions a paper must all meet; ``None`` means "any".
 
     ``category`` matches the category case-insensitively, and also the part after the dot, so
@@ -18,32 +37,90 @@ class PaperFilter:
     substring of any one author's name. A paper with no known date fails any year condition.
     """
 
-    year_from: int | None = None
-    year_to: int | None = None
-    category: str | None = None
-    author: str | None = None
-    source: str | None = None
-    has_code: bool | None = None
+    year_from: int | None = Field(
+        None,
+        ge=MIN_YEAR,
+        le=MAX_YEAR,
+        title="Published from",
+        description="Published in or after.",
+        json_schema_extra={PLACEHOLDER: "year"},
+    )
+    year_to: int | None = Field(
+        None,
+        ge=MIN_YEAR,
+        le=MAX_YEAR,
+        title="Published to",
+        description="Published in or before.",
+        json_schema_extra={PLACEHOLDER: "year"},
+    )
+    category: str | None = Field(
+        None,
+        min_length=1,
+        max_length=50,
+        title="Category",
+        description="Category, any case; `IR` also matches arXiv's `cs.IR`.",
+        json_schema_extra={FACET: "categories", PLACEHOLDER: "Any category"},
+    )
+    author: str | None = Field(
+        None,
+        min_length=2,
+        max_length=200,
+        title="Author",
+        description="Part of an author's name, any case.",
+        json_schema_extra={PLACEHOLDER: "part of a name"},
+    )
+    source: str | None = Field(
+        None,
+        min_length=1,
+        max_length=500,
+        title="Source file",
+        description="File name the paper was indexed from.",
+        json_schema_extra={PLACEHOLDER: "file name"},
+    )
+    has_code: bool | None = Field(
+        None,
+        title="Code",
+        description="Only papers with code (true) or without (false).",
+        json_schema_extra={
+            CHOICES: {"": "With or without", "true": "With code", "false": "Without code"}
+        },
+    )
 
-    def is_empty(self) -> bool:
-        return all(getattr(self, f.name) is None for f in fields(self))
+    _text_clean = field_validator("category", "author", "source")(optional_clean_text)
 
-    def mask(self, columns: PaperColumns) -> np.ndarray:
-        """One boolean per row: does the paper pass every condition."""
+    @model_validator(mode="after")
+    def _years_in_order(self) -> SearchFilters:
+        if self.year_from and self.year_to and self.year_from > self.year_to:
+            raise ValueError(f"year_from {self.year_from} is after year_to {self.year_to}")
+        return self
+
+    def filter_values(self) -> dict[str, Any]:
+        """The filters that are set, by name (a request carries more than its filters)."""
+        return {
+            name: value
+            for name in SearchFilters.model_fields
+            if (value := getattr(self, name)) is not None
+        }
+
+    def mask(self, columns: PaperColumns) -> np.ndarray | None:
+        """One boolean per row: does the paper pass every condition; ``None`` when no filter
+        is set, so an unfiltered search allocates nothing proportional to the corpus."""
+        if not self.filter_values():
+            return None
         keep = np.ones(len(columns.year), dtype=bool)
         if self.year_from is not None:
             keep &= columns.year >= self.year_from
         if self.year_to is not None:
             keep &= (columns.year <= self.year_to) & (columns.year > 0)
         if self.category is not None:
-            wanted = self.category.strip().lower()
+            wanted = self.category.lower()
             keep &= np.fromiter(
                 (c == wanted or c.rpartition(".")[2] == wanted for c in columns.category),
                 dtype=bool,
                 count=len(columns.category),
             )
         if self.author is not None:
-            needle = self.author.strip().lower()
+            needle = self.author.lower()
             keep &= np.fromiter(
                 (needle in names for names in columns.authors),
                 dtype=bool,
@@ -54,3 +131,69 @@ class PaperFilter:
         if self.has_code is not None:
             keep &= columns.has_code == self.has_code
         return keep
+
+
+class Choice(BaseModel):
+    value: str = Field(description="What the API takes; empty for any.")
+    label: str
+
+
+class FilterField(BaseModel):
+    """One filter as a form shows it, derived from its ``SearchFilters`` field."""
+
+    name: str = Field(description="The search parameter.")
+    label: str
+    description: str
+    type: Literal["integer", "string", "boolean"]
+    minimum: int | None = None
+    maximum: int | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    placeholder: str | None = None
+    facet: str | None = Field(
+        None, description="The list of `GET /facets` whose values this filter takes."
+    )
+    choices: list[Choice] | None = Field(None, description="The values to choose among.")
+
+
+_KINDS: dict[type, Literal["integer", "string", "boolean"]] = {
+    bool: "boolean",
+    int: "integer",
+    str: "string",
+}
+
+
+def filter_fields() -> list[FilterField]:
+    """Every filter, in declaration order, as the page's form builds it."""
+    return [_form_field(name, info) for name, info in SearchFilters.model_fields.items()]
+
+
+def _form_field(name: str, info: FieldInfo) -> FilterField:
+    constraints: dict[str, int] = {}
+    for rule in info.metadata:
+        for key, attribute in (
+            ("minimum", "ge"),
+            ("maximum", "le"),
+            ("min_length", "min_length"),
+            ("max_length", "max_length"),
+        ):
+            if getattr(rule, attribute, None) is not None:
+                constraints[key] = getattr(rule, attribute)
+    hints: dict[str, Any] = (
+        dict(info.json_schema_extra) if isinstance(info.json_schema_extra, dict) else {}
+    )
+    choices: dict[str, str] = hints.get(CHOICES) or {}
+    return FilterField(
+        name=name,
+        label=info.title or name,
+        description=info.description or "",
+        type=_KINDS[next(t for t in _KINDS if t in _types_of(info.annotation))],
+        placeholder=hints.get(PLACEHOLDER),
+        facet=hints.get(FACET),
+        choices=[Choice(value=v, label=label) for v, label in choices.items()] or None,
+        **constraints,
+    )
+
+
+def _types_of(annotation: Any) -> tuple[Any, ...]:
+    return getattr(annotation, "__args__", (annotation,))

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from indexing.records import Paper
 from service.citations import bibtex, one_line_citation, paper_url
+from service.filters import SearchFilters
 from service.ranking import SearchMode, SortOrder
+from service.typed_text import clean_text
 
 MAX_K = 100
 MAX_OFFSET = 10_000
@@ -23,32 +23,9 @@ MAX_LIST_OFFSET = 1_000_000_000
 MAX_QUERY_CHARS = 100_000
 
 
-# Control characters (Unicode category Cc) but tab and line breaks, and lone surrogates:
-# JSON's "\ud800" escapes can carry those, UTF-8 cannot encode them, and no paper holds either.
-_REFUSED_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+class SearchRequest(SearchFilters):
+    """A search: the query, its page and ranking, and the filters it inherits."""
 
-
-def clean_text(text: str) -> str:
-    """Typed text made comparable with the corpus: NFC, the form nearly all text is written
-    in (a decomposed "é" becomes the one letter), without surrounding space. Emoji,
-    right-to-left scripts and combining marks pass; what cannot be a paper's text is refused
-    with the code point, so a client sees which character it sent."""
-    refused = _REFUSED_CHARACTERS.search(text)
-    if refused:
-        code = ord(refused.group())
-        kind = "lone surrogate" if 0xD800 <= code <= 0xDFFF else "control character"
-        raise ValueError(f"contains a {kind} (U+{code:04X}); send plain Unicode text")
-    text = unicodedata.normalize("NFC", text).strip()
-    if not text:
-        raise ValueError("must contain some non-space text")
-    return text
-
-
-def _optional_clean_text(text: str | None) -> str | None:
-    return None if text is None else clean_text(text)
-
-
-class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     q: str = Field(
@@ -64,21 +41,6 @@ class SearchRequest(BaseModel):
         description="`hybrid` (meaning and keywords), `dense` (meaning only) or `lexical` "
         "(BM25 keywords only). Default: the service's configured mode, `hybrid` unless changed.",
     )
-    year_from: int | None = Field(None, ge=1000, le=9999, description="Published in or after.")
-    year_to: int | None = Field(None, ge=1000, le=9999, description="Published in or before.")
-    category: str | None = Field(
-        None,
-        min_length=1,
-        max_length=50,
-        description="Category, any case; `IR` also matches arXiv's `cs.IR`.",
-    )
-    author: str | None = Field(
-        None, min_length=2, max_length=200, description="Part of an author's name, any case."
-    )
-    source: str | None = Field(
-        None, min_length=1, max_length=500, description="File name the paper was indexed from."
-    )
-    has_code: bool | None = Field(None, description="Only papers with (or without) code.")
     sort: SortOrder = Field(
         SortOrder.RELEVANCE,
         description="`relevance`, or `date`: the most relevant matches, newest first.",
@@ -86,13 +48,6 @@ class SearchRequest(BaseModel):
     highlight: bool = Field(True, description="Add the best-matching abstract sentences.")
 
     _q_clean = field_validator("q")(clean_text)
-    _filters_clean = field_validator("category", "author", "source")(_optional_clean_text)
-
-    @model_validator(mode="after")
-    def _years_in_order(self) -> SearchRequest:
-        if self.year_from and self.year_to and self.year_from > self.year_to:
-            raise ValueError(f"year_from {self.year_from} is after year_to {self.year_to}")
-        return self
 
 
 class TitleLookup(BaseModel):

@@ -16,7 +16,6 @@ from indexing.store import BuiltOnce, PaperIndex, check_compatible, read_manifes
 from models import Embedder, load_embedder
 from service.corpus_overview import CorpusOverview
 from service.errors import PaperNotFound, QueryTooLong, TitleNotFound
-from service.filters import PaperFilter
 from service.highlights import highlight
 from service.query_encoder import Encoded, NearestSearch, QueryEncoder
 from service.ranking import (
@@ -186,8 +185,7 @@ class SearchEngine:
         if request.sort is SortOrder.DATE:
             wanted = max(wanted, self.date_sort_pool)
         terms = analyse(request.q)
-        filtered = _filter_of(request)
-        allowed = None if filtered.is_empty() else filtered.mask(self.index.columns)
+        allowed = request.mask(self.index.columns)
         lexical = (np.zeros(0, np.int64), np.zeros(0, np.float32))
         if mode is not SearchMode.DENSE:
             lexical = self.index.lexical.matches(terms)
@@ -363,14 +361,3 @@ class SearchEngine:
                     hit.abstract, sentences, highlight_terms, weights.__getitem__
                 )
         return hits
-
-
-def _filter_of(request: SearchRequest) -> PaperFilter:
-    return PaperFilter(
-        year_from=request.year_from,
-        year_to=request.year_to,
-        category=request.category,
-        author=request.author,
-        source=request.source,
-        has_code=request.has_code,
-    )
