@@ -50,8 +50,9 @@ class TermLocator:
         self.terms = terms
         self._prefixes = sorted({term[:-1] if len(term) > 2 else term for term in terms})
 
-    def occurrences(self, text: str) -> list[tuple[int, str]]:
-        """``(offset, term)`` of every word of ``text`` that ``analyse`` turns into a query term."""
+    def occurrences(self, text: str) -> list[tuple[int, int, str]]:
+        """``(start, end, term)`` of every word of ``text`` that ``analyse`` turns into a query
+        term: ``text[start:end]`` is the word as written."""
         lowered = text.lower()
         if len(lowered) != len(text):  # a character whose lower case is longer: offsets move
             lowered = "".join(char if len(char.lower()) != 1 else char.lower() for char in text)
@@ -65,7 +66,7 @@ class TermLocator:
         found = [(offset, word) for offset, word in words.items() if len(word) > 1]
         stems = _STEMMER.stemWords([word for _, word in found])
         return sorted(
-            (offset, stem)
+            (offset, offset + len(word), stem)
             for (offset, word), stem in zip(found, stems, strict=True)
             if stem in self.terms and word not in _STOPWORDS
         )

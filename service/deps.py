@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.search import SearchEngine
+from service.settings import Settings
 
 
 async def get_engine(request: Request) -> SearchEngine:
@@ -16,3 +17,10 @@ async def get_engine(request: Request) -> SearchEngine:
 
 
 EngineDep = Annotated[SearchEngine, Depends(get_engine)]
+
+
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -30,6 +30,18 @@ class SortOrder(StrEnum):
     DATE = "date"
 
 
+# How a person reads each choice (the page's labels, served by `GET /config`).
+MODE_LABELS: dict[SearchMode, str] = {
+    SearchMode.HYBRID: "Meaning and keywords",
+    SearchMode.DENSE: "Meaning only",
+    SearchMode.LEXICAL: "Keywords only",
+}
+SORT_LABELS: dict[SortOrder, str] = {
+    SortOrder.RELEVANCE: "Most relevant",
+    SortOrder.DATE: "Newest first",
+}
+
+
 @dataclass(frozen=True)
 class FusionConfig:
     """How hybrid mode combines its two signals; the defaults were tuned on SciFact train."""

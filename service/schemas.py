@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validat
 
 from indexing.records import Paper
 from service.citations import bibtex, one_line_citation, paper_url
-from service.filters import SearchFilters
-from service.ranking import SearchMode, SortOrder
+from service.filters import Choice, FilterField, SearchFilters, bounds_of, filter_fields
+from service.ranking import MODE_LABELS, SORT_LABELS, SearchMode, SortOrder
 from service.typed_text import clean_text
 
 MAX_K = 100
@@ -23,10 +23,16 @@ MAX_LIST_OFFSET = 1_000_000_000
 MAX_QUERY_CHARS = 100_000
 
 
-class SearchRequest(SearchFilters):
-    """A search: the query, its page and ranking, and the filters it inherits."""
+class RequestModel(BaseModel):
+    """The base of every model a request is read into (a JSON body or query parameters):
+    an unknown field is refused with a 422 naming it, not silently ignored, so a misspelt
+    parameter (`yaer_from`) cannot look like a filter that matched everything."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class SearchRequest(SearchFilters, RequestModel):
+    """A search: the query, its page and ranking, and the filters it inherits."""
 
     q: str = Field(
         min_length=1,
@@ -50,9 +56,7 @@ class SearchRequest(SearchFilters):
     _q_clean = field_validator("q")(clean_text)
 
 
-class TitleLookup(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TitleLookup(RequestModel):
     title: str = Field(
         min_length=3, max_length=500, description="A paper title as a person types it."
     )
@@ -87,10 +91,22 @@ class CitedPaper(Paper):
         return cls.model_validate(paper.model_dump())
 
 
+class TermSpan(BaseModel):
+    start: int = Field(
+        description="Offset of the word's first character in the highlight's `text`."
+    )
+    end: int = Field(description="Offset just past its last character: text[start:end].")
+
+
 class Highlight(BaseModel):
     text: str = Field(description="A sentence of the abstract.")
     start: int = Field(description="Offset of its first character in `abstract`.")
     end: int = Field(description="Offset just past its last character: abstract[start:end].")
+    terms: list[TermSpan] = Field(
+        default_factory=list,
+        description="The words of `text` that match a query term (stemmed as the ranking "
+        "stems them), in order: what a client marks.",
+    )
 
 
 class SearchHit(CitedPaper):
@@ -198,8 +214,63 @@ class Readiness(BaseModel):
     corpus_checksum: str
 
 
+class ValidationIssue(BaseModel):
+    """One thing a request got wrong, as the validation reports it."""
+
+    loc: list[str | int] = Field(description='Where: `["query", "k"]`, `["body", "papers"]`.')
+    msg: str
+    type: str = Field(description="The kind of problem, e.g. `less_than_equal`.")
+
+
 class ErrorResponse(BaseModel):
-    code: str
-    message: str
-    detail: list[dict] | None = None
-    suggestions: list[TitleSuggestion] | None = None
+    """Every error answer, whichever layer refused the request (``service/errors.py``
+    renders them all from the error's own fields); a field beyond ``code`` and ``message``
+    is sent only where it applies. Extra keys are refused so this stays the whole shape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(description="Stable, e.g. `invalid_request`, `paper_not_found`.")
+    message: str = Field(description="What went wrong and what to do, for a person.")
+    detail: list[ValidationIssue] | None = Field(
+        None, description="Each invalid parameter (422 `invalid_request`)."
+    )
+    errors: list[str] | None = Field(
+        None, description="Each paper that could not be read (`POST /admin/papers`)."
+    )
+    suggestions: list[TitleSuggestion] | None = Field(
+        None, description="The closest titles (404 `title_not_found`)."
+    )
+    retry_after: int | None = Field(
+        None, description="Seconds until a request is counted again (429 `rate_limited`)."
+    )
+
+
+class SearchForm(BaseModel):
+    """What a search form needs to know of this service, so that a page copies none of it:
+    its limits (some are settings an operator changes), its choices and their labels, and
+    every filter."""
+
+    max_query_chars: int = Field(description="Longest query accepted (a setting).")
+    max_k: int = Field(description="Most results one request returns.")
+    max_offset: int = Field(description="Deepest `offset` a search pages to.")
+    title_min_chars: int = Field(description="Shortest title `/similar` looks up.")
+    title_max_chars: int
+    default_mode: SearchMode = Field(description="The mode of a search that names none.")
+    modes: list[Choice]
+    sorts: list[Choice]
+    filters: list[FilterField] = Field(description="The filters, in the order a form shows them.")
+
+    @classmethod
+    def of(cls, max_query_chars: int, default_mode: SearchMode) -> SearchForm:
+        title = bounds_of(TitleLookup.model_fields["title"])
+        return cls(
+            max_query_chars=max_query_chars,
+            max_k=MAX_K,
+            max_offset=MAX_OFFSET,
+            title_min_chars=title["min_length"],
+            title_max_chars=title["max_length"],
+            default_mode=default_mode,
+            modes=[Choice(value=mode, label=label) for mode, label in MODE_LABELS.items()],
+            sorts=[Choice(value=order, label=label) for order, label in SORT_LABELS.items()],
+            filters=filter_fields(),
+        )

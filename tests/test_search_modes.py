@@ -169,6 +169,14 @@ def test_highlights_point_at_sentences_of_the_abstract_that_hold_query_terms(cli
             assert hit["abstract"][start:end] == shown["text"]
             assert terms & set(analyse(shown["text"]))
             assert re.match(r"[A-Z0-9(]", shown["text"])  # a sentence start, not a cut
+            # The marked words are exactly the sentence's words that analyse to a query term.
+            marked = [shown["text"][span["start"] : span["end"]] for span in shown["terms"]]
+            expected = [
+                word
+                for word in re.findall(r"\w\w+", shown["text"])
+                if analyse(word) and analyse(word)[0] in terms
+            ]
+            assert marked == expected and marked
         starts = [h["start"] for h in hit["highlights"]]
         assert starts == sorted(starts)
 
@@ -225,7 +233,7 @@ def test_term_locator_finds_exactly_the_words_analysis_would(seed_papers, query)
     locator = TermLocator(terms)
     for paper in seed_papers.values():
         expected = [
-            (match.start(), analyse(match.group())[0])
+            (match.start(), match.end(), analyse(match.group())[0])
             for match in re.finditer(r"\b\w\w+\b", paper.abstract)
             if analyse(match.group()) and analyse(match.group())[0] in terms
         ]
