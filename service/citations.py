@@ -10,7 +10,35 @@ import re
 
 from indexing.records import Paper
 
-CITATION_AUTHORS = 3
+# Authors named before "et al." wherever a paper is credited in one line.
+CREDITED_AUTHORS = 3
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+def paper_label(title: str | None, arxiv_id: str | None, paper_id: str) -> str:
+    """What names a paper everywhere it is listed: its title; an untitled one (arXiv
+    listings have some) by its arXiv id, else by its id."""
+    return title or (f"arXiv:{arxiv_id}" if arxiv_id else paper_id)
+
+
+def author_credit(paper: Paper) -> str | None:
+    """``Zhu, Jiang, Chen et al.``: the first authors, "et al." where more were listed or the
+    source itself cut the list; ``None`` where no author is known."""
+    if not paper.authors:
+        return None
+    names = ", ".join(paper.authors[:CREDITED_AUTHORS])
+    if paper.authors_truncated or len(paper.authors) > CREDITED_AUTHORS:
+        names += " et al."
+    return names
+
+
+def date_label(paper: Paper) -> str | None:
+    """``3 Jan 2025``, with "(year inferred)" where the source gave no year."""
+    if paper.published is None:
+        return None
+    day = paper.published
+    label = f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+    return label + " (year inferred)" if paper.published_inferred else label
 
 
 def paper_url(paper: Paper) -> str | None:
@@ -21,13 +49,9 @@ def one_line_citation(paper: Paper) -> str:
     """``Zhu, Jiang, Chen et al. (2025). Title. arXiv:2501.00001.``, or ``arXiv:ID (2025).``"""
     year = f" ({paper.published.year})" if paper.published else ""
     where = f" arXiv:{paper.arxiv_id}." if paper.arxiv_id and paper.title else ""
-    title = paper.title or (f"arXiv:{paper.arxiv_id}" if paper.arxiv_id else "Untitled")
-    if not paper.authors:
-        return f"{title}{year}.{where}"
-    names = ", ".join(paper.authors[:CITATION_AUTHORS])
-    if paper.authors_truncated or len(paper.authors) > CITATION_AUTHORS:
-        names += " et al."
-    return f"{names}{year}. {title}.{where}"
+    title = paper_label(paper.title, paper.arxiv_id, paper.id)
+    names = author_credit(paper)
+    return f"{names}{year}. {title}.{where}" if names else f"{title}{year}.{where}"
 
 
 def bibtex(paper: Paper) -> str | None:

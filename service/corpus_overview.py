@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from indexing.store import PaperIndex
+from indexing.reader import PaperIndex
+from service.citations import paper_label
 from service.schemas import CategoryCount, CorpusMap, Facets
 
 # Map coordinates lie within [-1, 1]; four decimals are finer than any screen shows them.
@@ -37,18 +38,15 @@ class CorpusOverview:
             papers=len(labels),
             categories=[name for name, _ in categories],
             ids=[paper_id for paper_id, _, _, _ in labels],
-            labels=[_label(*row) for row in labels],
+            labels=[
+                paper_label(title, arxiv_id, paper_id) for paper_id, title, _, arxiv_id in labels
+            ],
             category=[position.get((c or "").lower(), -1) for _, _, c, _ in labels],
             x=points[:, 0].tolist(),
             y=points[:, 1].tolist(),
         )
         map_json = corpus_map.model_dump_json().encode()
         return cls(facets, map_json, gzip.compress(map_json, compresslevel=6, mtime=0))
-
-
-def _label(paper_id: str, title: str | None, _: str | None, arxiv_id: str | None) -> str:
-    """What names a paper where it has no title, as the page's lists name it too."""
-    return title or (f"arXiv:{arxiv_id}" if arxiv_id else paper_id)
 
 
 def _category_names(categories: list[str | None]) -> list[tuple[str, int]]:

@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import textwrap
 
-from indexing.records import Paper
-from service.schemas import SearchHit
-
-FIRST_AUTHORS = 3
+from service.schemas import CitedPaper, SearchHit
 
 
-def paper_heading(paper: Paper) -> str:
+def paper_heading(paper: CitedPaper) -> str:
+    """The paper's label; an untitled paper is recognised by its first words as well."""
     if paper.title:
-        return paper.title
-    label = f"arXiv:{paper.arxiv_id}" if paper.arxiv_id else paper.id
-    return f"[untitled, {label}] {textwrap.shorten(paper.abstract, 90, placeholder='…')}"
+        return paper.label
+    return f"[untitled, {paper.label}] {textwrap.shorten(paper.abstract, 90, placeholder='…')}"
 
 
-def paper_byline(paper: Paper) -> str:
-    authors = ", ".join(paper.authors[:FIRST_AUTHORS])
-    if authors and (paper.authors_truncated or len(paper.authors) > FIRST_AUTHORS):
-        authors += " et al."
-    date = paper.published.isoformat() if paper.published else "undated"
-    if paper.published_inferred:
-        date += " (year inferred)"
-    parts = [authors or "authors unknown", date]
+def paper_byline(paper: CitedPaper) -> str:
+    parts = [paper.credit or "authors unknown", paper.date_label or "undated"]
     if paper.category:
         parts.append(paper.category)
     parts.append(paper.id)

@@ -7,7 +7,14 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from indexing.records import Paper
-from service.citations import bibtex, one_line_citation, paper_url
+from service.citations import (
+    author_credit,
+    bibtex,
+    date_label,
+    one_line_citation,
+    paper_label,
+    paper_url,
+)
 from service.filters import Choice, FilterField, SearchFilters, bounds_of, filter_fields
 from service.ranking import MODE_LABELS, SORT_LABELS, SearchMode, SortOrder
 from service.typed_text import clean_text
@@ -75,6 +82,30 @@ class CitedPaper(Paper):
     @property
     def url(self) -> str | None:
         return paper_url(self)
+
+    @computed_field(
+        description="What names the paper in a list: its title; where none, `arXiv:<id>` "
+        "or the paper id."
+    )
+    @property
+    def label(self) -> str:
+        return paper_label(self.title, self.arxiv_id, self.id)
+
+    @computed_field(
+        description='The first three authors, with "et al." where there are more or the '
+        "source cut the list; null where none is known."
+    )
+    @property
+    def credit(self) -> str | None:
+        return author_credit(self)
+
+    @computed_field(
+        description='The date as a person reads it ("3 Jan 2025"), marked "(year inferred)" '
+        "where the source gave no year; null when undated."
+    )
+    @property
+    def date_label(self) -> str | None:
+        return date_label(self)
 
     @computed_field(description="A one-line reference: authors (year). Title. arXiv id.")
     @property

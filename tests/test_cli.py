@@ -95,7 +95,7 @@ def test_search_human_output(query_cli):
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith("  1. 0.9") and "arXiv:2502.09375" in lines[0]
-    assert lines[1].strip() == "authors unknown · 2025-02-13 · arxiv:2502.09375"
+    assert lines[1].strip() == "authors unknown · 13 Feb 2025 · arxiv:2502.09375"
     assert lines[2].strip().startswith("» ") and "live-streaming" in lines[2].lower()
     assert lines[-1] == "hybrid search: 1-3 of 98 matching papers"
 
