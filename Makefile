@@ -39,10 +39,10 @@ $(BIN)/.installed-test: $(BIN)/.installed
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
-# Rebuilt when the seeds change, or the index format (indexing/store.py): an index of an older
+# Rebuilt when the seeds change, or the index format (indexing/manifest.py): an index of an older
 # format is rebuilt, one still current is kept as it is (hence the touch); unchanged papers
 # come from the embedding cache.
-$(INDEX)/manifest.json: $(wildcard $(CORPUS)/*) indexing/store.py | $(BIN)/.installed
+$(INDEX)/manifest.json: $(wildcard $(CORPUS)/*) indexing/manifest.py | $(BIN)/.installed
 	$(BIN)/papersearch index $(CORPUS) --out $(INDEX)
 	touch $@
 

@@ -50,8 +50,8 @@ import httpx
 import numpy as np
 
 from indexing.corpus import read_corpus
+from indexing.reader import PaperIndex
 from indexing.records import embedding_text
-from indexing.store import PaperIndex
 from models import Embedder, load_embedder
 from service.settings import Settings
 

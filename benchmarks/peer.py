@@ -60,7 +60,8 @@ from build_and_query import free_port, time_bare_queries
 from loadtest import stop_all
 from scale import run_clients, server_memory, server_processes
 
-from indexing.store import PaperIndex, read_manifest
+from indexing.manifest import read_manifest
+from indexing.reader import PaperIndex
 from models import KNOWN_MODELS, load_embedder
 from service.evaluation import read_qrels, read_queries, score_run
 

@@ -37,8 +37,8 @@ from indexing.build import build_index
 from indexing.corpus import read_corpus
 from indexing.embedding_cache import EmbeddingCache, text_hash
 from indexing.lexical import analyse
+from indexing.reader import PaperIndex
 from indexing.records import Paper, embedding_text
-from indexing.store import PaperIndex
 from models import DEFAULT_MODEL, QUALITY_MODEL, Embedder, load_embedder
 from service.evaluation import Qrels, evaluate, read_qrels, read_queries, score_run
 from service.query_encoder import QueryEncoder

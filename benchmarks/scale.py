@@ -58,7 +58,7 @@ from build_and_query import QUERIES, free_port, machine_info, start_server, stop
 
 from indexing.corpus import read_corpus
 from indexing.index_types import DenseIndex, IndexType, build_ann, read_ann
-from indexing.store import read_manifest
+from indexing.manifest import read_manifest
 from models import load_embedder
 from service.search import CANDIDATES
 from service.settings import Settings

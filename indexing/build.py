@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -12,23 +12,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from indexing.corpus import read_corpus
+from indexing.corpus import Corpus, read_corpus
 from indexing.corpus_map import project
 from indexing.embedding_cache import EmbeddingCache, text_hash
 from indexing.index_types import IndexType, resolve_index_type
 from indexing.lexical import LexicalIndex
+from indexing.manifest import FORMAT_VERSION, IndexUnusable, Manifest, checked_build
 from indexing.records import Paper, ParseIssue, embedding_text
 from indexing.sentences import sentence_spans
-from indexing.store import (
-    FORMAT_VERSION,
-    IndexUnusable,
-    Manifest,
-    check_writable,
-    read_manifest,
-    verify_files,
-    write_index,
-)
-from models import DEFAULT_BACKEND, Embedder, vector_space
+from indexing.writer import check_writable, write_index
+from models import DEFAULT_BACKEND, Embedder, ModelLoader, vector_space
 
 # Texts handed to the model per call: small enough for a smooth progress bar and for a
 # Ctrl-C to lose little work (each chunk is cached as soon as it is embedded).
@@ -71,7 +64,7 @@ def build_index(
     *,
     cache_dir: Path,
     model_name: str,
-    load_model: Callable[[str, str], Embedder],
+    load_model: ModelLoader,
     capture_date: date,
     batch_size: int = 32,
     progress: bool = True,
@@ -89,12 +82,7 @@ def build_index(
     """
     started = time.perf_counter()
     check_writable(index_dir)  # before minutes of embedding, not after
-    corpus = read_corpus(paths, capture_date)
-    if not corpus.papers:
-        reasons = "".join(f"\n  {issue}" for issue in corpus.issues[:5])
-        raise BuildError(
-            f"no papers could be read from {', '.join(map(str, paths))}; index unchanged{reasons}"
-        )
+    corpus = read_papers(paths, capture_date)
     index_type = resolve_index_type(index_type, len(corpus.papers))
     if skip_if_current and _is_current(
         index_dir, corpus.checksum(), model_name, backend, index_type
@@ -115,8 +103,9 @@ def build_index(
     vectors, embedded, reused = embed_with_cache(
         texts,
         cache_dir=cache_dir,
-        space=vector_space(model_name, backend),
-        load_model=lambda: load_model(model_name, backend),
+        model_name=model_name,
+        backend=backend,
+        load_model=load_model,
         batch_size=batch_size,
         progress=progress,
     )
@@ -152,18 +141,33 @@ def build_index(
     )
 
 
+def read_papers(paths: Sequence[Path], capture_date: date) -> Corpus:
+    """``read_corpus``, refused when not one paper could be read: indexing nothing would
+    replace an index with an empty one, so the index is left as it is and the first reasons
+    are listed."""
+    corpus = read_corpus(paths, capture_date)
+    if not corpus.papers:
+        reasons = "".join(f"\n  {issue}" for issue in corpus.issues[:5])
+        raise BuildError(
+            f"no papers could be read from {', '.join(map(str, paths))}; index unchanged{reasons}"
+        )
+    return corpus
+
+
 def embed_with_cache(
     texts: Sequence[str],
     *,
     cache_dir: Path,
-    space: str,
-    load_model: Callable[[], Embedder],
+    model_name: str,
+    backend: str,
+    load_model: ModelLoader,
     batch_size: int,
     progress: bool,
 ) -> tuple[np.ndarray, int, int]:
     """``(vectors, texts embedded, texts found in the cache)``: the model is loaded only when
     some text is not cached, and each embedded chunk is cached at once. A text that occurs
     twice is embedded once and counts once."""
+    space = vector_space(model_name, backend)
     hashes = [text_hash(text) for text in texts]
     cache = EmbeddingCache(cache_dir)
     try:
@@ -174,7 +178,7 @@ def embed_with_cache(
             text_of = dict(zip(hashes, texts, strict=True))
             cached.update(
                 _embed(
-                    load_model(),
+                    load_model(model_name, backend),
                     [text_of[h] for h in missing],
                     missing,
                     cache,
@@ -213,21 +217,11 @@ def _is_current(
 ) -> bool:
     """Is the index already built from this corpus this way, and intact? A damaged index is
     not current: the refusal's advice (`papersearch index --out ...`) must rebuild it."""
-    build = index_dir.resolve()
     try:
-        manifest = read_manifest(index_dir, build=build)
-        current = (
-            manifest.format_version == FORMAT_VERSION
-            and manifest.model == model_name
-            and manifest.backend == backend
-            and manifest.index_type == index_type
-            and manifest.corpus_checksum == corpus_checksum
-        )
-        if current:
-            verify_files(index_dir, manifest, build=build)
+        manifest = checked_build(index_dir, model=model_name, backend=backend).manifest
     except IndexUnusable:
         return False
-    return current
+    return manifest.index_type == index_type and manifest.corpus_checksum == corpus_checksum
 
 
 def _embed(

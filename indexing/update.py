@@ -17,7 +17,7 @@ point where it was; a full re-index refits the map.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,14 +25,15 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from indexing.build import BuildError, abstract_sentences, embed_with_cache
-from indexing.corpus import papers_checksum, read_corpus
+from indexing.build import BuildError, abstract_sentences, embed_with_cache, read_papers
+from indexing.corpus import papers_checksum
 from indexing.corpus_map import place
 from indexing.index_types import updated_ann
 from indexing.lexical import LexicalIndex
+from indexing.reader import IndexContents
 from indexing.records import Paper, ParseIssue, embedding_text
-from indexing.store import IndexContents, update_index
-from models import Embedder, vector_space
+from indexing.writer import update_index
+from models import ModelLoader
 
 
 @dataclass
@@ -61,7 +62,7 @@ def add_papers(
     index_dir: Path,
     *,
     cache_dir: Path,
-    load_model: Callable[[str, str], Embedder],
+    load_model: ModelLoader,
     batch_size: int = 32,
     progress: bool = False,
 ) -> UpdateReport:
@@ -77,8 +78,9 @@ def add_papers(
         vectors, report.embedded, _ = embed_with_cache(
             [embedding_text(paper) for paper in papers],
             cache_dir=cache_dir,
-            space=vector_space(manifest.model, manifest.backend),
-            load_model=lambda: load_model(manifest.model, manifest.backend),
+            model_name=manifest.model,
+            backend=manifest.backend,
+            load_model=load_model,
             batch_size=batch_size,
             progress=progress,
         )
@@ -113,16 +115,21 @@ def add_files(
     index_dir: Path,
     *,
     capture_date: date,
-    **options: object,
+    cache_dir: Path,
+    load_model: ModelLoader,
+    batch_size: int = 32,
+    progress: bool = False,
 ) -> UpdateReport:
     """``add_papers`` of every paper read from corpus files (same formats as indexing)."""
-    corpus = read_corpus(paths, capture_date)
-    if not corpus.papers:
-        reasons = "".join(f"\n  {issue}" for issue in corpus.issues[:5])
-        raise BuildError(
-            f"no papers could be read from {', '.join(map(str, paths))}; index unchanged{reasons}"
-        )
-    report = add_papers(corpus.papers, index_dir, **options)  # type: ignore[arg-type]
+    corpus = read_papers(paths, capture_date)
+    report = add_papers(
+        corpus.papers,
+        index_dir,
+        cache_dir=cache_dir,
+        load_model=load_model,
+        batch_size=batch_size,
+        progress=progress,
+    )
     report.issues = corpus.issues
     return report
 

@@ -153,6 +153,12 @@ class Embedder(Protocol):
     ) -> np.ndarray: ...
 
 
+# How the indexing jobs get a model: ``(model name, backend) -> Embedder``, ``load_embedder``
+# itself in the CLI and the service. Taken as an argument, so a job loads the model only when
+# some text is not in the embedding cache (and a test can count the loads).
+ModelLoader = Callable[[str, str], Embedder]
+
+
 def vector_space(model: str, backend: str) -> str:
     """What embedding-cache entries are keyed by: int8 vectors differ slightly from torch's,
     so the two are never mixed in one index."""

@@ -225,7 +225,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     (Imported only once one was raised, by which time its module is loaded anyway.)"""
     from indexing.build import BuildError
     from indexing.corpus import CorpusError
-    from indexing.store import IndexUnusable
+    from indexing.manifest import IndexUnusable
     from models import ModelUnavailable
     from service.errors import ServiceError
     from service.evaluation import EvalInputError
@@ -341,12 +341,14 @@ def _remove(args: argparse.Namespace, settings: Settings) -> int:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from indexing.store import verify_index
+    from indexing.manifest import checked_build
     from service.observability import MULTIPROCESS_DIR_VARIABLE, logging_config
 
     # Fail before the model loads, in one line with a hint: the manifest, the model, and
     # each file's checksum (a damaged file would otherwise fail the app's start-up).
-    verified = verify_index(settings.index_dir, settings.model, settings.backend)
+    verified = checked_build(
+        settings.index_dir, model=settings.model, backend=settings.backend
+    ).build
     settings = settings.model_copy(update={"verified_build": verified})
     workers = settings.serving_workers
     metrics_dir = None  # a folder made here, removed when the server stops

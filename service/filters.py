@@ -17,7 +17,7 @@ from pydantic.fields import FieldInfo
 from service.typed_text import optional_clean_text
 
 if TYPE_CHECKING:  # the CLI builds its options from these fields without loading an index
-    from indexing.store import PaperColumns
+    from indexing.reader import PaperColumns
 
 MIN_YEAR = 1000
 MAX_YEAR = 9999

@@ -1,7 +1,7 @@
 """Serving a new build of the index without a restart, and without dropping a request.
 
 Builds are written beside the index folder and the folder's link is swapped atomically
-(indexing/store.py). The service notices the swap, opens the new build off the event loop,
+(indexing/writer.py). The service notices the swap, opens the new build off the event loop,
 and replaces its engine in one assignment: requests already running finish on the engine
 they started with, later ones get the new one. The model is shared, not loaded again.
 """
@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from fastapi import FastAPI
 
-from indexing.store import IndexUnusable
+from indexing.manifest import IndexUnusable
 
 log = logging.getLogger("papersearch")
 

@@ -12,7 +12,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from indexing.lexical import TermLocator, analyse
-from indexing.store import BuiltOnce, PaperIndex, check_compatible, read_manifest
+from indexing.manifest import check_compatible, read_manifest
+from indexing.reader import BuiltOnce, PaperIndex
 from models import Embedder, load_embedder
 from service.corpus_overview import CorpusOverview
 from service.errors import PaperNotFound, QueryTooLong, TitleNotFound

@@ -11,7 +11,7 @@ import subprocess
 import httpx
 import numpy as np
 
-from indexing.store import read_manifest
+from indexing.manifest import read_manifest
 from models import DEFAULT_MODEL, load_embedder
 from tests.conftest import PAPERSEARCH, running_server
 from tests.test_cli import run_cli

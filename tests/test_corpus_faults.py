@@ -13,7 +13,8 @@ from pathlib import Path
 
 from indexing.build import BuildReport
 from indexing.corpus import read_corpus
-from indexing.store import PaperIndex, read_manifest
+from indexing.manifest import read_manifest
+from indexing.reader import PaperIndex
 from models import DEFAULT_MODEL
 from service.settings import SEED_CAPTURE_DATE
 from tests.conftest import PAPERSEARCH, SEEDS

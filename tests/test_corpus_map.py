@@ -12,7 +12,8 @@ import pytest
 import indexing.corpus_map
 from indexing.build import build_index
 from indexing.corpus_map import place, project
-from indexing.store import PaperIndex, read_manifest
+from indexing.manifest import read_manifest
+from indexing.reader import PaperIndex
 from indexing.update import add_files, add_papers, remove_papers
 from models import DEFAULT_MODEL, load_embedder
 from service.settings import SEED_CAPTURE_DATE

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from indexing.store import PaperIndex
+from indexing.reader import PaperIndex
 from service.routes.ui import STATIC_DIR
 from service.schemas import CorpusMap
 

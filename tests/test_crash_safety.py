@@ -18,7 +18,8 @@ import numpy as np
 
 from indexing.corpus import read_corpus
 from indexing.embedding_cache import CACHE_FILE
-from indexing.store import Manifest, PaperIndex
+from indexing.manifest import Manifest
+from indexing.reader import PaperIndex
 from models import DEFAULT_MODEL
 from service.settings import SEED_CAPTURE_DATE
 from tests.conftest import PAPERSEARCH

@@ -4,19 +4,35 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import indexing.store
 from indexing.build import BuildError, BuildReport, build_index
-from indexing.lexical import analyse
-from indexing.store import FORMAT_VERSION, IndexUnusable, PaperIndex, read_manifest
+from indexing.lexical import LexicalIndex, analyse
+from indexing.manifest import (
+    FORMAT_VERSION,
+    LEXICAL_DIR,
+    VECTORS_FILE,
+    IndexUnusable,
+    checked_build,
+    read_manifest,
+)
+from indexing.reader import PaperIndex, read_contents
+from indexing.records import embedding_text
+from indexing.writer import builds_dir, leftovers, pending_link, write_index
 from models import DEFAULT_MODEL, Embedder, load_embedder
 from service.settings import SEED_CAPTURE_DATE
 from tests.conftest import SEEDS
+from tests.utils.index_files import (
+    build_folders,
+    edit_manifest,
+    index_file,
+    live_build,
+    manifest_path,
+    plain_copy,
+)
 
 
 class CountingLoader:
@@ -95,39 +111,49 @@ def test_only_new_papers_are_embedded(seed_build, cache_dir, tmp_path):
     assert (report.papers, report.embedded, report.reused, loader.calls) == (99, 1, 98, 1)
 
 
-def test_interrupted_build_leaves_the_previous_index_servable(
-    seed_build, cache_dir, tmp_path, monkeypatch
-):
+class InterruptedLexical(LexicalIndex):
+    """A BM25 index whose saving is cut short by Ctrl-C: the new build is half written (its
+    vectors, map and BM25 files are on disk, its records and manifest are not)."""
+
+    def save(self, folder: Path) -> None:
+        super().save(folder)
+        raise KeyboardInterrupt
+
+
+def test_interrupted_build_leaves_the_previous_index_servable(seed_build, cache_dir, tmp_path):
     index_dir = tmp_path / "index"
     before = rebuild(index_dir, cache_dir)
     checksum = read_manifest(index_dir).corpus_checksum
 
-    def interrupted(*_: object) -> None:
-        raise KeyboardInterrupt  # Ctrl-C half-way through writing the new index
-
-    monkeypatch.setattr(indexing.store, "_write_papers", interrupted)
-    other_corpus = SEEDS / "004_07af923cf1f16ba9.txt"
+    current = read_contents(checked_build(index_dir))
     with pytest.raises(KeyboardInterrupt):
-        rebuild(index_dir, cache_dir, [other_corpus])
-    monkeypatch.undo()
+        write_index(
+            index_dir,
+            current.papers,
+            current.vectors,
+            InterruptedLexical.build([embedding_text(paper) for paper in current.papers]),
+            current.sentences,
+            current.manifest.model_copy(update={"corpus_checksum": "another corpus"}),
+            map_points=current.map_points,
+        )
 
     index = PaperIndex.open(index_dir, model=DEFAULT_MODEL)
     assert len(index) == before.papers == 98
     assert index.manifest.corpus_checksum == checksum
-    assert build_folders(tmp_path) == [index_dir.resolve()]  # the half-written one is gone
+    assert build_folders(index_dir) == [live_build(index_dir)]  # the half-written one is gone
 
     # A build killed outright (no chance to clean up) leaves a folder without a manifest, or
     # a new link it had not swapped in yet; the next build removes both and swaps cleanly.
-    (tmp_path / ".index-builds" / "20260101T000000000000Z-1").mkdir()
-    (tmp_path / ".index.link-1").symlink_to(".index-builds/20260101T000000000000Z-1")
+    killed_build = builds_dir(index_dir) / "20260101T000000000000Z-1"
+    killed_build.mkdir()
+    pending_link(index_dir, 1).symlink_to(killed_build.relative_to(index_dir.parent))
+    assert sorted(leftovers(index_dir)) == sorted([killed_build, pending_link(index_dir, 1)])
+    other_corpus = SEEDS / "004_07af923cf1f16ba9.txt"
     after = rebuild(index_dir, cache_dir, [other_corpus])
     assert len(PaperIndex.open(index_dir, model=DEFAULT_MODEL)) == after.papers == 50
-    assert build_folders(tmp_path) == [index_dir.resolve()]
-    assert not (tmp_path / ".index.link-1").is_symlink()
-
-
-def build_folders(parent: Path) -> list[Path]:
-    return [p for p in (parent / ".index-builds").iterdir() if p.is_dir()]
+    assert build_folders(index_dir) == [live_build(index_dir)]
+    assert not pending_link(index_dir, 1).is_symlink()
+    assert leftovers(index_dir) == []
 
 
 @pytest.mark.parametrize("kind", ["folder", "file"])
@@ -149,7 +175,7 @@ def test_output_path_that_is_not_an_index_is_left_untouched(cache_dir, tmp_path,
 def test_index_copied_as_a_plain_folder_is_replaced_atomically_from_then_on(
     seed_build, cache_dir, tmp_path
 ):
-    copy = _copy_index(seed_build.index_dir, tmp_path / "index")
+    copy = plain_copy(seed_build.index_dir, tmp_path / "index")
     report = rebuild(copy, cache_dir, [SEEDS / "000_c81c81f2dcbdc6e0.txt"])
     assert copy.is_symlink() and read_manifest(copy).paper_count == report.papers == 7
 
@@ -173,11 +199,6 @@ def test_empty_corpus_writes_nothing(seed_build, cache_dir, tmp_path):
     assert read_manifest(seed_build.index_dir).paper_count == 98
 
 
-def _copy_index(source: Path, target: Path) -> Path:
-    shutil.copytree(source.resolve(), target)
-    return target
-
-
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -187,9 +208,8 @@ def _copy_index(source: Path, target: Path) -> Path:
     ],
 )
 def test_incompatible_index_is_refused_with_what_to_run(seed_build, tmp_path, change, message):
-    copy = _copy_index(seed_build.index_dir, tmp_path / "index")
-    manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
-    (copy / "manifest.json").write_text(json.dumps({**manifest, **change}), encoding="utf-8")
+    copy = plain_copy(seed_build.index_dir, tmp_path / "index")
+    edit_manifest(copy, lambda manifest: manifest.update(change))
     with pytest.raises(IndexUnusable, match=message) as error:
         PaperIndex.open(copy, model=DEFAULT_MODEL)
     assert f"papersearch index --out {copy}" in str(error.value)
@@ -201,11 +221,15 @@ def test_incompatible_index_is_refused_with_what_to_run(seed_build, tmp_path, ch
 def test_missing_or_damaged_index_is_refused(seed_build, tmp_path, damage):
     target = tmp_path / "index"
     if damage == "dangling-link":
-        target.symlink_to(tmp_path / ".index-builds" / "removed")
+        target.symlink_to(builds_dir(target) / "removed")
     elif damage != "missing":
-        _copy_index(seed_build.index_dir, target)
-        name = "manifest.json" if damage == "garbage-manifest" else "vectors.npy"
-        (target / name).write_bytes(b"\x00garbage")
+        plain_copy(seed_build.index_dir, target)
+        garbled = (
+            manifest_path(target)
+            if damage == "garbage-manifest"
+            else index_file(target, VECTORS_FILE)
+        )
+        garbled.write_bytes(b"\x00garbage")
     with pytest.raises(IndexUnusable, match=f"papersearch index --out {target}`"):
         PaperIndex.open(target, model=DEFAULT_MODEL)
 
@@ -229,8 +253,8 @@ def test_the_bm25_index_is_stored_row_for_row_with_the_vectors(seed_build):
 
 
 def test_a_damaged_bm25_index_is_refused(seed_build, tmp_path):
-    copy = _copy_index(seed_build.index_dir, tmp_path / "index")
-    for part in (copy / "lexical").iterdir():
+    copy = plain_copy(seed_build.index_dir, tmp_path / "index")
+    for part in index_file(copy, LEXICAL_DIR).iterdir():
         part.write_bytes(b"\x00garbage")
     with pytest.raises(IndexUnusable, match=f"papersearch index --out {copy}`"):
         PaperIndex.open(copy, model=DEFAULT_MODEL)

@@ -4,9 +4,6 @@ by the library, by ``papersearch serve`` at start, and by a running server offer
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -16,13 +13,33 @@ import numpy as np
 import pytest
 
 from indexing.build import build_index
-from indexing.store import IndexUnusable, PaperIndex, read_manifest
+from indexing.manifest import (
+    LEXICAL_DIR,
+    MANIFEST_FILE,
+    MAP_FILE,
+    PAPERS_FILE,
+    VECTORS_FILE,
+    IndexUnusable,
+    read_manifest,
+)
+from indexing.reader import PaperIndex
 from indexing.update import remove_papers
 from models import DEFAULT_MODEL, load_embedder
 from service.settings import SEED_CAPTURE_DATE
 from tests.conftest import PAPERSEARCH, SEEDS, free_port, running_server
+from tests.utils.index_files import (
+    add_build,
+    build_folders,
+    damage,
+    damage_file,
+    edit_manifest,
+    index_file,
+    linked_copy,
+    live_build,
+    switch_link,
+)
 
-FILES = ["vectors.npy", "papers.sqlite", "map.npy", "lexical/vocab.index.json"]
+FILES = [VECTORS_FILE, PAPERS_FILE, MAP_FILE, f"{LEXICAL_DIR}/vocab.index.json"]
 DAMAGES = ["missing", "truncated", "tampered"]
 MESSAGES = {
     "missing": "{name} is missing from the index at {index}",
@@ -31,49 +48,19 @@ MESSAGES = {
 }
 
 
-def linked_copy(build: Path, parent: Path, name: str = "copy") -> Path:
-    """A copy of ``build`` laid out as the store does: ``parent/index`` links to it."""
-    target = parent / ".index-builds" / name
-    shutil.copytree(build, target)
-    index = parent / "index"
-    switch_link(index, target)
-    return index
-
-
-def switch_link(index: Path, build: Path) -> None:
-    """Point ``index`` at ``build`` in one rename, as a new build is swapped in."""
-    link = index.with_name(".index.test-link")
-    link.symlink_to(build.relative_to(index.parent))
-    os.replace(link, index)
-
-
-def damage(path: Path, how: str) -> int:
-    """Remove, truncate or alter (one byte, same size) a file; returns its size afterwards."""
-    if how == "missing":
-        path.unlink()
-        return 0
-    data = bytearray(path.read_bytes())
-    if how == "truncated":
-        data = data[: len(data) // 2]
-    else:
-        data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-    return len(data)
-
-
 @pytest.fixture
 def index_copy(seed_build, tmp_path) -> Path:
     """A linked copy of the seed index this test may damage (the session's stays intact)."""
-    return linked_copy(seed_build.index_dir.resolve(), tmp_path)
+    return linked_copy(seed_build.index_dir, tmp_path / "index")
 
 
 def test_the_manifest_records_every_data_file_with_its_size_and_sha256(seed_build):
-    build = seed_build.index_dir.resolve()
+    build = live_build(seed_build.index_dir)
     manifest = read_manifest(seed_build.index_dir)
     on_disk = sorted(
         path.relative_to(build).as_posix()
         for path in build.rglob("*")
-        if path.is_file() and path.name != "manifest.json"
+        if path.is_file() and path.name != MANIFEST_FILE
     )
     assert sorted(manifest.files) == on_disk
     assert set(FILES) <= set(on_disk)
@@ -85,7 +72,7 @@ def test_the_manifest_records_every_data_file_with_its_size_and_sha256(seed_buil
 @pytest.mark.parametrize("how", DAMAGES)
 @pytest.mark.parametrize("name", FILES)
 def test_a_damaged_file_is_refused_naming_it_and_what_to_run(index_copy, name, how):
-    size = damage(index_copy / name, how)
+    size = damage_file(index_copy, name, how)
     with pytest.raises(IndexUnusable) as error:
         PaperIndex.open(index_copy, model=DEFAULT_MODEL)
     message = str(error.value)
@@ -94,19 +81,12 @@ def test_a_damaged_file_is_refused_naming_it_and_what_to_run(index_copy, name, h
 
 
 def test_an_update_refuses_a_damaged_index_instead_of_copying_it(index_copy):
-    served = index_copy.resolve()
-    damage(index_copy / "papers.sqlite", "tampered")
+    served = live_build(index_copy)
+    damage_file(index_copy, PAPERS_FILE, "tampered")
     with pytest.raises(IndexUnusable, match=r"papers.sqlite of the index at .* does not match"):
         remove_papers(["arxiv:2502.09375"], index_copy)
-    builds = [path for path in (index_copy.parent / ".index-builds").iterdir() if path.is_dir()]
-    assert index_copy.resolve() == served and builds == [served]  # nothing written
-
-
-def edit_manifest(index: Path, edit) -> None:
-    path = index / "manifest.json"
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    edit(manifest)
-    path.write_text(json.dumps(manifest), encoding="utf-8")
+    assert live_build(index_copy) == served
+    assert build_folders(index_copy) == [served]  # nothing written
 
 
 @pytest.mark.parametrize(
@@ -153,7 +133,7 @@ def test_a_manifest_missing_what_it_must_record_is_refused(index_copy, edit, mes
 @pytest.mark.parametrize("shape", [(97, 2), (98, 3), (98,)])
 def test_a_map_of_the_wrong_shape_is_refused_even_with_its_checksum_recorded(index_copy, shape):
     """A writer's bug, not damage: the checksum matches, the row-for-row check catches it."""
-    path = index_copy / "map.npy"
+    path = index_file(index_copy, MAP_FILE)
     np.save(path, np.zeros(shape, dtype=np.float32), allow_pickle=False)
     data = path.read_bytes()
     digest = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
@@ -180,7 +160,7 @@ def test_rerunning_the_advised_command_rebuilds_a_damaged_index(seed_build, cach
 
     assert not build().unchanged
     assert build().unchanged
-    damage(tmp_path / "index" / "vectors.npy", "tampered")
+    damage_file(tmp_path / "index", VECTORS_FILE, "tampered")
     assert not build().unchanged
     assert len(PaperIndex.open(tmp_path / "index", model=DEFAULT_MODEL)) == 7
 
@@ -191,7 +171,7 @@ def test_rerunning_the_advised_command_rebuilds_a_damaged_index(seed_build, cach
      ("papers.sqlite", "tampered")],
 )  # fmt: skip
 def test_serve_refuses_a_damaged_index_in_one_line(index_copy, name, how):
-    size = damage(index_copy / name, how)
+    size = damage_file(index_copy, name, how)
     result = subprocess.run(
         [PAPERSEARCH, "serve", "--index", str(index_copy), "--port", str(free_port())],
         capture_output=True,
@@ -208,7 +188,7 @@ def test_serve_refuses_a_damaged_index_in_one_line(index_copy, name, how):
 def test_a_running_server_keeps_serving_the_old_build_when_the_new_one_is_damaged(
     seed_build, cache_dir, tmp_path
 ):
-    index = linked_copy(seed_build.index_dir.resolve(), tmp_path)
+    index = linked_copy(seed_build.index_dir, tmp_path / "index")
     # A genuinely different build (7 papers, not 98), so /readyz tells the two apart.
     other = build_index(
         [SEEDS / "000_c81c81f2dcbdc6e0.txt"],
@@ -219,10 +199,8 @@ def test_a_running_server_keeps_serving_the_old_build_when_the_new_one_is_damage
         capture_date=SEED_CAPTURE_DATE,
         progress=False,
     )
-    builds = tmp_path / ".index-builds"
-    damaged = builds / "damaged"
-    shutil.copytree(other.index_dir.resolve(), damaged)
-    damage(damaged / "vectors.npy", "tampered")
+    damaged = add_build(other.index_dir, index, "damaged")
+    damage(damaged / VECTORS_FILE, "tampered")
     with running_server(
         index, PAPERSEARCH_RELOAD_INTERVAL="0.1", PAPERSEARCH_CACHE_DIR=str(cache_dir)
     ) as server:
@@ -236,8 +214,7 @@ def test_a_running_server_keeps_serving_the_old_build_when_the_new_one_is_damage
         assert "new index build not served, keeping the old one: vectors.npy" in server.output()
 
         # The same build intact is swapped in: the refusal above was the checksum's doing.
-        shutil.copytree(other.index_dir.resolve(), builds / "intact")
-        switch_link(index, builds / "intact")
+        switch_link(index, add_build(other.index_dir, index, "intact"))
         deadline = time.monotonic() + 30
         while httpx.get(f"{server.url}/readyz").json()["papers"] != 7:
             assert time.monotonic() < deadline, "the intact build was not served within 30 s"

@@ -12,7 +12,8 @@ import pytest
 
 from indexing.build import build_index
 from indexing.index_types import AUTO_FLAT_LIMIT, IndexType, ivf_lists, resolve_index_type
-from indexing.store import PaperIndex, read_manifest
+from indexing.manifest import read_manifest
+from indexing.reader import PaperIndex
 from indexing.update import add_files, remove_papers
 from models import DEFAULT_MODEL, load_embedder
 from service.schemas import SearchRequest

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from indexing.store import FORMAT_VERSION
+from indexing.manifest import FORMAT_VERSION
 from service.app import create_app
 from tests.conftest import running_server
 

@@ -1,0 +1,137 @@
+"""``papers.sqlite``: the table of paper records, its schema and every query made against it.
+
+Row ``i`` describes vector ``i``. Besides the record (the ``Paper`` as JSON) a row holds the
+columns filters read (year, date, category, source, code, authors), lower-cased where filters
+compare without case, and the abstract's sentence offsets (for highlights). The writer creates
+the table, the reader and an update read it: the column list and their encodings are written
+here once, so the two sides cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from indexing.records import Paper
+
+Spans = list[tuple[int, int]]
+
+_SCHEMA = (
+    "CREATE TABLE papers (row INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, title TEXT, "
+    "record TEXT NOT NULL, year INTEGER NOT NULL, published INTEGER NOT NULL, "
+    "category TEXT NOT NULL, source TEXT NOT NULL, has_code INTEGER NOT NULL, "
+    "authors TEXT NOT NULL, sentences TEXT NOT NULL)"
+)
+# What the filter columns hold, in the order ``filter_columns`` returns them.
+FILTER_COLUMNS = ("year", "published", "category", "source", "has_code", "authors")
+
+
+def write_papers(
+    path: Path, papers: Sequence[Paper], sentences: Sequence[Sequence[tuple[int, int]]]
+) -> None:
+    """Create ``path`` holding ``papers`` row for row, with each one's sentence offsets."""
+    db = sqlite3.connect(path)
+    try:
+        db.execute(_SCHEMA)
+        db.executemany(
+            "INSERT INTO papers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    row,
+                    p.id,
+                    p.title,
+                    p.model_dump_json(),
+                    p.published.year if p.published else 0,
+                    p.published.toordinal() if p.published else -1,
+                    (p.category or "").lower(),
+                    p.source,
+                    p.has_code,
+                    "\n".join(p.authors).lower(),
+                    json.dumps(spans),
+                )
+                for row, (p, spans) in enumerate(zip(papers, sentences, strict=True))
+            ),
+        )
+        db.commit()
+    finally:
+        db.close()
+
+
+def open_read_only(path: Path, *, shared: bool = False) -> sqlite3.Connection:
+    """A connection that cannot change a build: builds are immutable once linked.
+    ``shared``: one connection for a server's threads (the caller serialises them)."""
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=not shared)
+
+
+def row_count(db: sqlite3.Connection) -> int:
+    return db.execute("SELECT count(*) FROM papers").fetchone()[0]
+
+
+def all_papers(db: sqlite3.Connection) -> tuple[list[Paper], list[Spans]]:
+    """Every record and its sentence offsets, in row order: what an update rewrites."""
+    rows = db.execute("SELECT record, sentences FROM papers ORDER BY row").fetchall()
+    return [decode_paper(record) for record, _ in rows], [decode_spans(spans) for _, spans in rows]
+
+
+def row_of(db: sqlite3.Connection, paper_id: str) -> int | None:
+    found = db.execute("SELECT row FROM papers WHERE id = ?", (paper_id,)).fetchall()
+    return found[0][0] if found else None
+
+
+def records_at(db: sqlite3.Connection, rows: Sequence[int]) -> list[str]:
+    """The records of the given rows as stored, in the given order (``decode_paper`` each:
+    a server decodes them without holding its connection)."""
+    return _by_row(db, "record", rows)
+
+
+def sentences_at(db: sqlite3.Connection, rows: Sequence[int]) -> list[str]:
+    """The sentence offsets of the given rows as stored, in the given order (see
+    ``decode_spans``)."""
+    return _by_row(db, "sentences", rows)
+
+
+def records_page(db: sqlite3.Connection, limit: int, offset: int) -> list[str]:
+    found = db.execute(
+        "SELECT record FROM papers ORDER BY row LIMIT ? OFFSET ?", (limit, offset)
+    ).fetchall()
+    return [record for (record,) in found]
+
+
+def titles(db: sqlite3.Connection) -> list[tuple[int, str]]:
+    """(row, title) of every paper that has a title."""
+    return db.execute(
+        "SELECT row, title FROM papers WHERE title IS NOT NULL ORDER BY row"
+    ).fetchall()
+
+
+def map_labels(db: sqlite3.Connection) -> list[tuple[str, str | None, str | None, str | None]]:
+    """(id, title, category, arxiv_id) of every paper in row order; the category as its
+    source wrote it (the filter column is lower-cased), since people read it."""
+    return db.execute(
+        "SELECT id, title, json_extract(record, '$.category'), "
+        "json_extract(record, '$.arxiv_id') FROM papers ORDER BY row"
+    ).fetchall()
+
+
+def filter_columns(db: sqlite3.Connection) -> list[tuple]:
+    """The ``FILTER_COLUMNS`` of every paper, in row order."""
+    return db.execute(f"SELECT {', '.join(FILTER_COLUMNS)} FROM papers ORDER BY row").fetchall()
+
+
+def decode_paper(record: str) -> Paper:
+    return Paper.model_validate_json(record)
+
+
+def decode_spans(text: str) -> Spans:
+    """Sentence ``(start, end)`` offsets into the abstract."""
+    return [(start, end) for start, end in json.loads(text)]
+
+
+def _by_row(db: sqlite3.Connection, column: str, rows: Sequence[int]) -> list[str]:
+    if not rows:
+        return []
+    marks = ",".join("?" * len(rows))
+    found = dict(db.execute(f"SELECT row, {column} FROM papers WHERE row IN ({marks})", rows))
+    return [found[row] for row in rows]

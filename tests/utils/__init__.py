@@ -1,0 +1,1 @@
+"""Helpers shared by tests; ``index_files`` is the one place tests learn the index's layout."""
