@@ -23,7 +23,8 @@ MIN_YEAR = 1000
 MAX_YEAR = 9999
 
 # Hints for the page's form, kept on the field they describe (OpenAPI allows `x-` keys):
-# a placeholder, the /facets list a select offers, and the words for a yes/no choice.
+# a placeholder, the /facets field a control offers (a list of values for a select, a
+# year for a number's placeholder), and the words for a yes/no choice.
 PLACEHOLDER = "x-placeholder"
 FACET = "x-facet"
 CHOICES = "x-choices"
@@ -43,7 +44,7 @@ class SearchFilters(BaseModel):
         le=MAX_YEAR,
         title="Published from",
         description="Published in or after.",
-        json_schema_extra={PLACEHOLDER: "year"},
+        json_schema_extra={FACET: "year_min", PLACEHOLDER: "year"},
     )
     year_to: int | None = Field(
         None,
@@ -51,7 +52,7 @@ class SearchFilters(BaseModel):
         le=MAX_YEAR,
         title="Published to",
         description="Published in or before.",
-        json_schema_extra={PLACEHOLDER: "year"},
+        json_schema_extra={FACET: "year_max", PLACEHOLDER: "year"},
     )
     category: str | None = Field(
         None,
@@ -151,7 +152,9 @@ class FilterField(BaseModel):
     max_length: int | None = None
     placeholder: str | None = None
     facet: str | None = Field(
-        None, description="The list of `GET /facets` whose values this filter takes."
+        None,
+        description="The `GET /facets` field this filter draws on: the values a text filter "
+        "takes, or the bound a number filter's placeholder shows.",
     )
     choices: list[Choice] | None = Field(None, description="The values to choose among.")
 
@@ -168,8 +171,10 @@ def filter_fields() -> list[FilterField]:
     return [_form_field(name, info) for name, info in SearchFilters.model_fields.items()]
 
 
-def _form_field(name: str, info: FieldInfo) -> FilterField:
-    constraints: dict[str, int] = {}
+def bounds_of(info: FieldInfo) -> dict[str, int]:
+    """A field's limits (``minimum``, ``maximum``, ``min_length``, ``max_length``) as its
+    ``Field(...)`` declares them, for clients that check input before sending it."""
+    bounds: dict[str, int] = {}
     for rule in info.metadata:
         for key, attribute in (
             ("minimum", "ge"),
@@ -178,7 +183,11 @@ def _form_field(name: str, info: FieldInfo) -> FilterField:
             ("max_length", "max_length"),
         ):
             if getattr(rule, attribute, None) is not None:
-                constraints[key] = getattr(rule, attribute)
+                bounds[key] = getattr(rule, attribute)
+    return bounds
+
+
+def _form_field(name: str, info: FieldInfo) -> FilterField:
     hints: dict[str, Any] = (
         dict(info.json_schema_extra) if isinstance(info.json_schema_extra, dict) else {}
     )
@@ -191,7 +200,7 @@ def _form_field(name: str, info: FieldInfo) -> FilterField:
         placeholder=hints.get(PLACEHOLDER),
         facet=hints.get(FACET),
         choices=[Choice(value=v, label=label) for v, label in choices.items()] or None,
-        **constraints,
+        **bounds_of(info),
     )
 
 

@@ -105,6 +105,22 @@ def _settled(page) -> None:
     expect(page.locator("#status")).not_to_have_class(re.compile("loading"))
 
 
+def test_the_form_is_built_from_what_the_service_describes(page):
+    page.goto("/")
+    config = page.request.get("/config").json()
+    expect(page.locator("#q")).to_have_attribute("maxlength", str(config["max_query_chars"]))
+    expect(page.locator("#title")).to_have_attribute("maxlength", str(config["title_max_chars"]))
+    for fact in config["filters"]:
+        field = page.locator(f"#filters [name={fact['name']}]")
+        expect(field).to_have_count(1)
+        if fact["max_length"] is not None and not fact["facet"]:
+            expect(field).to_have_attribute("maxlength", str(fact["max_length"]))
+        if fact["maximum"] is not None:
+            expect(field).to_have_attribute("max", str(fact["maximum"]))
+    default = next(m for m in config["modes"] if m["value"] == config["default_mode"])
+    expect(page.locator("select[name=mode] option").first).to_have_text(default["label"])
+
+
 def test_typing_a_query_shows_the_expected_paper_and_a_shareable_address(page):
     _search(page, QUERY)
     titles = _results(page).locator(".hit-title").all_inner_texts()
@@ -116,7 +132,16 @@ def test_typing_a_query_shows_the_expected_paper_and_a_shareable_address(page):
     expect(first.locator(".meta time")).to_have_attribute(
         "datetime", re.compile(r"\d{4}-\d\d-\d\d")
     )
-    assert page.locator("#results .highlight mark").count() > 0  # query words marked
+    # The words marked are exactly those the API says matched (`terms` of each highlight).
+    answer = page.request.get("/search", params={"q": QUERY, "k": 10}).json()
+    matched = [
+        highlight["text"][span["start"] : span["end"]]
+        for hit in answer["results"]
+        for highlight in hit["highlights"]
+        for span in highlight["terms"]
+    ]
+    assert matched
+    assert page.locator("#results .highlight mark").all_inner_texts() == matched
     assert parse_qs(urlsplit(page.url).query) == {"q": [QUERY]}
 
     # The address alone brings the same results back (a shared link).

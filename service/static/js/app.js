@@ -3,9 +3,9 @@
 
 import { getJson } from "./api.js";
 import { CorpusMap } from "./corpus-map.js";
-import { bindKeyPrompt, describe } from "./messages.js";
+import { bindKeyPrompt, describe, errorBox } from "./messages.js";
 import { showPaper } from "./paper-view.js";
-import { $ } from "./render.js";
+import { $, fill } from "./render.js";
 import { SearchView } from "./search-view.js";
 
 let search = null;
@@ -34,9 +34,20 @@ if (location.pathname.startsWith("/paper/")) {
     location.assign(`/?${new URLSearchParams({ q: $("#q").value.trim() })}`);
   });
   showPaper(decodeURIComponent(location.pathname.slice("/paper/".length)), corpusMap);
+  getJson("/config").then((config) => ($("#q").maxLength = config.max_query_chars));
 } else {
-  search = new SearchView(corpusMap);
-  search.start();
+  // The form is built from the service's own description of its search.
+  getJson("/config").then(
+    (config) => {
+      search = new SearchView(corpusMap, config);
+      search.start();
+    },
+    (error) => {
+      $("#status").className = "status error";
+      $("#status").textContent = "The service is not answering.";
+      fill($("#notice"), errorBox(error, () => location.reload()));
+    },
+  );
 }
 
 getJson("/map").then(

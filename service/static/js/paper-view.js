@@ -2,16 +2,7 @@
 
 import { getJson } from "./api.js";
 import { errorBox, notify } from "./messages.js";
-import {
-  $,
-  copyButton,
-  displayDate,
-  displayTitle,
-  el,
-  fill,
-  hitItem,
-  paperPath,
-} from "./render.js";
+import { $, copyButton, el, fill, hitItem, paperPath } from "./render.js";
 import { moveFocus } from "./results.js";
 
 export async function showPaper(id, corpusMap) {
@@ -43,7 +34,7 @@ export async function showPaper(id, corpusMap) {
     return;
   }
   const { paper, results } = answer;
-  document.title = `${displayTitle(paper)} · Papersearch`;
+  document.title = `${paper.label} · Papersearch`;
   fill(article, ...paperDetails(paper));
   fill(similar, ...results.map((hit, i) => hitItem(hit, i + 1, { notify })));
   similar.onkeydown = (event) => moveFocus(event, similar, $("#q")); // once, however often shown
@@ -55,11 +46,7 @@ export async function showPaper(id, corpusMap) {
 
 function paperDetails(paper) {
   const facts = [
-    [
-      "Published",
-      displayDate(paper) &&
-        `${displayDate(paper)}${paper.published_inferred ? " (year inferred)" : ""}`,
-    ],
+    ["Published", paper.date_label],
     ["Category", paper.category],
     ["Code", paper.has_code ? "available" : null],
     ["Affiliation", paper.affiliation],
@@ -73,7 +60,7 @@ function paperDetails(paper) {
   ].filter(([, value]) => value);
   const authors = paper.authors.length ? paper.authors.join(", ") : "Authors unknown";
   return [
-    el("h1", { text: displayTitle(paper) }),
+    el("h1", { text: paper.label }),
     el(
       "p",
       { class: "authors-full" },

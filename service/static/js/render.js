@@ -37,62 +37,13 @@ export function paperPath(id) {
   return paperHref(id).slice("/paper/".length);
 }
 
-export function displayTitle(paper) {
-  return paper.title || (paper.arxiv_id ? `arXiv:${paper.arxiv_id}` : paper.id);
-}
-
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-
-export function displayDate(paper) {
-  if (!paper.published) return null;
-  const [year, month, day] = paper.published.split("-").map(Number);
-  return `${day} ${MONTHS[month - 1]} ${year}`;
-}
-
-// "A, B, C et al." with the truncation marked, or the first `limit` names and a count.
-export function authorLine(paper, limit = 6) {
-  const names = paper.authors || [];
-  if (!names.length) return null;
-  const shown = names.slice(0, limit).join(", ");
-  const hidden = names.length - limit;
-  const line = el("span", { class: "authors", text: shown });
-  if (hidden > 0) line.append(el("span", { class: "more", text: ` +${hidden} more` }));
-  if (paper.authors_truncated) {
-    line.append(
-      " ",
-      el("abbr", {
-        class: "truncated",
-        title: "The source listed only these authors",
-        text: "et al.",
-      }),
-    );
-  }
-  return line;
-}
-
-const STOPWORDS = new Set(
-  "a an and are as at be by for from how in into is it of on or that the their this to was what when which with".split(
-    " ",
-  ),
-);
-
-// Words of the query, for marking them in the highlighted sentences: each also matches
-// longer forms ("recommend" marks "recommendation").
-export function queryTerms(query) {
-  return [...new Set(query.toLowerCase().match(/[\p{L}\p{N}]{3,}/gu) || [])].filter(
-    (word) => !STOPWORDS.has(word),
-  );
-}
-
-function marked(text, terms) {
-  if (!terms.length) return [text];
-  const escaped = terms.map((term) => term.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
-  const pattern = new RegExp(`(?<![\\p{L}\\p{N}])(?:${escaped.join("|")})[\\p{L}\\p{N}]*`, "giu");
+// Where the API marks a highlight's matched words (`terms`: offsets into its text).
+function marked(text, spans = []) {
   const parts = [];
   let last = 0;
-  for (const match of text.matchAll(pattern)) {
-    parts.push(text.slice(last, match.index), el("mark", { text: match[0] }));
-    last = match.index + match[0].length;
+  for (const { start, end } of spans) {
+    parts.push(text.slice(last, start), el("mark", { text: text.slice(start, end) }));
+    last = end;
   }
   parts.push(text.slice(last));
   return parts;
@@ -137,10 +88,11 @@ async function copyText(text) {
   }
 }
 
+// Authors, date, category and code, as the API labels them.
 export function metaLine(paper) {
   const parts = [
-    authorLine(paper),
-    displayDate(paper) && el("time", { datetime: paper.published, text: displayDate(paper) }),
+    paper.credit && el("span", { class: "authors", text: paper.credit }),
+    paper.date_label && el("time", { datetime: paper.published, text: paper.date_label }),
     paper.category && el("span", { class: "category", text: paper.category }),
     paper.has_code && el("span", { class: "badge", text: "code" }),
   ].filter(Boolean);
@@ -153,8 +105,8 @@ export function metaLine(paper) {
 
 // One result: rank, title, meta, score, highlights, then its actions. `options.onSimilar`
 // (a function given the hit and the list item) adds the "Similar papers" toggle.
-export function hitItem(hit, rank, { terms = [], scale = 1, notify, onSimilar } = {}) {
-  const title = el("a", { href: paperHref(hit.id), class: "hit-title", text: displayTitle(hit) });
+export function hitItem(hit, rank, { scale = 1, notify, onSimilar } = {}) {
+  const title = el("a", { href: paperHref(hit.id), class: "hit-title", text: hit.label });
   const actions = el(
     "div",
     { class: "actions" },
@@ -171,7 +123,7 @@ export function hitItem(hit, rank, { terms = [], scale = 1, notify, onSimilar } 
     hit.bibtex && copyButton("Copy BibTeX", hit.bibtex, notify),
   );
   const highlights = (hit.highlights || []).map((h) =>
-    el("p", { class: "highlight" }, marked(h.text, terms)),
+    el("p", { class: "highlight" }, marked(h.text, h.terms)),
   );
   const item = el(
     "li",

@@ -2,7 +2,7 @@
 
 import { getJson } from "./api.js";
 import { errorBox } from "./messages.js";
-import { displayTitle, el, fill, paperHref, paperPath } from "./render.js";
+import { el, fill, paperHref, paperPath } from "./render.js";
 
 // Arrow keys walk the result titles; Escape goes back to the search box.
 export function moveFocus(event, list, input) {
@@ -49,7 +49,7 @@ export async function toggleSimilar(hit, item, button) {
           el(
             "li",
             {},
-            el("a", { href: paperHref(similar.id), text: displayTitle(similar) }),
+            el("a", { href: paperHref(similar.id), text: similar.label }),
             el("span", {
               class: "muted",
               text: ` ${similar.category || ""} · ${similar.score.toFixed(3)}`,

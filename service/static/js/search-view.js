@@ -4,25 +4,65 @@
 
 import { getJson } from "./api.js";
 import { errorBox, notify } from "./messages.js";
-import { $, displayTitle, el, fill, hitItem, metaLine, paperHref, queryTerms } from "./render.js";
+import { $, el, fill, hitItem, metaLine, paperHref } from "./render.js";
 import { moveFocus, toggleSimilar } from "./results.js";
 
 const PAGE_SIZE = 10;
 const TYPING_PAUSE_MS = 250; // a search starts once typing pauses this long
-const MAX_OFFSET = 10000; // the API's deepest page
-const FILTERS = ["year_from", "year_to", "category", "author", "has_code", "sort", "mode"];
-const MODE_NAMES = {
-  hybrid: "Meaning and keywords",
-  dense: "Meaning only",
-  lexical: "Keywords only",
-};
+
+// One control of the filter form, from the filter as `GET /config` describes it.
+function filterControl(filter) {
+  let control;
+  if (filter.choices || (filter.facet && filter.type === "string")) {
+    const choices = filter.choices || [{ value: "", label: filter.placeholder || "Any" }];
+    control = el(
+      "select",
+      { name: filter.name, title: filter.description },
+      choices.map((c) => el("option", { value: c.value, text: c.label })),
+    );
+  } else {
+    const number = filter.type === "integer";
+    control = el("input", {
+      name: filter.name,
+      title: filter.description,
+      type: number ? "number" : "text",
+      inputmode: number ? "numeric" : null,
+      autocomplete: "off",
+      min: filter.minimum,
+      max: filter.maximum,
+      minlength: filter.min_length,
+      maxlength: filter.max_length,
+      placeholder: filter.placeholder,
+    });
+  }
+  return el("label", {}, filter.label, control);
+}
+
+function choiceControl(label, name, choices) {
+  return el(
+    "label",
+    {},
+    label,
+    el(
+      "select",
+      { name },
+      choices.map((c) => el("option", { value: c.value, text: c.label })),
+    ),
+  );
+}
 
 export class SearchView {
-  constructor(corpusMap) {
+  // `config`: the service's limits, choices and filters (GET /config).
+  constructor(corpusMap, config) {
     this.corpusMap = corpusMap;
+    this.config = config;
     this.input = $("#q");
     this.filters = $("#filters");
     this.titleInput = $("#title");
+    this.buildForm(config);
+    // The form's fields, as address parameters: every filter, then the order and the mode.
+    this.filterNames = config.filters.map((filter) => filter.name);
+    this.fields = [...this.filterNames, "sort", "mode"];
     this.status = $("#status");
     this.notice = $("#notice");
     this.list = $("#results");
@@ -34,6 +74,23 @@ export class SearchView {
     this.bind();
   }
 
+  buildForm(config) {
+    this.input.maxLength = config.max_query_chars;
+    this.titleInput.minLength = config.title_min_chars;
+    this.titleInput.maxLength = config.title_max_chars;
+    // The empty choice is the service's own default mode.
+    const modes = config.modes.map((mode) =>
+      mode.value === config.default_mode ? { value: "", label: mode.label } : mode,
+    );
+    modes.sort((a, b) => (a.value ? 1 : 0) - (b.value ? 1 : 0));
+    fill(
+      $("#filter-fields"),
+      config.filters.map(filterControl),
+      choiceControl("Sort", "sort", config.sorts),
+      choiceControl("Match", "mode", modes),
+    );
+  }
+
   // The view's state as address parameters (what makes it shareable).
   params() {
     const params = new URLSearchParams();
@@ -43,9 +100,10 @@ export class SearchView {
     }
     const q = this.input.value.trim();
     if (q) params.set("q", q);
-    for (const name of FILTERS) {
+    const defaultSort = this.config.sorts[0].value;
+    for (const name of this.fields) {
       const value = this.filters.elements[name].value.trim();
-      if (value && !(name === "sort" && value === "relevance")) params.set(name, value);
+      if (value && !(name === "sort" && value === defaultSort)) params.set(name, value);
     }
     if (this.page > 1) params.set("page", String(this.page));
     return params;
@@ -57,9 +115,9 @@ export class SearchView {
     this.like = params.get("like") || "";
     this.input.value = params.get("q") || "";
     this.titleInput.value = this.like;
-    for (const name of FILTERS) {
+    for (const name of this.fields) {
       const field = this.filters.elements[name];
-      const value = params.get(name) || (name === "sort" ? "relevance" : "");
+      const value = params.get(name) || (name === "sort" ? this.config.sorts[0].value : "");
       if (
         field.tagName === "SELECT" &&
         value &&
@@ -71,7 +129,7 @@ export class SearchView {
     }
     this.page = Math.max(1, Number.parseInt(params.get("page"), 10) || 1);
     // Folded on a phone, where they would push the results off the screen, unless in use.
-    const filtering = FILTERS.some((name) => name !== "sort" && params.get(name));
+    const filtering = this.filterNames.some((name) => params.get(name));
     $("#filter-panel").open = filtering || !matchMedia("(max-width: 46rem)").matches;
   }
 
@@ -95,12 +153,14 @@ export class SearchView {
       }
     });
     this.filters.addEventListener("change", (event) => {
-      if (event.target.name === "author") return; // typed: handled on input
+      if (event.target.type === "text") return; // typed: handled on input
       this.page = 1;
       this.like = "";
       this.run();
     });
-    this.filters.elements.author.addEventListener("input", () => this.fromInput(TYPING_PAUSE_MS));
+    this.filters.addEventListener("input", (event) => {
+      if (event.target.type === "text") this.fromInput(TYPING_PAUSE_MS);
+    });
     this.filters.addEventListener("reset", () => {
       setTimeout(() => {
         this.page = 1;
@@ -110,7 +170,7 @@ export class SearchView {
     $("#title-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const title = this.titleInput.value.trim();
-      if (title.length < 3) {
+      if (title.length < this.config.title_min_chars) {
         this.titleInput.reportValidity();
         return;
       }
@@ -180,7 +240,7 @@ export class SearchView {
     document.title = q ? `${q} · Papersearch` : "Papersearch";
     if (!q) return this.showIntro();
     const params = { q, k: PAGE_SIZE, offset: (this.page - 1) * PAGE_SIZE };
-    for (const name of FILTERS) params[name] = this.filters.elements[name].value.trim();
+    for (const name of this.fields) params[name] = this.filters.elements[name].value.trim();
     const signal = this.begin("Searching…");
     const started = performance.now();
     try {
@@ -224,12 +284,8 @@ export class SearchView {
 
   showResults(answer, milliseconds) {
     this.end();
-    // The empty choice is the service's own default mode, which the answer names.
-    const mode = this.filters.elements.mode;
-    if (!mode.value) mode.options[0].textContent = MODE_NAMES[answer.mode] || answer.mode;
     const { results, total } = answer;
     const first = answer.offset + 1;
-    const terms = queryTerms(answer.query);
     const scale =
       answer.mode === "lexical" ? Math.max(...results.map((hit) => hit.score), 1e-9) : 1;
     fill(this.notice);
@@ -250,7 +306,6 @@ export class SearchView {
       this.list,
       ...results.map((hit, i) =>
         hitItem(hit, first + i, {
-          terms,
           scale,
           notify,
           onSimilar: toggleSimilar,
@@ -262,9 +317,7 @@ export class SearchView {
   }
 
   emptyMessage(answer, total) {
-    const filtered = FILTERS.some(
-      (name) => name !== "sort" && name !== "mode" && this.filters.elements[name].value,
-    );
+    const filtered = this.filterNames.some((name) => this.filters.elements[name].value);
     const message = el("div", { class: "message empty" });
     if (answer.offset > 0 && total > 0) {
       message.append(
@@ -299,7 +352,8 @@ export class SearchView {
   }
 
   showPager(total) {
-    const pages = Math.max(1, Math.ceil(Math.min(total, MAX_OFFSET + PAGE_SIZE) / PAGE_SIZE));
+    const deepest = this.config.max_offset + PAGE_SIZE;
+    const pages = Math.max(1, Math.ceil(Math.min(total, deepest) / PAGE_SIZE));
     $("#pager").hidden = pages <= 1 && this.page <= 1;
     $("#page-info").textContent = `Page ${this.page} of ${pages}`;
     $("#prev-page").disabled = this.page <= 1;
@@ -323,7 +377,7 @@ export class SearchView {
 
   // A 422 names its fields ("year_from: ...", or loc ["query", "year_from"]): mark them.
   markFields(error) {
-    const blamed = FILTERS.filter(
+    const blamed = this.fields.filter(
       (name) => error.fields.includes(name) || error.message.includes(name),
     );
     if (!blamed.length) return;
@@ -359,14 +413,14 @@ export class SearchView {
     this.end();
     const { matched, results } = answer;
     this.status.className = "status";
-    this.status.textContent = `${results.length} papers like “${displayTitle(matched)}”`;
+    this.status.textContent = `${results.length} papers like “${matched.label}”`;
     fill(
       this.notice,
       el(
         "div",
         { class: "message matched" },
         el("p", { class: "label", text: `Title matched (${Math.round(matched.match_score)}/100)` }),
-        el("h3", {}, el("a", { href: paperHref(matched.id), text: displayTitle(matched) })),
+        el("h3", {}, el("a", { href: paperHref(matched.id), text: matched.label })),
         metaLine(matched),
       ),
     );
@@ -436,7 +490,7 @@ export class SearchView {
     try {
       const facets = await getJson("/facets");
       this.papers = facets.papers;
-      this.fillCategories(facets);
+      this.fillFacets(facets);
       if (!this.input.value.trim() && !this.like) this.showIntro();
     } catch (error) {
       if (!this.input.value.trim() && !this.like) {
@@ -450,30 +504,32 @@ export class SearchView {
     }
   }
 
-  fillCategories(facets) {
-    const select = this.filters.elements.category;
-    const chosen = select.value;
-    const known = new Set(facets.categories.map((c) => c.name.toLowerCase()));
-    const extra =
-      chosen && !known.has(chosen.toLowerCase())
-        ? [el("option", { value: chosen, text: chosen })]
-        : [];
-    fill(
-      select,
-      el("option", { value: "", text: "Any category" }),
-      ...facets.categories.map((c) =>
-        el("option", { value: c.name, text: `${c.name} (${c.papers})` }),
-      ),
-      ...extra,
-    );
-    select.value =
-      [...select.options].find((o) => o.value.toLowerCase() === chosen.toLowerCase())?.value ||
-      chosen;
-    const years = this.filters.querySelectorAll(".years input");
-    for (const input of years) {
-      if (facets.year_min)
-        input.placeholder =
-          input.name === "year_from" ? String(facets.year_min) : String(facets.year_max);
+  // Filters that draw on the corpus: a select lists its values (with their counts), a
+  // number shows the corpus's bound as its placeholder.
+  fillFacets(facets) {
+    for (const filter of this.config.filters) {
+      const field = this.filters.elements[filter.name];
+      const values = facets[filter.facet];
+      if (values === undefined || values === null) continue;
+      if (field.tagName !== "SELECT") {
+        field.placeholder = String(values);
+        continue;
+      }
+      const chosen = field.value;
+      const known = new Set(values.map((v) => v.name.toLowerCase()));
+      const extra =
+        chosen && !known.has(chosen.toLowerCase())
+          ? [el("option", { value: chosen, text: chosen })]
+          : [];
+      fill(
+        field,
+        field.options[0],
+        ...values.map((v) => el("option", { value: v.name, text: `${v.name} (${v.papers})` })),
+        ...extra,
+      );
+      field.value =
+        [...field.options].find((o) => o.value.toLowerCase() === chosen.toLowerCase())?.value ||
+        chosen;
     }
   }
 }
