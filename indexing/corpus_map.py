@@ -2,11 +2,10 @@
 
 Similar papers should land near each other, so the map is a t-SNE of the embedding (on a
 PCA-50 reduction of it, the usual way to make t-SNE's neighbour search cheap and less noisy).
-t-SNE's cost grows faster than linearly (measured on 2 cores: 0.6 s for 98 papers, 12 s for
-2,000, 32 s for 5,000, 100 s for 10,000), so it is fitted on at most ``MAP_FIT_LIMIT`` papers,
+t-SNE's cost grows faster than linearly, so it is fitted on at most ``MAP_FIT_LIMIT`` papers,
 a fixed sample, and every other paper is placed among its nearest fitted neighbours
-(``place``), as incremental updates place the papers they add: the 74,728 arXiv papers take
-15 s in all. Everything is seeded: the same vectors give the same map, so rebuilding an
+(``place``), as incremental updates place the papers they add: the map of a large corpus
+costs seconds, not hours. Everything is seeded: the same vectors give the same map, so rebuilding an
 unchanged corpus does not reshuffle it.
 
 scikit-learn is imported inside ``project``: it takes about 2 s to import and only the indexing

@@ -2,7 +2,7 @@
 
 syntok handles what a regex gets wrong in abstracts ("e.g.", "et al.", "Fig. 2", "p < 0.05")
 and reports character offsets, which the API returns so a reader can find the sentence in
-the abstract. It costs about 3 ms an abstract: cheap at indexing time, too dear per query.
+the abstract. It costs milliseconds an abstract: cheap at indexing time, too dear per query.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The corpus as a whole: the values its filters can take, and its map.
 
 Both are derived once per loaded index and kept with its engine (a reload brings new ones),
-the map's JSON serialised and compressed once too: at 75,000 papers it is 9 MB that every
-page load would otherwise rebuild.
+the map's JSON serialised and compressed once too: for a large corpus it is megabytes that
+every page load would otherwise rebuild.
 """
 
 from __future__ import annotations

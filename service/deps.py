@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from mcp.server.mcpserver import MCPServer
 
+from service.index_watch import IndexReloader
+from service.observability import ServiceMetrics
 from service.search import SearchEngine
 from service.settings import Settings
 
@@ -24,3 +27,24 @@ async def get_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_reloader(request: Request) -> IndexReloader:
+    return request.app.state.reloader
+
+
+ReloaderDep = Annotated[IndexReloader, Depends(get_reloader)]
+
+
+async def get_assistant(request: Request) -> MCPServer:
+    return request.app.state.assistant
+
+
+AssistantDep = Annotated[MCPServer, Depends(get_assistant)]
+
+
+async def get_metrics(request: Request) -> ServiceMetrics:
+    return request.app.state.metrics
+
+
+MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]

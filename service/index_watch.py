@@ -13,43 +13,67 @@ import logging
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from fastapi import FastAPI
+from starlette.datastructures import State
 
 from indexing.manifest import IndexUnusable
+from indexing.reader import PaperIndex
+from service.search import SearchEngine
 
 log = logging.getLogger("papersearch")
 
 
-async def reload_if_changed(app: FastAPI) -> bool:
-    """Swap in the index folder's current build if it is not the one served; True if swapped.
+class IndexReloader:
+    """Owns swapping builds in: which engine serves, the lock that keeps the watcher, SIGHUP
+    and an admin update from racing, and the refused build already reported."""
 
-    A build that cannot be served (damaged, other model) is logged and the old one kept.
-    """
-    async with app.state.reload_lock:  # the watcher and an admin update never race
-        engine = app.state.engine
-        if engine.is_current():
-            return False
-        target = engine.settings.index_dir.resolve()
-        try:
-            app.state.engine = await asyncio.to_thread(lambda: engine.reopened().warm_up())
-        except IndexUnusable as exc:
-            if getattr(app.state, "refused_build", None) != target:  # say it once per build
-                log.warning("new index build not served, keeping the old one: %s", exc)
-                app.state.refused_build = target
-            return False
-        log.info("serving index build %s", app.state.engine.index.build_dir.name)
-        return True
+    def __init__(self, state: State) -> None:
+        self._state = state  # the app's state, whose ``engine`` requests read
+        self._lock = asyncio.Lock()
+        self._refused: Path | None = None
+
+    async def reload_if_changed(self) -> bool:
+        """Swap in the index folder's current build if it is not the one served; True if
+        swapped. A build that cannot be served (damaged, other model) is logged once and the
+        old one kept."""
+        async with self._lock:
+            engine: SearchEngine = self._state.engine
+            target = engine.settings.index_dir.resolve()
+            if target == engine.index.build_dir:
+                return False
+            try:
+                self._state.engine = await asyncio.to_thread(lambda: _reopened(engine))
+            except IndexUnusable as exc:
+                if self._refused != target:
+                    log.warning("new index build not served, keeping the old one: %s", exc)
+                    self._refused = target
+                return False
+            log.info("serving index build %s", self._state.engine.index.build_dir.name)
+            return True
+
+    async def watch(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.reload_if_changed()
 
 
-async def watch_index(app: FastAPI, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        await reload_if_changed(app)
+def _reopened(engine: SearchEngine) -> SearchEngine:
+    """An engine over the index folder's current build, sharing ``engine``'s model, warmed
+    up before it serves. Requests that hold the old engine finish on it; the old build's
+    files stay readable to them (open files outlive their removal)."""
+    settings, embedder = engine.settings, engine.embedder
+    index = PaperIndex.open(
+        settings.index_dir,
+        model=settings.model,
+        backend=embedder.backend,
+        dimension=embedder.dimension,
+    )
+    return SearchEngine(index, engine.queries, settings).warm_up()
 
 
 @contextmanager
-def reload_on_sighup(app: FastAPI) -> Iterator[None]:
+def reload_on_sighup(reloader: IndexReloader) -> Iterator[None]:
     """``kill -HUP <pid>`` swaps in a new build at once, the Unix way to say "reload".
 
     With several workers, SIGHUP to uvicorn's supervisor restarts them one at a time, each
@@ -61,7 +85,7 @@ def reload_on_sighup(app: FastAPI) -> Iterator[None]:
     tasks: set[asyncio.Task[bool]] = set()
 
     def reload() -> None:
-        task = loop.create_task(reload_if_changed(app))
+        task = loop.create_task(reloader.reload_if_changed())
         tasks.add(task)  # the loop keeps only a weak reference
         task.add_done_callback(tasks.discard)
 

@@ -45,8 +45,7 @@ from service.titles import TitleMatcher
 NAMED_PAPER_DEPTH = 20
 # Candidates a search ranks besides the page it returns: this many nearest papers by meaning,
 # and this many best by BM25. On SciFact this gives the same nDCG@10 and Recall@100 as scoring
-# every paper (`papersearch eval` on the test split: 0.7314 / 0.9517 both ways), while the
-# cost no longer grows with the corpus.
+# every paper (README, quality), while the cost no longer grows with the corpus.
 CANDIDATES = 1000
 # What ``SearchEngine.warm_up`` searches for.
 WARM_UP_QUERY = "warm-up"
@@ -66,15 +65,18 @@ class _StartedSearch:
     encoding: Future[Encoded] | None  # None in lexical mode, which needs no vector
 
 
+def limit_blas_threads() -> None:
+    """Set once per process, as it starts serving: the model already runs on every core, and
+    numpy's BLAS threads (the dense scoring) would spin-wait for work after each product and
+    slow the next query's encoding down (README, performance). One thread is enough for a
+    matrix-vector product."""
+    threadpool_limits(limits=1, user_api="blas")
+
+
 class SearchEngine:
     """An index plus the model that embeds queries for it; loaded once, shared by all requests."""
 
     def __init__(self, index: PaperIndex, queries: QueryEncoder, settings: Settings) -> None:
-        # The model already runs on every core. numpy's BLAS threads (the dense scoring)
-        # would spin-wait for work after each product and slow the next query's encoding
-        # down: measured 52 ms instead of 25 ms a search on 2 cores. One thread is enough for
-        # a matrix-vector product.
-        threadpool_limits(limits=1, user_api="blas")
         self.index = index
         self.queries = queries
         self.settings = settings
@@ -91,6 +93,7 @@ class SearchEngine:
         """Check the manifest before the slow model load, so a stale index fails at once with
         what to run; the files' checksums are verified by ``PaperIndex.open``, unless
         ``serve`` has just done it (``verified_build``)."""
+        limit_blas_threads()
         manifest = read_manifest(settings.index_dir)
         check_compatible(manifest, settings.index_dir, settings.model, settings.backend)
         # The index's own backend: its papers' vectors and the queries' must come from one.
@@ -111,24 +114,6 @@ class SearchEngine:
     def embedder(self) -> Embedder:
         return self.queries.embedder
 
-    def is_current(self) -> bool:
-        """Does the index folder still point at the build this engine serves?"""
-        return self.settings.index_dir.resolve() == self.index.build_dir
-
-    def reopened(self) -> SearchEngine:
-        """An engine over the index folder's current build, sharing this one's model.
-
-        Requests that hold this engine finish on it; the old build's files stay readable
-        to them (open files outlive their removal).
-        """
-        index = PaperIndex.open(
-            self.settings.index_dir,
-            model=self.settings.model,
-            backend=self.embedder.backend,
-            dimension=self.embedder.dimension,
-        )
-        return SearchEngine(index, self.queries, self.settings)
-
     @property
     def titles(self) -> TitleMatcher:
         return self._titles.get()
@@ -143,7 +128,7 @@ class SearchEngine:
         """Do now what the first requests would otherwise wait for: the model's and the
         index's first search (onnxruntime sizes its buffers on its first run: tens of
         milliseconds), and what only some requests need, the filter columns, the title
-        matcher, the facets and the map (seconds at 75,000 papers). A server does it in the
+        matcher, the facets and the map (seconds at scale). A server does it in the
         background once it is ready, in every worker, and before it swaps a reloaded index
         in; the CLI needs none of it."""
         nearest = NearestSearch(self.index.dense, CANDIDATES, self.search_depth)
@@ -304,7 +289,7 @@ class SearchEngine:
         candidates = self.titles.closest(typed_title)
         if not candidates or candidates[0].score < self.title_match_threshold:
             suggestions = [
-                TitleSuggestion(id=paper.id, title=c.title, match_score=c.score).model_dump()
+                TitleSuggestion(id=paper.id, title=c.title, match_score=c.score)
                 for c, paper in zip(
                     candidates, self.index.papers_at([c.row for c in candidates]), strict=True
                 )

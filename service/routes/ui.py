@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+
+from service.deps import EngineDep, SettingsDep
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 # Paths the API key does not guard: the page and its assets, never any data.
@@ -34,11 +36,10 @@ def search_page() -> HTMLResponse:
 
 
 @router.get("/paper/{paper_id:path}", response_class=HTMLResponse)
-def paper_page(paper_id: str, request: Request) -> HTMLResponse:
+def paper_page(paper_id: str, engine: EngineDep, settings: SettingsDep) -> HTMLResponse:
     page = _page()
-    engine = request.app.state.engine
-    guarded = request.app.state.settings.api_key is not None
-    if not guarded and engine is not None and engine.index.row_of(paper_id) is None:
+    guarded = settings.api_key is not None
+    if not guarded and engine.index.row_of(paper_id) is None:
         page.status_code = 404  # the page itself says so, and suggests a search
     return page
 
