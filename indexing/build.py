@@ -15,6 +15,7 @@ from tqdm import tqdm
 from indexing.corpus import Corpus, read_corpus
 from indexing.corpus_map import project
 from indexing.embedding_cache import EmbeddingCache, text_hash
+from indexing.errors import PapersearchError
 from indexing.index_types import IndexType, resolve_index_type
 from indexing.lexical import LexicalIndex
 from indexing.manifest import FORMAT_VERSION, IndexUnusable, Manifest, checked_build
@@ -28,8 +29,11 @@ from models import DEFAULT_BACKEND, Embedder, ModelLoader, vector_space
 ENCODE_CHUNK = 128
 
 
-class BuildError(RuntimeError):
+class BuildError(PapersearchError, RuntimeError):
     """Nothing could be indexed; the previous index is left as it was."""
+
+    status = 422  # what was given cannot be indexed (an admin request is answered so)
+    code = "build_failed"
 
 
 @dataclass

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from indexing.errors import PapersearchError
 from indexing.parsers.arxiv_listing import looks_like_arxiv_listing, parse_arxiv_listing
 from indexing.parsers.jsonl import (
     LINE_TOO_LONG,
@@ -37,8 +38,11 @@ BEIR_CORPUS_FILE = "corpus.jsonl"
 MAX_PAGE_BYTES = 64 << 20
 
 
-class CorpusError(ValueError):
+class CorpusError(PapersearchError, ValueError):
     """A path cannot be read as a corpus (missing, empty, unknown format)."""
+
+    status = 422
+    code = "corpus_unreadable"
 
 
 @dataclass
