@@ -52,6 +52,33 @@ WARM_UP_QUERY = "warm-up"
 
 
 @dataclass(frozen=True)
+class Scored:
+    """Paper rows and a score for each, side by side."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+
+    def best(self, default: float) -> float:
+        return float(self.scores.max()) if len(self.scores) else default
+
+    def within(self, allowed: np.ndarray | None) -> Scored:
+        """Those whose rows pass a filter's mask (all of them without one)."""
+        if allowed is None:
+            return self
+        passing = allowed[self.rows]
+        return Scored(self.rows[passing], self.scores[passing])
+
+    def scores_at(self, rows: np.ndarray) -> np.ndarray:
+        """The score of each of ``rows``; 0 for a row absent here. ``self.rows`` ascending."""
+        scores = np.zeros(len(rows), dtype=np.float32)
+        if len(self.rows):
+            found_at = np.searchsorted(self.rows, rows).clip(max=len(self.rows) - 1)
+            present = self.rows[found_at] == rows
+            scores[present] = self.scores[found_at[present]]
+        return scores
+
+
+@dataclass(frozen=True)
 class _StartedSearch:
     """A search between its two halves (``SearchEngine._start_search``): what the request
     asks, the filter's mask, the BM25 matches, and the query's vector on its way."""
@@ -182,19 +209,11 @@ class SearchEngine:
         return _StartedSearch(request, mode, terms, wanted, allowed, lexical, encoding)
 
     def _finish_search(self, started: _StartedSearch, encoded: Encoded | None) -> SearchResponse:
+        """Candidates -> fusion -> page -> hits, each step its own method below."""
         request = started.request
-        stop = request.offset + request.k
-        rows, scores, total = self._rank_candidates(started, encoded)
-        if request.sort is SortOrder.DATE:
-            pool = best_first(rows, scores, self.date_sort_pool)
-            score_of = dict(zip(rows[pool].tolist(), scores[pool].tolist(), strict=True))
-            page = newest_first(rows[pool], self.index.columns.published)[request.offset : stop]
-            page_scores = [score_of[row] for row in page.tolist()]
-            total = len(pool)
-        else:
-            ranking = self._named_papers_first(request.q, rows, scores)
-            positions = best_first(rows, ranking, stop)[request.offset :]
-            page, page_scores = rows[positions], scores[positions].tolist()
+        candidates, total = self._candidates(started, encoded)
+        page, page_scores, total = self._page(request, candidates, total)
+        terms = TermLocator(frozenset(started.terms)) if request.highlight else None
         return SearchResponse(
             query=request.q,
             mode=started.mode,
@@ -202,17 +221,12 @@ class SearchEngine:
             k=request.k,
             offset=request.offset,
             total=total,
-            results=self._hits(
-                page,
-                page_scores,
-                TermLocator(frozenset(started.terms)) if request.highlight else None,
-            ),
+            results=self._hits(page, page_scores, terms),
         )
 
-    def _rank_candidates(
-        self, started: _StartedSearch, encoded: Encoded | None
-    ) -> tuple[np.ndarray, np.ndarray, int]:
-        """``(rows, scores, total)``: the papers worth ranking and their relevance.
+    def _candidates(self, started: _StartedSearch, encoded: Encoded | None) -> tuple[Scored, int]:
+        """The papers worth ranking with their relevance, and how many papers the query
+        can page through (``total``).
 
         Without filters, the candidates are the ``CANDIDATES`` nearest papers and the best
         BM25 matches; nothing proportional to the corpus is allocated. With filters, the
@@ -220,49 +234,69 @@ class SearchEngine:
         few of the nearest papers pass it, every passing paper is scored, so a narrow filter
         still fills its page.
         """
-        mode, allowed, wanted = started.mode, started.allowed, started.wanted
-        lexical_rows, lexical_scores = started.lexical
-        lexical_max = float(lexical_scores.max()) if len(lexical_scores) else 0.0
-        if allowed is not None:
-            passing = allowed[lexical_rows]
-            lexical_rows, lexical_scores = lexical_rows[passing], lexical_scores[passing]
+        lexical = Scored(*started.lexical)
+        lexical_max = lexical.best(default=0.0)  # over the corpus: filters must not change it
+        lexical = lexical.within(started.allowed)
         if encoded is None:  # a keyword search returns only papers with a term
-            return lexical_rows, lexical_scores, len(lexical_rows)
-
+            return lexical, len(lexical.rows)
         vector, found = encoded
         assert found is not None
-        nearest, near_scores = found
+        nearest = Scored(*found)
+        best_dense = nearest.best(default=-1.0)  # the corpus's best, as for BM25
+        allowed = started.allowed
         total = len(self.index) if allowed is None else int(allowed.sum())
-        # The corpus's best score, filters or not: hybrid scaling must not depend on them.
-        best_dense = float(near_scores.max(initial=-1.0))
-        if allowed is not None:
-            passing = allowed[nearest]
-            nearest, near_scores = nearest[passing], near_scores[passing]
-        if allowed is not None and len(nearest) < min(wanted, total):
-            rows = np.flatnonzero(allowed)  # too few near ones pass: score all that do
-            dense = self.index.dense_scores_at(vector, rows)
-        elif mode is SearchMode.HYBRID:
-            best_lexical = lexical_rows[best_first(lexical_rows, lexical_scores, CANDIDATES)]
-            extra = np.setdiff1d(best_lexical, nearest, assume_unique=True)
-            rows = np.concatenate([nearest, extra])
-            dense = np.concatenate([near_scores, self.index.dense_scores_at(vector, extra)])
-        else:
-            rows, dense = nearest, near_scores
-        if mode is SearchMode.DENSE:
-            return rows, dense, total
-        lexical = np.zeros(len(rows), dtype=np.float32)
-        if len(lexical_rows):
-            found_at = np.searchsorted(lexical_rows, rows).clip(max=len(lexical_rows) - 1)
-            has_term = lexical_rows[found_at] == rows
-            lexical[has_term] = lexical_scores[found_at[has_term]]
-        scores = hybrid_scores(
-            dense,
-            lexical,
+        dense = self._dense_candidates(started, vector, nearest.within(allowed), lexical, total)
+        if started.mode is SearchMode.DENSE:
+            return dense, total
+        fused = hybrid_scores(
+            dense.scores,
+            lexical.scores_at(dense.rows),
             self.fusion,
             dense_range=self.index.dense_range(vector, best_dense),
             lexical_max=lexical_max,
         )
-        return rows, scores, total
+        return Scored(dense.rows, fused), total
+
+    def _dense_candidates(
+        self,
+        started: _StartedSearch,
+        vector: np.ndarray,
+        nearest: Scored,
+        lexical: Scored,
+        total: int,
+    ) -> Scored:
+        """The rows to rank with their dense scores: the nearest papers that pass the
+        filter, every passing paper where too few do, and in hybrid mode the best BM25
+        matches too, so a paper that matches the words well is ranked however far it is."""
+        allowed = started.allowed
+        if allowed is not None and len(nearest.rows) < min(started.wanted, total):
+            rows = np.flatnonzero(allowed)
+            return Scored(rows, self.index.dense_scores_at(vector, rows))
+        if started.mode is not SearchMode.HYBRID:
+            return nearest
+        best_lexical = lexical.rows[best_first(lexical.rows, lexical.scores, CANDIDATES)]
+        extra = np.setdiff1d(best_lexical, nearest.rows, assume_unique=True)
+        return Scored(
+            np.concatenate([nearest.rows, extra]),
+            np.concatenate([nearest.scores, self.index.dense_scores_at(vector, extra)]),
+        )
+
+    def _page(
+        self, request: SearchRequest, candidates: Scored, total: int
+    ) -> tuple[np.ndarray, list[float], int]:
+        """The requested page's rows, their scores, and ``total`` as the order counts it:
+        by relevance (a named paper first), or the most relevant ``date_sort_pool`` newest
+        first."""
+        rows, scores = candidates.rows, candidates.scores
+        stop = request.offset + request.k
+        if request.sort is SortOrder.DATE:
+            pool = best_first(rows, scores, self.date_sort_pool)
+            score_of = dict(zip(rows[pool].tolist(), scores[pool].tolist(), strict=True))
+            page = newest_first(rows[pool], self.index.columns.published)[request.offset : stop]
+            return page, [score_of[row] for row in page.tolist()], len(pool)
+        ranking = self._named_papers_first(request.q, rows, scores)
+        positions = best_first(rows, ranking, stop)[request.offset :]
+        return rows[positions], scores[positions].tolist(), total
 
     def paper(self, paper_id: str) -> CitedPaper:
         row = self.index.row_of(paper_id)
