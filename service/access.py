@@ -17,10 +17,9 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from pydantic import SecretStr
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import NotAuthenticated, ServiceError
+from service.errors import NotAuthenticated, ServiceError, error_response
 from service.routes.ui import UI_PATHS, UI_PREFIXES
 
 # Probes must work without a key and without counting against a client's limit; the API's
@@ -31,12 +30,19 @@ OPEN_PATHS = HEALTH_PATHS | {"/docs", "/docs/oauth2-redirect", "/redoc", "/opena
 
 
 class RateLimited(ServiceError):
-    status_code = 429
+    status = 429
     code = "rate_limited"
+
+    def __init__(self, limit: str, client: str, retry_after: int) -> None:
+        super().__init__(f"more than {limit} from {client}; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class RequestTooLarge(ServiceError):
-    status_code = 413
+    status = 413
     code = "request_too_large"
 
     def __init__(self, limit: int) -> None:
@@ -44,10 +50,6 @@ class RequestTooLarge(ServiceError):
             f"the request body is larger than {limit} bytes (PAPERSEARCH_MAX_REQUEST_BYTES); "
             "send fewer papers per request"
         )
-
-
-def error_response(error: ServiceError, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status_code, headers=headers)
 
 
 def key_matches(given: str, expected: SecretStr) -> bool:
@@ -77,8 +79,7 @@ class ApiKeyGate:
             await self.app(scope, receive, send)
             return
         if not key_matches(bearer_token(Headers(scope=scope)), self.api_key):
-            response = error_response(NotAuthenticated(), {"WWW-Authenticate": "Bearer"})
-            await response(scope, receive, send)
+            await error_response(NotAuthenticated())(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -108,11 +109,8 @@ class RateLimit:
             return
         reset = self.limiter.get_window_stats(exceeded, key).reset_time
         retry_after = max(1, math.ceil(reset - time.time()))
-        error = RateLimited(
-            f"more than {exceeded} from {key}; retry in {retry_after} s",
-            retry_after=retry_after,
-        )
-        await error_response(error, {"Retry-After": str(retry_after)})(scope, receive, send)
+        error = RateLimited(str(exceeded), key, retry_after)
+        await error_response(error)(scope, receive, send)
 
 
 class BodySizeLimit:

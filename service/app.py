@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from service.access import ApiKeyGate, BodySizeLimit, RateLimit
 from service.assistant_tools import build_mcp_server
-from service.errors import install_error_handlers
+from service.errors import EVERY_ROUTE, install_error_handlers
 from service.index_watch import reload_on_sighup, watch_index
 from service.observability import REQUEST_ID_HEADER, RequestContext, ServiceMetrics
 from service.routes import admin, corpus, health, metrics, papers, search, similar, tools
@@ -65,7 +65,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             warm_up.join()  # it reads the index being closed
             app.state.engine.close()
 
-    app = FastAPI(title="Papersearch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Papersearch",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses=EVERY_ROUTE,
+    )
     app.state.settings = settings
     app.state.engine = None  # loaded by the lifespan
     app.state.assistant = assistant

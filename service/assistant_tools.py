@@ -22,7 +22,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
-from service.errors import ServiceError, describe_validation_errors
+from service.errors import ServiceError, TitleNotFound, describe_validation_errors
 from service.filters import SearchFilters
 from service.formatting import paper_heading
 from service.schemas import (
@@ -184,11 +184,12 @@ async def _run(function: Callable[..., Any], *args: Any) -> Any:
     try:
         return await anyio.to_thread.run_sync(function, *args)
     except ServiceError as exc:
-        raise FailedToolCall(str(exc) + _suggestions(exc), exc.status_code) from exc
+        raise FailedToolCall(str(exc) + _suggestions(exc), exc.status) from exc
 
 
 def _suggestions(exc: ServiceError) -> str:
-    titles = [f"{s['title']} ({s['id']})" for s in exc.extra.get("suggestions", [])]
+    suggestions = exc.suggestions if isinstance(exc, TitleNotFound) else []
+    titles = [f"{s.title} ({s.id})" for s in suggestions]
     return ("; closest titles: " + "; ".join(titles)) if titles else ""
 
 

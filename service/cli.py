@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from indexing.errors import PapersearchError
 from indexing.index_types import IndexType
 from models import BACKENDS, DEFAULT_BACKEND
 from service.filters import SearchFilters
@@ -39,8 +40,11 @@ DEFAULT_CORPUS = Path("seeds")
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-class UsageError(Exception):
+class UsageError(PapersearchError):
     """A bad argument value: reported like argparse's own errors (exit status 2)."""
+
+    status = 422
+    code = "invalid_request"
 
 
 def _date(text: str) -> date:
@@ -222,23 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """The errors whose message says what to do: printed as one line, not a traceback.
-    (Imported only once one was raised, by which time its module is loaded anyway.)"""
-    from indexing.build import BuildError
-    from indexing.corpus import CorpusError
-    from indexing.manifest import IndexUnusable
+    The project's own share one base; the models package, which imports nothing of the
+    others, has its own (imported here only once one was raised)."""
     from models import ModelUnavailable
-    from service.errors import ServiceError
-    from service.evaluation import EvalInputError
 
-    return (
-        IndexUnusable,
-        ModelUnavailable,
-        BuildError,
-        CorpusError,
-        ServiceError,
-        EvalInputError,
-        OSError,
-    )
+    return (PapersearchError, ModelUnavailable, OSError)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -501,8 +493,7 @@ def _similar(args: argparse.Namespace, settings: Settings) -> int:
         try:
             response = engine.similar_to_title(lookup.title, lookup.k)
         except TitleNotFound as exc:
-            suggestions = exc.extra["suggestions"]
-            lines = [str(exc)] + [f"  did you mean: {s['title']} ({s['id']})" for s in suggestions]
+            lines = [str(exc)] + [f"  did you mean: {s.title} ({s.id})" for s in exc.suggestions]
             raise ServiceError("\n".join(lines)) from None
         anchor, anchor_note = response.matched, f"matched {response.matched.match_score:.0f}/100"
     else:

@@ -1,36 +1,50 @@
-"""Errors the service answers with, each carrying its HTTP status and a stable code.
+"""Errors the service answers with, and the one function that renders any of them.
 
-Routes raise these; one handler turns any of them into the same JSON shape
-(``{"code", "message", ...}``), so clients and tests rely on a single error format.
+Every refusal reaches a client as the same JSON, declared as ``ErrorResponse``: an error
+raised in a route, one a middleware answers before the routes (401, 413, 429), one the web
+framework raises itself (unknown path, wrong method, unreadable body), the HTTP server's own
+400 (``service/http_server.py``), and the 500 of a failure nobody expected. They all go
+through ``error_response``, which builds the body from the error's typed fields, so no path
+can send a field the schema does not declare, or leave one out.
+
+Only ``ServiceError`` is rendered with its own message: the errors of the layers below
+(``IndexUnusable``, ``BuildError``) name server paths, so they reach a client as the 500,
+or as the ``ServiceError`` a route translates them into.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
-_HTTP_ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+from indexing.errors import PapersearchError
+from service.schemas import ErrorResponse, TitleSuggestion, ValidationIssue
+
+# ErrorResponse's fields beyond code and message: an error sends each one it has a value for.
+_OPTIONAL_FIELDS = tuple(
+    name for name in ErrorResponse.model_fields if name not in {"code", "message"}
+)
 
 
-class ServiceError(Exception):
-    status_code = 500
-    code = "internal_error"
+class ServiceError(PapersearchError):
+    """An error meant for the client: its status, code and message are what it is told."""
 
-    def __init__(self, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extra = extra
 
-    def body(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, **self.extra}
+class InternalError(ServiceError):
+    """A failure nobody expected: the client gets only the request id, the log the traceback."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"internal error; quote request id {request_id} when reporting it")
 
 
 class PaperNotFound(ServiceError):
-    status_code = 404
+    status = 404
     code = "paper_not_found"
 
     def __init__(self, paper_id: str) -> None:
@@ -38,18 +52,18 @@ class PaperNotFound(ServiceError):
 
 
 class TitleNotFound(ServiceError):
-    status_code = 404
+    status = 404
     code = "title_not_found"
 
-    def __init__(self, title: str, suggestions: list[dict[str, Any]]) -> None:
+    def __init__(self, title: str, suggestions: Sequence[TitleSuggestion]) -> None:
         super().__init__(
-            f"no paper title matches {title!r} well enough; see 'suggestions' for the closest",
-            suggestions=suggestions,
+            f"no paper title matches {title!r} well enough; see 'suggestions' for the closest"
         )
+        self.suggestions = list(suggestions)
 
 
 class AdminDisabled(ServiceError):
-    status_code = 403
+    status = 403
     code = "admin_disabled"
 
     def __init__(self) -> None:
@@ -57,16 +71,30 @@ class AdminDisabled(ServiceError):
 
 
 class NotAuthenticated(ServiceError):
-    status_code = 401
+    status = 401
     code = "not_authenticated"
 
     def __init__(self) -> None:
         super().__init__("send the API key as `Authorization: Bearer <key>`")
 
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}  # what a 401 must name (RFC 9110)
+
 
 class InvalidRequest(ServiceError):
-    status_code = 422
+    status = 422
     code = "invalid_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        detail: Sequence[ValidationIssue] | None = None,
+        errors: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.detail = None if detail is None else list(detail)
+        self.errors = None if errors is None else list(errors)
 
 
 class QueryTooLong(InvalidRequest):
@@ -77,6 +105,94 @@ class QueryTooLong(InvalidRequest):
             f"q: the query is {length} characters long, this service accepts at most {limit} "
             "(PAPERSEARCH_MAX_QUERY_CHARS)"
         )
+
+
+# The web framework's and the HTTP server's own refusals, in the same shape.
+
+
+class BadRequest(ServiceError):
+    """A request that could not be read: a body that is not JSON, or (from the HTTP server)
+    a URL or header over its 64 KiB limit, or a malformed request line."""
+
+    status = 400
+    code = "bad_request"
+
+
+class RouteNotFound(ServiceError):
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(ServiceError):
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, allow: Sequence[str]) -> None:
+        super().__init__(message)
+        self.allow = sorted(allow)
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allow)} if self.allow else {}
+
+
+class HTTPRefusal(ServiceError):
+    """Any other status the framework answers with by itself."""
+
+    code = "http_error"
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def error_body(error: PapersearchError) -> ErrorResponse:
+    """The one JSON shape, from the error's fields: code, message, and each of
+    ``ErrorResponse``'s other fields the error has a value for."""
+    sent = {name: getattr(error, name, None) for name in _OPTIONAL_FIELDS}
+    return ErrorResponse(
+        code=error.code,
+        message=error.message,
+        **{name: value for name, value in sent.items() if value is not None},
+    )
+
+
+def error_response(error: PapersearchError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The answer to ``error``: its status, its body, the headers it names (``Retry-After``,
+    ``Allow``) and any the caller adds."""
+    body = error_body(error).model_dump(mode="json", exclude_unset=True)
+    return JSONResponse(
+        body, status_code=error.status, headers={**error.headers(), **(headers or {})}
+    )
+
+
+# Declared on every route: any request can be unreadable (the HTTP server's 400), too large
+# (the body limit checks every request) or fail unexpectedly.
+_DESCRIPTIONS = {
+    400: "The request could not be read: a body that is not JSON, a URL or header over "
+    "64 KiB (send a long query as `POST /search`)",
+    401: "The API key is missing or wrong",
+    403: "Admin endpoints are off: no API key is configured",
+    404: "Not found",
+    413: "The body is larger than `PAPERSEARCH_MAX_REQUEST_BYTES`",
+    422: "A parameter is invalid; `message` says which, `detail` lists each",
+    429: "Over the rate limit; retry after `retry_after` seconds",
+    500: "An unexpected failure; the message quotes the request id",
+}
+
+
+def error_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries: each status answered with ``ErrorResponse``.
+    ``descriptions`` (``_404="…"``) replaces the general wording for one route."""
+    return {
+        status: {
+            "model": ErrorResponse,
+            "description": descriptions.get(f"_{status}", _DESCRIPTIONS[status]),
+        }
+        for status in statuses
+    }
+
+
+EVERY_ROUTE = error_responses(400, 413, 500)
 
 
 def describe_validation_errors(
@@ -96,32 +212,53 @@ def describe_validation_errors(
     return "; ".join(parts)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> set[str]:
+    """Every method the request's path answers to, found by asking the routes as the
+    router would. The router's own 405 names only the first route whose path matched, so
+    ``/search`` (a GET route and a POST route) would otherwise advertise GET alone. Mounts
+    (the static files) match any method and answer their own 405, so they are left out."""
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    return {
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    }
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status_code)
+        return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        """Starlette's own refusals (unknown path, wrong method, unreadable body) in the
-        same shape as every other error."""
-        code = _HTTP_ERROR_CODES.get(exc.status_code, "http_error")
-        return JSONResponse(
-            {"code": code, "message": str(exc.detail)},
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        error: ServiceError
+        if exc.status_code == 400:
+            error = BadRequest(message)
+        elif exc.status_code == 404:
+            error = RouteNotFound(message)
+        elif exc.status_code == 405:
+            given = (exc.headers or {}).get("Allow", "")
+            allow = allowed_methods(request) or {m.strip() for m in given.split(",") if m.strip()}
+            error = MethodNotAllowed(message, sorted(allow))
+        else:
+            error = HTTPRefusal(exc.status_code, message)
+        headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() != "allow"}
+        return error_response(error, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         detail = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+            ValidationIssue(
+                loc=list(e.get("loc", ())), msg=str(e.get("msg")), type=str(e.get("type"))
+            )
             for e in errors
         ]
-        body = {
-            "code": InvalidRequest.code,
-            "message": describe_validation_errors(errors),
-            "detail": detail,
-        }
-        return JSONResponse(body, status_code=422)
+        return error_response(InvalidRequest(describe_validation_errors(errors), detail=detail))

@@ -16,6 +16,7 @@ from pathlib import Path
 import ir_measures
 from ir_measures import RR, R, nDCG
 
+from indexing.errors import PapersearchError
 from indexing.parsers.jsonl import UNREADABLE, describe_unreadable, open_bytes
 from service.ranking import SearchMode
 from service.schemas import MAX_K, SearchRequest
@@ -26,8 +27,11 @@ MEASURES = {"nDCG@10": nDCG @ 10, "Recall@100": R @ 100, "MRR@10": RR @ 10}
 RUN_DEPTH = MAX_K
 
 
-class EvalInputError(ValueError):
+class EvalInputError(PapersearchError, ValueError):
     """A queries or qrels file that cannot be used; the message names the file and line."""
+
+    status = 422
+    code = "eval_input_invalid"
 
 
 Qrels = dict[str, dict[str, int]]

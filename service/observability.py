@@ -26,9 +26,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import JSONResponse
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import InternalError, error_response
 
 if TYPE_CHECKING:
     from service.search import SearchEngine
@@ -236,12 +237,10 @@ class RequestContext:
             error_log.exception("unhandled error in %s %s", scope["method"], scope["path"])
             status = 500
             if not response_started:  # else the client sees a cut-off response
-                body = {
-                    "code": "internal_error",
-                    "message": f"internal error; quote request id {request_id} when reporting it",
-                }
-                headers = {REQUEST_ID_HEADER: request_id}
-                await JSONResponse(body, status_code=500, headers=headers)(scope, receive, send)
+                response = error_response(
+                    InternalError(request_id), {REQUEST_ID_HEADER: request_id}
+                )
+                await response(scope, receive, send)
         finally:
             seconds = time.perf_counter() - started
             route = route_template(scope, self.routes_app)

@@ -20,9 +20,15 @@ from indexing.records import Paper
 from indexing.update import UpdateReport, add_papers, remove_papers
 from models import Embedder, load_embedder
 from service.access import key_matches
-from service.errors import AdminDisabled, InvalidRequest, NotAuthenticated, PaperNotFound
+from service.errors import (
+    AdminDisabled,
+    InvalidRequest,
+    NotAuthenticated,
+    PaperNotFound,
+    error_responses,
+)
 from service.index_watch import reload_if_changed
-from service.schemas import ErrorResponse
+from service.schemas import RequestModel
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -42,11 +48,11 @@ router = APIRouter(
     prefix="/admin",
     tags=["admin"],
     dependencies=[Depends(require_api_key)],
-    responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}},
+    responses=error_responses(401, 403),
 )
 
 
-class PapersToAdd(BaseModel):
+class PapersToAdd(RequestModel):
     papers: list[dict[str, Any]] = Field(
         min_length=1,
         max_length=1000,
@@ -74,7 +80,12 @@ def _result(report: UpdateReport) -> UpdateResult:
     )
 
 
-@router.post("/papers", response_model=UpdateResult, summary="Add or replace papers")
+@router.post(
+    "/papers",
+    response_model=UpdateResult,
+    summary="Add or replace papers",
+    responses=error_responses(422),
+)
 async def add(body: PapersToAdd, request: Request) -> UpdateResult:
     papers: list[Paper] = []
     problems: list[str] = []
@@ -108,7 +119,12 @@ async def add(body: PapersToAdd, request: Request) -> UpdateResult:
     return _result(report)
 
 
-@router.delete("/papers/{paper_id}", response_model=UpdateResult, summary="Remove a paper")
+@router.delete(
+    "/papers/{paper_id}",
+    response_model=UpdateResult,
+    summary="Remove a paper",
+    responses=error_responses(404, 422, _404="No paper with that id"),
+)
 async def remove(paper_id: str, request: Request) -> UpdateResult:
     settings = request.app.state.settings
     try:

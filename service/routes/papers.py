@@ -5,11 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from service.deps import EngineDep
+from service.errors import error_responses
 from service.schemas import (
     MAX_K,
     MAX_LIST_OFFSET,
     CitedPaper,
-    ErrorResponse,
     PaperPage,
     SimilarToPaperResponse,
 )
@@ -17,7 +17,7 @@ from service.schemas import (
 router = APIRouter(
     prefix="/papers",
     tags=["papers"],
-    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    responses=error_responses(404, 422, _404="No paper with that id"),
 )
 
 PaperId = Annotated[

@@ -5,9 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from service.deps import EngineDep
-from service.schemas import ErrorResponse, SearchRequest, SearchResponse
+from service.errors import error_responses
+from service.schemas import SearchRequest, SearchResponse
 
-router = APIRouter(tags=["search"], responses={422: {"model": ErrorResponse}})
+router = APIRouter(tags=["search"], responses=error_responses(422))
 
 
 def _json(response: SearchResponse) -> Response:

@@ -5,7 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from service.deps import EngineDep
-from service.schemas import ErrorResponse, SimilarToTitleResponse, TitleLookup
+from service.errors import error_responses
+from service.schemas import SimilarToTitleResponse, TitleLookup
 
 router = APIRouter(tags=["similar"])
 
@@ -14,10 +15,7 @@ router = APIRouter(tags=["similar"])
     "/similar",
     response_model=SimilarToTitleResponse,
     summary="Papers similar to a paper named by its title",
-    responses={
-        404: {"model": ErrorResponse, "description": "No title matched; see suggestions"},
-        422: {"model": ErrorResponse},
-    },
+    responses=error_responses(404, 422, _404="No title matched; see `suggestions`"),
 )
 def similar_to_title(
     params: Annotated[TitleLookup, Query()], engine: EngineDep

@@ -12,18 +12,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from service.assistant_tools import FailedToolCall
-from service.errors import ServiceError, describe_validation_errors
-from service.schemas import ErrorResponse
+from service.errors import ServiceError, describe_validation_errors, error_responses
+from service.schemas import RequestModel
 
 router = APIRouter(prefix="/tools", tags=["assistant tools"])
 
 
-class ToolCall(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ToolCall(RequestModel):
     name: str = Field(min_length=1, max_length=100, description="A tool from GET /tools/openai.")
     arguments: dict[str, Any] = Field(
         default_factory=dict, description="Its arguments; null means the parameter's default."
@@ -37,12 +35,12 @@ class ToolResult(BaseModel):
 
 
 class UnknownTool(ServiceError):
-    status_code = 404
+    status = 404
     code = "tool_not_found"
 
 
 class ToolFailed(ServiceError):
-    status_code = 422
+    status = 422
     code = "tool_error"
 
 
@@ -72,7 +70,7 @@ async def openai_tools(request: Request) -> list[dict[str, Any]]:
     "/call",
     response_model=ToolResult,
     summary="Run one tool",
-    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    responses=error_responses(404, 422, _404="No tool of that name; see `GET /tools/openai`"),
 )
 async def call_tool(call: ToolCall, request: Request) -> ToolResult:
     """Run the tool a model asked for, with the arguments it gave; hand ``text`` (or
