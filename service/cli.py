@@ -334,6 +334,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from indexing.manifest import checked_build
+    from service.http_server import HTTP_PROTOCOL
     from service.observability import MULTIPROCESS_DIR_VARIABLE, logging_config
 
     # Fail before the model loads, in one line with a hint: the manifest, the model, and
@@ -377,6 +378,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             # which leaves the query text out (service/observability.py).
             log_config=logging_config(),
             access_log=False,
+            # The HTTP parser's own 400 in the API's JSON error shape (service/http_server.py).
+            http=HTTP_PROTOCOL,
         )
     finally:
         if metrics_dir:
