@@ -8,8 +8,8 @@ a fixed sample, and every other paper is placed among its nearest fitted neighbo
 costs seconds, not hours. Everything is seeded: the same vectors give the same map, so rebuilding an
 unchanged corpus does not reshuffle it.
 
-scikit-learn is imported inside ``project``: it takes about 2 s to import and only the indexing
-job needs it, never the service.
+scikit-learn is imported inside ``project``: it is slow to import and only the indexing job
+needs it, never the service.
 """
 
 from __future__ import annotations
@@ -96,9 +96,10 @@ def _tsne(vectors: np.ndarray) -> np.ndarray:
     count, dimension = vectors.shape
     if dimension > PCA_DIMENSIONS and count > PCA_DIMENSIONS:
         vectors = PCA(n_components=PCA_DIMENSIONS, random_state=0).fit_transform(vectors)
-    return TSNE(
+    points: np.ndarray = TSNE(
         n_components=2, perplexity=min(30.0, (count - 1) / 3), init="pca", random_state=0
     ).fit_transform(vectors)
+    return points
 
 
 def _pca_plane(vectors: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
 """The same embedding model exported to ONNX, int8-quantised, and run with onnxruntime.
 
-Why a second backend: on the two AVX2 cores here it embeds abstracts 1.8 times as fast as torch,
-and a query in a quarter of the time, with vectors at cosine 0.993 to torch's and the same
-SciFact nDCG@10 (the README's performance section has the figures). torch stays the reference.
+Why a second backend: on CPU cores it embeds abstracts and queries several times as fast as
+torch, with vectors close to torch's and the same SciFact quality (the README's performance
+section has the figures). torch stays the reference.
 
 Why not sentence-transformers' ``backend="onnx"``: it runs through optimum, whose current
 release needs transformers < 4.58, and sentence-transformers 6 needs transformers 5. So the

@@ -60,8 +60,7 @@ class Settings(BaseSettings):
         ge=1,
         le=65_536,
         description="Effort of an approximate index per query: IVF lists probed, or HNSW's "
-        "candidate list. Higher is slower and closer to exact; 128 keeps recall@10 at 0.986 "
-        "with `ivf-sq8` at a million papers.",
+        "candidate list. Higher is slower and closer to exact (README: the ANN table).",
     )
     query_batch_size: int = Field(
         64, ge=1, le=1024, description="Most concurrent queries embedded in one forward pass."
