@@ -85,12 +85,12 @@ QUERIES = (
 )
 
 SUMMARY = re.compile(
-    r"indexed (?P<papers>\d+) papers from (?P<files>\d+) files into .*: "
+    r"indexed (?P<papers>\d+) papers? from (?P<files>\d+) files? into .*: "
     r"(?P<embedded>\d+) embedded, (?P<reused>\d+) reused from cache, "
-    r"(?P<skipped>\d+) skipped, (?P<merged>\d+) duplicates merged, (?P<seconds>[\d.]+) s"
+    r"(?P<skipped>\d+) skipped, (?P<merged>\d+) duplicates? merged, (?P<seconds>[\d.]+) s"
 )
 # What a rerun on an unchanged corpus prints: the index is kept, nothing is embedded.
-CURRENT = re.compile(r"index .* is current \((?P<papers>\d+) papers")
+CURRENT = re.compile(r"index .* is current \((?P<papers>\d+) papers?")
 
 
 @dataclass

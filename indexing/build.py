@@ -19,6 +19,7 @@ from indexing.errors import PapersearchError
 from indexing.index_types import IndexType, resolve_index_type
 from indexing.lexical import LexicalIndex
 from indexing.manifest import FORMAT_VERSION, IndexUnusable, Manifest, checked_build
+from indexing.plural import counted
 from indexing.records import Paper, ParseIssue, embedding_text
 from indexing.sentences import sentence_spans
 from indexing.writer import check_writable, write_index
@@ -51,14 +52,14 @@ class BuildReport:
     def summary(self) -> str:
         if self.unchanged:
             return (
-                f"index {self.index_dir} is current ({self.papers} papers, same corpus and "
-                f"model): kept as it is"
+                f"index {self.index_dir} is current ({counted(self.papers, 'paper')}, same "
+                f"corpus and model): kept as it is"
             )
         return (
-            f"indexed {self.papers} papers from {self.files} files into {self.index_dir}: "
-            f"{self.embedded} embedded, {self.reused} reused from cache, "
-            f"{len(self.issues)} skipped, {self.merged_duplicates} duplicates merged, "
-            f"{self.seconds:.1f} s"
+            f"indexed {counted(self.papers, 'paper')} from {counted(self.files, 'file')} into "
+            f"{self.index_dir}: {self.embedded} embedded, {self.reused} reused from cache, "
+            f"{len(self.issues)} skipped, {counted(self.merged_duplicates, 'duplicate')} "
+            f"merged, {self.seconds:.1f} s"
         )
 
 

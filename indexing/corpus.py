@@ -31,7 +31,9 @@ from indexing.parsers.jsonl import (
 from indexing.parsers.site_pages import looks_like_site_page, parse_site_page
 from indexing.records import Paper, PaperAtLine, ParseIssue, derived_paper_id, normalise_title
 
-CORPUS_SUFFIXES = (".txt", ".jsonl", ".jsonl.gz", ".json.gz", ".ndjson")
+# What a folder is searched for. Formats are told apart by content, and gzip is read whatever
+# the name, so any ``.gz`` file counts (a dump named ``arxiv.json.gz`` or ``pages.txt.gz``).
+CORPUS_SUFFIXES = (".txt", ".jsonl", ".ndjson", ".gz")
 BEIR_CORPUS_FILE = "corpus.jsonl"
 # Pages are parsed whole in memory. The seed pages are under 100 KB, so 64 MiB leaves room for
 # any saved page, while a bigger text file (a log, an unpacked dump) is refused before it is read.

@@ -138,9 +138,15 @@ class DenseIndex:
         return faiss.SearchParametersIVF(nprobe=search_depth)
 
 
-def read_ann(path: Path) -> faiss.Index:
-    """Read with memory mapping where FAISS supports it, so workers share the pages."""
-    return faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+def read_ann(path: Path, *, mapped: bool = True) -> faiss.Index:
+    """The one way an ANN file is read.
+
+    ``mapped`` (serving): memory-mapped and read-only where FAISS supports it, so workers
+    share the pages. Not mapped (updating): held in memory, because an update derives the next
+    structure from a clone of this one, and FAISS cannot clone memory-mapped IVF lists.
+    """
+    flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mapped else 0
+    return faiss.read_index(str(path), flags)
 
 
 def updated_ann(

@@ -17,7 +17,7 @@ import faiss
 import numpy as np
 
 from indexing import paper_db
-from indexing.index_types import DenseIndex, IndexType, Neighbours
+from indexing.index_types import DenseIndex, IndexType, Neighbours, read_ann
 from indexing.manifest import (
     ANN_FILE,
     LEXICAL_DIR,
@@ -85,17 +85,11 @@ class PaperColumns:
         )
 
 
-def read_ann(checked: CheckedBuild, *, mapped: bool) -> faiss.Index | None:
-    """The build's approximate-index structure; None for a flat index, which has none.
-
-    ``mapped`` (serving): memory-mapped and read-only where FAISS supports it, so workers
-    share the pages. Not mapped (updating): held in memory, because an update derives the next
-    structure from a clone of this one and FAISS cannot clone memory-mapped IVF lists.
-    """
+def _ann(checked: CheckedBuild, *, mapped: bool) -> faiss.Index | None:
+    """The build's approximate-index structure (see ``read_ann``); None for a flat index."""
     if checked.manifest.index_type is IndexType.FLAT:
         return None
-    flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mapped else 0
-    return faiss.read_index(str(checked.build / ANN_FILE), flags)
+    return read_ann(checked.build / ANN_FILE, mapped=mapped)
 
 
 @dataclass
@@ -124,7 +118,7 @@ def read_contents(checked: CheckedBuild) -> IndexContents:
             vectors=np.load(build / VECTORS_FILE, allow_pickle=False),
             sentences=sentences,
             manifest=checked.manifest,
-            ann=read_ann(checked, mapped=False),
+            ann=_ann(checked, mapped=False),
             map_points=np.load(build / MAP_FILE, allow_pickle=False),
         )
     except (RuntimeError, OSError, ValueError, sqlite3.Error) as exc:
@@ -184,7 +178,7 @@ class PaperIndex:
         build, manifest = checked.build, checked.manifest
         try:
             vectors = np.load(build / VECTORS_FILE, mmap_mode="r", allow_pickle=False)
-            ann = read_ann(checked, mapped=True)
+            ann = _ann(checked, mapped=True)
             db = paper_db.open_read_only(build / PAPERS_FILE, shared=True)
             rows = paper_db.row_count(db)
             from indexing.lexical import LexicalIndex

@@ -38,7 +38,9 @@ class Paper(BaseModel):
     affiliation: str | None = Field(None, description="Affiliation given after the authors.")
     published: date | None = None
     published_inferred: bool = Field(
-        False, description="The source gave no year; it was resolved against the capture date."
+        False,
+        description="Part of the date is not the source's: a date shown without a year was "
+        "resolved against the capture date, or a bare year was read as its 1 January.",
     )
     category: str | None = None
     has_code: bool = False

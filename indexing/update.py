@@ -30,6 +30,7 @@ from indexing.corpus import papers_checksum
 from indexing.corpus_map import place
 from indexing.index_types import updated_ann
 from indexing.lexical import LexicalIndex
+from indexing.plural import counted
 from indexing.reader import IndexContents
 from indexing.records import Paper, ParseIssue, embedding_text
 from indexing.writer import update_index
@@ -49,11 +50,14 @@ class UpdateReport:
     issues: list[ParseIssue] = field(default_factory=list)
 
     def summary(self) -> str:
-        unknown = f", {len(self.unknown_ids)} ids not in the index" if self.unknown_ids else ""
+        unknown = (
+            f", {counted(len(self.unknown_ids), 'id')} not in the index" if self.unknown_ids else ""
+        )
         return (
             f"updated {self.index_dir}: {self.added} added, {self.replaced} replaced, "
             f"{self.removed} removed{unknown}; {self.embedded} embedded, "
-            f"{len(self.issues)} skipped; {self.papers} papers now, {self.seconds:.1f} s"
+            f"{len(self.issues)} skipped; {counted(self.papers, 'paper')} now, "
+            f"{self.seconds:.1f} s"
         )
 
 

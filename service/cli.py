@@ -99,7 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--capture-date", type=_date, help="as for `papersearch index`")
     add.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    remove = commands.add_parser("remove", help="remove papers from an index by id")
+    remove = commands.add_parser(
+        "remove",
+        help="remove papers from an index by id",
+        description="Remove papers from an index by id. As with rm, the ids the index holds are "
+        "removed even when others are not in it; those are named on stderr and the exit status "
+        "is 1.",
+    )
     remove.add_argument("paper_ids", nargs="+", metavar="ID", help="ids of the papers to remove")
     remove.add_argument("--index", type=Path, help="index folder")
 
@@ -324,10 +330,20 @@ def _remove(args: argparse.Namespace, settings: Settings) -> int:
     from indexing.update import remove_papers
 
     report = remove_papers(args.paper_ids, settings.index_dir)
-    for paper_id in report.unknown_ids:
-        print(f"not in the index: {paper_id}", file=sys.stderr)
-    print(report.summary())
-    return 0
+    if not report.unknown_ids:
+        print(report.summary())
+        return 0
+    # As rm does: what could be removed was, each id that could not is named, and the exit
+    # status says not everything asked for was done (a typo must not pass for a removal).
+    if report.removed:
+        print(report.summary())
+    outcome = "the others were removed" if report.removed else "nothing removed"
+    print(
+        f"papersearch: error: not in the index {settings.index_dir}: "
+        f"{', '.join(report.unknown_ids)}; {outcome}",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,6 +10,7 @@ from fastapi.testclient import TestClient
 from service.access import OPEN_PATHS
 from service.app import create_app
 from tests.conftest import settings_with
+from tests.utils.index_files import linked_copy
 
 KEY = "s3cret-key-for-tests"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -20,10 +20,8 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 def keyed(seed_settings, tmp_path_factory):
     """An app with a key, over its own copy of the seed index: the test calls the admin
     routes with the key too, and they change the index."""
-    folder = tmp_path_factory.mktemp("keyed")
-    shutil.copytree(seed_settings.index_dir.resolve(), folder / ".index-builds" / "copy")
-    (folder / "index").symlink_to(folder / ".index-builds" / "copy")
-    settings = settings_with(seed_settings, api_key=KEY, index_dir=folder / "index")
+    index = linked_copy(seed_settings.index_dir, tmp_path_factory.mktemp("keyed") / "index")
+    settings = settings_with(seed_settings, api_key=KEY, index_dir=index)
     with TestClient(create_app(settings)) as http:
         yield http
 

@@ -4,7 +4,6 @@ CLI picked up by a running server without a restart or a failed request."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import threading
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import PAPERSEARCH, running_server
+from tests.utils.index_files import linked_copy
 
 KEY = "test-key-0123456789"
 CORAL = {
@@ -27,10 +27,7 @@ CORAL = {
 @pytest.fixture
 def own_index(seed_build, tmp_path):
     """A copy of the seed index the test may change (the session's index stays as it is)."""
-    target = tmp_path / "index"
-    shutil.copytree(seed_build.index_dir.resolve(), tmp_path / ".index-builds" / "copy")
-    target.symlink_to(tmp_path / ".index-builds" / "copy")
-    return target
+    return linked_copy(seed_build.index_dir, tmp_path / "index")
 
 
 def _top_id(base: str, query: str, headers: dict[str, str] | None = None) -> str:

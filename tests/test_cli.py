@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 
@@ -13,6 +12,7 @@ import pytest
 
 from service.cli import main
 from tests.conftest import PAPERSEARCH, SEEDS, running_server
+from tests.utils.index_files import edit_manifest, manifest_path, plain_copy
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -44,7 +44,7 @@ def test_index_prints_one_summary_line_and_reuses_the_cache(
     assert code == 0, err
     assert len(out.splitlines()) == 1
     assert out.startswith(f"indexed 98 papers from 5 files into {out_dir}: 0 embedded, 98 reused")
-    assert (out_dir / "manifest.json").is_file()
+    assert manifest_path(out_dir).is_file()
 
 
 def test_index_reports_skipped_entries_on_stderr(capsys, cache_dir, tmp_path):
@@ -143,11 +143,8 @@ def test_serve_answers_over_real_http(seed_settings):
 
 
 def test_serve_refuses_an_index_of_another_model(seed_settings, tmp_path):
-    copy = tmp_path / "index"
-    shutil.copytree(seed_settings.index_dir.resolve(), copy)
-    manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
-    manifest["model"] = "all-mpnet-base-v2"
-    (copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    copy = plain_copy(seed_settings.index_dir, tmp_path / "index")
+    edit_manifest(copy, lambda manifest: manifest.update(model="all-mpnet-base-v2"))
     started = time.monotonic()
     result = subprocess.run(
         [PAPERSEARCH, "serve", "--index", str(copy)],

@@ -18,6 +18,7 @@ from indexing.reader import PaperIndex
 from models import DEFAULT_MODEL
 from service.settings import SEED_CAPTURE_DATE
 from tests.conftest import PAPERSEARCH, SEEDS
+from tests.utils.index_files import live_build, manifest_path
 
 
 def seed_records(count: int) -> list[dict[str, object]]:
@@ -115,8 +116,8 @@ def test_a_build_from_faulty_files_only_leaves_the_index_as_it_was(
     (tmp_path / "good.jsonl").write_bytes(jsonl(*good))
     index_dir = tmp_path / "index"
     assert papersearch_index(tmp_path / "good.jsonl", index_dir, cache_dir).returncode == 0
-    manifest = (index_dir / "manifest.json").read_bytes()
-    build = index_dir.resolve()
+    manifest = manifest_path(index_dir).read_bytes()
+    build = live_build(index_dir)
 
     expected = write_faulty_files(tmp_path / "faulty", good[0])
     result = papersearch_index(tmp_path / "faulty", index_dir, cache_dir)
@@ -127,8 +128,8 @@ def test_a_build_from_faulty_files_only_leaves_the_index_as_it_was(
     assert "no papers could be read" in result.stderr and "index unchanged" in result.stderr
     for issue in expected:  # the error lists what made each file unreadable
         assert issue in result.stderr, (issue, output)
-    assert (index_dir / "manifest.json").read_bytes() == manifest
-    assert index_dir.resolve() == build
+    assert manifest_path(index_dir).read_bytes() == manifest
+    assert live_build(index_dir) == build
     assert read_manifest(index_dir).paper_count == 2
     index = PaperIndex.open(index_dir, model=DEFAULT_MODEL)
     try:

@@ -12,7 +12,7 @@ import pytest
 import indexing.corpus_map
 from indexing.build import build_index
 from indexing.corpus_map import place, project
-from indexing.manifest import read_manifest
+from indexing.manifest import MAP_FILE, read_manifest
 from indexing.reader import PaperIndex
 from indexing.update import add_files, add_papers, remove_papers
 from models import DEFAULT_MODEL, load_embedder
@@ -64,7 +64,7 @@ def test_the_seed_index_holds_a_checksummed_map_of_every_paper(seed_build):
         papers = index.list_papers(limit=98, offset=0)
     finally:
         index.close()
-    assert "map.npy" in read_manifest(seed_build.index_dir).files
+    assert MAP_FILE in read_manifest(seed_build.index_dir).files
     # Row i labels point i, with the category as the source wrote it (not the filter's "ir").
     assert labels == [(p.id, p.title, p.category, p.arxiv_id) for p in papers]
     assert labels[0][2] == "IR"

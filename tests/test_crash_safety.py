@@ -20,9 +20,11 @@ from indexing.corpus import read_corpus
 from indexing.embedding_cache import CACHE_FILE
 from indexing.manifest import Manifest
 from indexing.reader import PaperIndex
+from indexing.writer import builds_dir, leftovers
 from models import DEFAULT_MODEL
 from service.settings import SEED_CAPTURE_DATE
 from tests.conftest import PAPERSEARCH
+from tests.utils.index_files import build_folders, live_build
 
 SEED = 20260630  # the kill schedule is random, and the same on every run
 PART_SIZE = 10  # papers per corpus file: about half a second of embedding each
@@ -57,7 +59,7 @@ class Indexer:
 
     def __init__(self, index_dir: Path, cache_dir: Path, log: Path) -> None:
         self.index_dir, self.cache_dir, self.log = index_dir, cache_dir, log
-        self.builds = index_dir.parent / f".{index_dir.name}-builds"
+        self.builds = builds_dir(index_dir)
 
     def start(self, corpus: list[Path]) -> subprocess.Popen:
         with self.log.open("a") as log:
@@ -161,7 +163,7 @@ def test_killing_the_indexing_job_never_serves_a_partial_index_or_poisons_the_ca
         assert status in (0, -signal.SIGKILL), indexer.log.read_text(encoding="utf-8")
         if status == 0 or new_build:  # it completed: the new build, whole
             assert new_build and current.corpus_checksum == checksum[part]
-        unserved = {p for p in indexer.builds.iterdir() if p.is_dir()} - {index_dir.resolve()}
+        unserved = set(build_folders(index_dir)) - {live_build(index_dir)}
         if since == "build folder" and not new_build:
             assert unserved  # the half-written (or unlinked) build of the killed run
         stale |= unserved
@@ -173,9 +175,9 @@ def test_killing_the_indexing_job_never_serves_a_partial_index_or_poisons_the_ca
     embedded, reused = map(int, re.findall(r"(\d+) embedded, (\d+) reused", log)[-1])
     print(f"final run: {embedded} embedded, {reused} reused; {len(stale)} stale builds removed")
     assert embedded + reused == len(parts) * PART_SIZE and reused >= PART_SIZE
-    assert [p for p in indexer.builds.iterdir() if p.is_dir()] == [index_dir.resolve()]
+    assert build_folders(index_dir) == [live_build(index_dir)]
     assert not any(build.exists() for build in stale)
-    assert not [p for p in index_dir.parent.iterdir() if p.name.startswith(".index.link-")]
+    assert leftovers(index_dir) == []  # no build folder or unswapped link of a killed run
     cache = sqlite3.connect(tmp_path / "cache" / CACHE_FILE)
     try:
         assert cache.execute("PRAGMA integrity_check").fetchone() == ("ok",)

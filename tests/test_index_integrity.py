@@ -96,18 +96,18 @@ def test_an_update_refuses_a_damaged_index_instead_of_copying_it(index_copy):
             lambda m: m.pop("files"),
             "records no checksum for vectors.npy, papers.sqlite, map.npy, lexical/",
         ),
-        (lambda m: m["files"].pop("vectors.npy"), "records no checksum for vectors.npy:"),
-        (lambda m: m["files"].pop("map.npy"), "records no checksum for map.npy:"),
+        (lambda m: m["files"].pop(VECTORS_FILE), "records no checksum for vectors.npy:"),
+        (lambda m: m["files"].pop(MAP_FILE), "records no checksum for map.npy:"),
         (
             lambda m: m.pop("dimension"),
             "unreadable manifest in {index} (dimension: Field required)",
         ),
         (
-            lambda m: m["files"]["papers.sqlite"].pop("sha256"),
+            lambda m: m["files"][PAPERS_FILE].pop("sha256"),
             "(files.papers.sqlite.sha256: Field required)",
         ),
         (
-            lambda m: m["files"].update({"../escape": m["files"]["vectors.npy"]}),
+            lambda m: m["files"].update({"../escape": m["files"][VECTORS_FILE]}),
             "names a file outside it (../escape)",
         ),
         # An index of format 3 has no checksums: refused for its version first.
@@ -117,7 +117,7 @@ def test_an_update_refuses_a_damaged_index_instead_of_copying_it(index_copy):
         ),
         # One of format 4 has every checksum but no map: refused for its version too.
         (
-            lambda m: (m["files"].pop("map.npy"), m.update(format_version=4)),
+            lambda m: (m["files"].pop(MAP_FILE), m.update(format_version=4)),
             "has format version 4, this version of papersearch reads version 5",
         ),
     ],
@@ -137,7 +137,7 @@ def test_a_map_of_the_wrong_shape_is_refused_even_with_its_checksum_recorded(ind
     np.save(path, np.zeros(shape, dtype=np.float32), allow_pickle=False)
     data = path.read_bytes()
     digest = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    edit_manifest(index_copy, lambda m: m["files"].update({"map.npy": digest}))
+    edit_manifest(index_copy, lambda m: m["files"].update({MAP_FILE: digest}))
     with pytest.raises(IndexUnusable, match=r"inconsistent index .* map\.npy points") as error:
         PaperIndex.open(index_copy, model=DEFAULT_MODEL)
     assert f"run `papersearch index --out {index_copy}`" in str(error.value)
@@ -167,8 +167,8 @@ def test_rerunning_the_advised_command_rebuilds_a_damaged_index(seed_build, cach
 
 @pytest.mark.parametrize(
     ("name", "how"),
-    [("vectors.npy", "missing"), ("lexical/vocab.index.json", "truncated"),
-     ("papers.sqlite", "tampered")],
+    [(VECTORS_FILE, "missing"), (f"{LEXICAL_DIR}/vocab.index.json", "truncated"),
+     (PAPERS_FILE, "tampered")],
 )  # fmt: skip
 def test_serve_refuses_a_damaged_index_in_one_line(index_copy, name, how):
     size = damage_file(index_copy, name, how)

@@ -12,7 +12,7 @@ import pytest
 
 from indexing.build import build_index
 from indexing.index_types import AUTO_FLAT_LIMIT, IndexType, ivf_lists, resolve_index_type
-from indexing.manifest import read_manifest
+from indexing.manifest import ANN_FILE, read_manifest
 from indexing.reader import PaperIndex
 from indexing.update import add_files, remove_papers
 from models import DEFAULT_MODEL, load_embedder
@@ -20,6 +20,7 @@ from service.schemas import SearchRequest
 from service.search import SearchEngine
 from service.settings import SEED_CAPTURE_DATE, Settings
 from tests.conftest import SEEDS
+from tests.utils.index_files import index_file
 
 QUERIES = [
     "cross-domain live-streaming recommendation",
@@ -67,7 +68,7 @@ def test_approximate_types_searched_to_full_depth_answer_exactly(
     index_dir = _build(tmp_path / "index", cache_dir, index_type)
     manifest = read_manifest(index_dir)
     assert manifest.index_type is index_type
-    assert (index_dir / "ann.faiss").is_file()
+    assert index_file(index_dir, ANN_FILE).is_file()
     for query in QUERIES:
         for mode in ("dense", "hybrid"):
             assert _results(index_dir, cache_dir, query, mode=mode) == _results(

@@ -56,6 +56,21 @@ def test_plain_jsonl(tmp_path):
     assert first.id.startswith("a-paper-") and first.source == "mine.jsonl"
     assert second.id == "my-7" and second.authors == ["A. One", "B. Two"]
     assert second.published == date(2021, 1, 1)
+    # A bare year is read as its 1 January, and marked as such: the day is not the source's.
+    assert second.published_inferred and not first.published_inferred
+
+
+@pytest.mark.parametrize("year", ["2021", 2021, " 2021 "])
+def test_a_year_only_date_is_marked_inferred(tmp_path, year):
+    rows = [
+        {"id": "plain", "abstract": "A plain record.", "date": year},
+        {"id": "2101.00001", "categories": "cs.IR", "abstract": "A dump's.", "update_date": year},
+        {"id": "full", "abstract": "With a full date.", "published": "2021-03-04"},
+    ]
+    plain, dump, full = read_corpus([write_jsonl(tmp_path / "p.jsonl", rows)], CAPTURE).papers
+    assert plain.published == dump.published == date(2021, 1, 1)
+    assert plain.published_inferred and dump.published_inferred
+    assert full.published == date(2021, 3, 4) and not full.published_inferred
 
 
 def test_arxiv_metadata_gzip_whatever_the_name(tmp_path):
@@ -79,6 +94,29 @@ def test_arxiv_metadata_gzip_whatever_the_name(tmp_path):
     assert paper.title == "Sensor Simulation via Splatting"
     assert paper.abstract == "Sensor simulation is pivotal for validation."
     assert paper.category == "cs.CV" and paper.published == date(2025, 3, 18)
+
+
+def test_a_folder_reads_gzip_files_whatever_their_name(tmp_path):
+    """Formats are recognised by content and gzip is read whatever the name, so a folder's
+    ``.gz`` files are all corpus files: a gzipped page as much as a gzipped dump."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    write_jsonl(folder / "a.jsonl.gz", [{"id": "a", "abstract": "First."}], gz=True)
+    write_jsonl(folder / "b.ndjson.gz", [{"id": "b", "abstract": "Second."}], gz=True)
+    write_jsonl(folder / "c.gz", [{"id": "c", "abstract": "Third."}], gz=True)
+    page = (SEEDS / "000_c81c81f2dcbdc6e0.txt").read_bytes()
+    (folder / "page.txt.gz").write_bytes(gzip.compress(page))
+    (folder / "notes.md").write_text("not a corpus file", encoding="utf-8")
+    corpus = read_corpus([folder], CAPTURE)
+    assert corpus.issues == []
+    assert [path.name for path in corpus.files] == [
+        "a.jsonl.gz",
+        "b.ndjson.gz",
+        "c.gz",
+        "page.txt.gz",
+    ]
+    assert {"a", "b", "c"} <= {paper.id for paper in corpus.papers}
+    assert sum(paper.source == "page.txt.gz" for paper in corpus.papers) == 7
 
 
 def test_beir_folder_reads_only_the_corpus_and_keeps_ids(tmp_path):

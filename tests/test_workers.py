@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,6 +19,7 @@ import pytest
 from service.cli import main, settings_environment
 from service.settings import Settings
 from tests.conftest import Server, running_server
+from tests.utils.index_files import plain_copy
 
 WORKERS = 2
 QUERIES = (
@@ -64,7 +64,7 @@ def _ranking(base: str, query: str) -> tuple[int, list[tuple[str, float]]]:
 
 def test_two_workers_answer_every_request_with_the_same_ranking(seed_build, tmp_path):
     index = tmp_path / "index"  # a copy: nothing the session shares is served
-    shutil.copytree(seed_build.index_dir, index)
+    plain_copy(seed_build.index_dir, index)
     with running_server(index, "--workers", str(WORKERS)) as server:
         _wait_until_every_worker_is_ready(server)
         workers = _workers_of(server)
@@ -115,7 +115,7 @@ def test_serve_starts_one_worker_per_core_by_default(seed_build, tmp_path):
     cores = len(os.sched_getaffinity(0))
     expected = min(cores, 4)
     index = tmp_path / "index"
-    shutil.copytree(seed_build.index_dir, index)
+    plain_copy(seed_build.index_dir, index)
     with running_server(index, workers=None) as server:
         if expected == 1:  # one process: uvicorn runs the app in the server process itself
             assert not _workers_of(server)

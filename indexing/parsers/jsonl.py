@@ -131,12 +131,16 @@ def _arxiv_metadata(obj: dict[str, Any], source: str) -> Paper:
     categories = obj.get("categories") or []
     if isinstance(categories, str):
         categories = categories.split()
+    published, inferred = _date(
+        obj.get("listing_date") or obj.get("published") or obj.get("update_date")
+    )
     return Paper(
         id=f"arxiv:{arxiv_id}",
         arxiv_id=arxiv_id,
         title=_optional_text(_unwrap(obj.get("title"))),
         authors=_authors(obj.get("authors_parsed") or obj.get("authors")),
-        published=_date(obj.get("listing_date") or obj.get("published") or obj.get("update_date")),
+        published=published,
+        published_inferred=inferred,
         category=categories[0] if categories else None,
         comment=_optional_text(_unwrap(obj.get("comment") or obj.get("comments"))),
         # arXiv hard-wraps abstracts at 80 columns; the line breaks are layout, not content.
@@ -155,12 +159,14 @@ def _plain(obj: dict[str, Any], source: str) -> Paper:
         paper_id = f"arxiv:{arxiv_id}"
     else:
         paper_id = derived_paper_id(title, abstract)
+    published, inferred = _date(obj.get("published") or obj.get("date") or obj.get("year"))
     return Paper(
         id=paper_id,
         title=title,
         authors=_authors(obj.get("authors")),
         authors_truncated=bool(obj.get("authors_truncated", False)),
-        published=_date(obj.get("published") or obj.get("date") or obj.get("year")),
+        published=published,
+        published_inferred=inferred,
         category=_optional_text(obj.get("category")),
         has_code=bool(obj.get("has_code", False)),
         arxiv_id=arxiv_id,
@@ -205,15 +211,18 @@ def _authors(value: Any) -> list[str]:
     raise TypeError(f"authors must be a list or a string, got {type(value).__name__}")
 
 
-def _date(value: Any) -> date | None:
+def _date(value: Any) -> tuple[date | None, bool]:
+    """The date and whether part of it was inferred: a bare year stands for its 1 January,
+    which the record marks (``published_inferred``) so that no one reads it as the day the
+    paper appeared."""
     if value in (None, ""):
-        return None
+        return None, False
     if isinstance(value, int):
-        return date(value, 1, 1)
+        return date(value, 1, 1), True
     text = str(value).strip()
     if re.fullmatch(r"\d{4}", text):
-        return date(int(text), 1, 1)
+        return date(int(text), 1, 1), True
     try:
-        return datetime.fromisoformat(text).date()
+        return datetime.fromisoformat(text).date(), False
     except ValueError:
         raise ValueError(f"unreadable date {text!r} (expected YYYY-MM-DD)") from None
