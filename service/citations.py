@@ -33,12 +33,13 @@ def author_credit(paper: Paper) -> str | None:
 
 
 def date_label(paper: Paper) -> str | None:
-    """``3 Jan 2025``, with "(year inferred)" where the source gave no year."""
+    """``3 Jan 2025``, marked "(date inferred)" where part of it is not the source's (a
+    year resolved against the capture date, or a bare year read as its 1 January)."""
     if paper.published is None:
         return None
     day = paper.published
     label = f"{day.day} {MONTHS[day.month - 1]} {day.year}"
-    return label + " (year inferred)" if paper.published_inferred else label
+    return label + " (date inferred)" if paper.published_inferred else label
 
 
 def paper_url(paper: Paper) -> str | None:

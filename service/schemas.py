@@ -100,8 +100,8 @@ class CitedPaper(Paper):
         return author_credit(self)
 
     @computed_field(
-        description='The date as a person reads it ("3 Jan 2025"), marked "(year inferred)" '
-        "where the source gave no year; null when undated."
+        description='The date as a person reads it ("3 Jan 2025"), marked "(date inferred)" '
+        "where part of it is not the source's; null when undated."
     )
     @property
     def date_label(self) -> str | None:
@@ -219,7 +219,7 @@ class Facets(BaseModel):
 
 class CorpusMap(BaseModel):
     """Every paper as a point of the 2-D map computed at index time, in columns (one entry
-    per paper in each list): a quarter the size of one object per paper at 75,000 papers."""
+    per paper in each list): a fraction of the size of one object per paper."""
 
     papers: int
     categories: list[str] = Field(description="Category names, most papers first.")

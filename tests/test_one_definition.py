@@ -102,7 +102,7 @@ def _paper(**fields: object) -> CitedPaper:
             {"published": date(2025, 1, 3), "published_inferred": True},
             "p1",
             None,
-            "3 Jan 2025 (year inferred)",
+            "3 Jan 2025 (date inferred)",
         ),
     ],
 )
