@@ -175,7 +175,13 @@ class PaperIndex:
         if the link still points at it, its files are not hashed a second time.
         """
         checked = checked_build(index_dir, model=model, backend=backend, verified=verified_build)
-        build, manifest = checked.build, checked.manifest
+        return cls.open_checked(checked, dimension=dimension)
+
+    @classmethod
+    def open_checked(cls, checked: CheckedBuild, *, dimension: int | None = None) -> PaperIndex:
+        """``open`` for a build ``checked_build`` has just checked: a caller that needs the
+        manifest before it opens the index (to load the model it names) reads it once."""
+        index_dir, build, manifest = checked.index_dir, checked.build, checked.manifest
         try:
             vectors = np.load(build / VECTORS_FILE, mmap_mode="r", allow_pickle=False)
             ann = _ann(checked, mapped=True)

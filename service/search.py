@@ -12,7 +12,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from indexing.lexical import TermLocator, analyse
-from indexing.manifest import check_compatible, read_manifest
+from indexing.manifest import checked_build
 from indexing.reader import BuiltOnce, PaperIndex
 from models import Embedder, load_embedder
 from service.corpus_overview import CorpusOverview
@@ -117,21 +117,21 @@ class SearchEngine:
 
     @classmethod
     def load(cls, settings: Settings) -> SearchEngine:
-        """Check the manifest before the slow model load, so a stale index fails at once with
-        what to run; the files' checksums are verified by ``PaperIndex.open``, unless
-        ``serve`` has just done it (``verified_build``)."""
+        """Check the index before the slow model load, so a stale or damaged one fails at
+        once with what to run (its files' checksums are skipped where ``serve`` has just
+        verified this build: ``verified_build``)."""
         limit_blas_threads()
-        manifest = read_manifest(settings.index_dir)
-        check_compatible(manifest, settings.index_dir, settings.model, settings.backend)
-        # The index's own backend: its papers' vectors and the queries' must come from one.
-        embedder = load_embedder(settings.model, manifest.backend, threads=settings.model_threads)
-        index = PaperIndex.open(
+        checked = checked_build(
             settings.index_dir,
             model=settings.model,
-            backend=embedder.backend,
-            dimension=embedder.dimension,
-            verified_build=settings.verified_build,
+            backend=settings.backend,
+            verified=settings.verified_build,
         )
+        # The index's own backend: its papers' vectors and the queries' must come from one.
+        embedder = load_embedder(
+            settings.model, checked.manifest.backend, threads=settings.model_threads
+        )
+        index = PaperIndex.open_checked(checked, dimension=embedder.dimension)
         queries = QueryEncoder(
             embedder, max_batch=settings.query_batch_size, cache_size=settings.query_cache_size
         )
