@@ -11,7 +11,6 @@ rendered as short text with numbered citations an assistant can quote.
 from __future__ import annotations
 
 import inspect
-import re
 import textwrap
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
@@ -20,9 +19,9 @@ import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from service.errors import ServiceError, TitleNotFound, describe_validation_errors
+from service.errors import InvalidRequest, ServiceError, TitleNotFound, validated
 from service.filters import SearchFilters
 from service.formatting import paper_heading
 from service.schemas import (
@@ -195,11 +194,9 @@ def _suggestions(exc: ServiceError) -> str:
 
 def _validated(model: type[ModelT], **values: Any) -> ModelT:
     try:
-        return model(**values)
-    except ValidationError as exc:
-        message = describe_validation_errors(exc.errors())
-        # The tool's parameter is `query` where the API's field is `q`.
-        raise FailedToolCall(re.sub(r"(^|; )q: ", r"\1query: ", message), 422) from None
+        return validated(model, values, spelled=TOOL_NAMES)
+    except InvalidRequest as exc:
+        raise FailedToolCall(exc.message, exc.status) from None
 
 
 def _result(data: BaseModel, text: str) -> CallToolResult:

@@ -211,7 +211,7 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=name, type=kind, help=help_text)
 
 
-def _search_values(args: argparse.Namespace) -> dict[str, object]:
+def search_values(args: argparse.Namespace) -> dict[str, object]:
     """The mode and filter options given on the command line, as SearchRequest fields."""
     names = ("mode", *SearchFilters.model_fields)
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
@@ -266,10 +266,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _validated(model: type[ModelT], **values: object) -> ModelT:
+    from service.errors import InvalidRequest, validated
+
     try:
-        return model(**values)
-    except ValidationError as exc:
-        raise UsageError(_described(exc)) from None
+        return validated(model, values)
+    except InvalidRequest as exc:
+        raise UsageError(exc.message) from None
 
 
 def _described(error: ValidationError) -> str:
@@ -450,7 +452,7 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
         k=args.k,
         offset=args.offset,
         sort=args.sort,
-        **_search_values(args),
+        **search_values(args),
     )
     engine = SearchEngine.load(settings)
     response = engine.search(request)
@@ -470,7 +472,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     from service.schemas import SearchRequest
     from service.search import SearchEngine
 
-    values = _search_values(args)
+    values = search_values(args)
     _validated(SearchRequest, q="check", **values)  # bad options fail before any loading
     queries, qrels = read_queries(args.queries), read_qrels(args.qrels)
     if args.index is None:

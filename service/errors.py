@@ -14,17 +14,20 @@ or as the ``ServiceError`` a route translates them into.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
 from indexing.errors import PapersearchError
 from service.schemas import ErrorResponse, TitleSuggestion, ValidationIssue
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 # ErrorResponse's fields beyond code and message: an error sends each one it has a value for.
 _OPTIONAL_FIELDS = tuple(
@@ -210,6 +213,23 @@ def describe_validation_errors(
         message = str(error.get("msg")).removeprefix("Value error, ")
         parts.append(f"{location}: {message}" if location else message)
     return "; ".join(parts)
+
+
+def validated(
+    model: type[ModelT], values: Mapping[str, Any], *, spelled: Mapping[str, str] | None = None
+) -> ModelT:
+    """``model(**values)``, or InvalidRequest naming each bad value as the caller spells its
+    field (``spelled``: an assistant tool's ``query`` is the API's ``q``). Shared by the CLI
+    and the tools, so a refusal reads the same wherever it is made."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        names = spelled or {}
+        errors = [
+            {**error, "loc": tuple(names.get(str(part), part) for part in error["loc"])}
+            for error in exc.errors()
+        ]
+        raise InvalidRequest(describe_validation_errors(errors, drop=())) from None
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
