@@ -14,9 +14,19 @@ from fastapi.middleware.cors import CORSMiddleware
 from service.access import ApiKeyGate, BodySizeLimit, RateLimit
 from service.assistant_tools import build_mcp_server
 from service.errors import EVERY_ROUTE, install_error_handlers
-from service.index_watch import reload_on_sighup, watch_index
+from service.index_watch import IndexReloader, reload_on_sighup
 from service.observability import REQUEST_ID_HEADER, RequestContext, ServiceMetrics
-from service.routes import admin, corpus, health, metrics, papers, search, similar, tools
+from service.routes import (
+    admin,
+    config,
+    corpus,
+    health,
+    metrics,
+    papers,
+    search,
+    similar,
+    tools,
+)
 from service.routes.docs import mount_docs
 from service.routes.ui import mount_ui
 from service.search import SearchEngine
@@ -50,14 +60,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             target=_warm_up, args=(app.state.engine,), name="warm-up", daemon=True
         )
         warm_up.start()
-        app.state.reload_lock = asyncio.Lock()
+        reloader: IndexReloader = app.state.reloader
         watcher = (
-            asyncio.create_task(watch_index(app, settings.reload_interval))
+            asyncio.create_task(reloader.watch(settings.reload_interval))
             if settings.reload_interval
             else None
         )
         try:
-            with reload_on_sighup(app):
+            with reload_on_sighup(reloader):
                 async with assistant.session_manager.run():
                     yield
         finally:
@@ -77,11 +87,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=EVERY_ROUTE,
     )
     app.state.settings = settings
+    # What requests reach through service/deps.py; nothing else is kept on the state.
     app.state.engine = None  # loaded by the lifespan
+    app.state.reloader = IndexReloader(app.state)
     app.state.assistant = assistant
     app.state.metrics = ServiceMetrics(lambda: app.state.engine)
     install_error_handlers(app)
-    for module in (search, similar, papers, corpus, tools, health, metrics, admin):
+    for module in (search, similar, papers, corpus, config, tools, health, metrics, admin):
         app.include_router(module.router)
     mount_docs(app)
     mount_ui(app)

@@ -209,6 +209,7 @@ def test_openapi_documents_every_endpoint(client):
         "/papers/{paper_id}",
         "/papers/{paper_id}/similar",
         "/similar",
+        "/config",
         "/facets",
         "/map",
         "/healthz",

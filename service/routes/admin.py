@@ -20,6 +20,7 @@ from indexing.records import Paper
 from indexing.update import UpdateReport, add_papers, remove_papers
 from models import Embedder, load_embedder
 from service.access import key_matches
+from service.deps import EngineDep, ReloaderDep, SettingsDep, get_engine
 from service.errors import (
     AdminDisabled,
     InvalidRequest,
@@ -27,17 +28,16 @@ from service.errors import (
     PaperNotFound,
     error_responses,
 )
-from service.index_watch import reload_if_changed
 from service.schemas import RequestModel
 
 _bearer = HTTPBearer(auto_error=False)
 
 
 def require_api_key(
-    request: Request,
+    settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    expected = request.app.state.settings.api_key
+    expected = settings.api_key
     if expected is None:
         raise AdminDisabled()
     if not key_matches(credentials.credentials if credentials else "", expected):
@@ -86,7 +86,9 @@ def _result(report: UpdateReport) -> UpdateResult:
     summary="Add or replace papers",
     responses=error_responses(422),
 )
-async def add(body: PapersToAdd, request: Request) -> UpdateResult:
+async def add(
+    body: PapersToAdd, engine: EngineDep, settings: SettingsDep, reloader: ReloaderDep
+) -> UpdateResult:
     papers: list[Paper] = []
     problems: list[str] = []
     for number, obj in enumerate(body.papers):
@@ -96,8 +98,6 @@ async def add(body: PapersToAdd, request: Request) -> UpdateResult:
             problems.append(f"papers[{number}]: {str(exc).splitlines()[0]}")
     if problems:
         raise InvalidRequest("; ".join(problems[:10]), errors=problems)
-    engine = request.app.state.engine
-    settings = request.app.state.settings
 
     def load_model(model: str, backend: str) -> Embedder:  # the served model when it fits
         if (model, backend) == (engine.embedder.name, engine.embedder.backend):
@@ -115,7 +115,7 @@ async def add(body: PapersToAdd, request: Request) -> UpdateResult:
         )
     except BuildError as exc:
         raise InvalidRequest(str(exc)) from None
-    await reload_if_changed(request.app)
+    await reloader.reload_if_changed()
     return _result(report)
 
 
@@ -125,15 +125,14 @@ async def add(body: PapersToAdd, request: Request) -> UpdateResult:
     summary="Remove a paper",
     responses=error_responses(404, 422, _404="No paper with that id"),
 )
-async def remove(paper_id: str, request: Request) -> UpdateResult:
-    settings = request.app.state.settings
+async def remove(paper_id: str, settings: SettingsDep, reloader: ReloaderDep) -> UpdateResult:
     try:
         report = await run_in_threadpool(remove_papers, [paper_id], settings.index_dir)
     except BuildError as exc:
         raise InvalidRequest(str(exc)) from None
     if not report.removed:
         raise PaperNotFound(paper_id)
-    await reload_if_changed(request.app)
+    await reloader.reload_if_changed()
     return _result(report)
 
 
@@ -143,6 +142,8 @@ class ReloadResult(BaseModel):
 
 
 @router.post("/reload", response_model=ReloadResult, summary="Serve the index's newest build")
-async def reload(request: Request) -> ReloadResult:
-    reloaded = await reload_if_changed(request.app)
-    return ReloadResult(reloaded=reloaded, build=request.app.state.engine.index.build_dir.name)
+async def reload(reloader: ReloaderDep, request: Request) -> ReloadResult:
+    reloaded = await reloader.reload_if_changed()
+    # The engine now serving: the one this request started with may have been replaced.
+    engine = await get_engine(request)
+    return ReloadResult(reloaded=reloaded, build=engine.index.build_dir.name)

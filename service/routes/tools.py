@@ -9,12 +9,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from fastapi import APIRouter, Request
-from mcp.server.mcpserver import MCPServer
+from fastapi import APIRouter
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field, ValidationError
 
 from service.assistant_tools import FailedToolCall
+from service.deps import AssistantDep
 from service.errors import ServiceError, describe_validation_errors, error_responses
 from service.schemas import RequestModel
 
@@ -44,12 +44,8 @@ class ToolFailed(ServiceError):
     code = "tool_error"
 
 
-def _assistant(request: Request) -> MCPServer:
-    return request.app.state.assistant
-
-
 @router.get("/openai", summary="The tools as OpenAI function definitions (strict)")
-async def openai_tools(request: Request) -> list[dict[str, Any]]:
+async def openai_tools(assistant: AssistantDep) -> list[dict[str, Any]]:
     """``[{"type": "function", "function": {"name", "description", "parameters", "strict"}}]``,
     ready for the ``tools`` parameter of a chat-completions request."""
     return [
@@ -62,7 +58,7 @@ async def openai_tools(request: Request) -> list[dict[str, Any]]:
                 "strict": True,
             },
         }
-        for tool in await _assistant(request).list_tools()
+        for tool in await assistant.list_tools()
     ]
 
 
@@ -72,10 +68,9 @@ async def openai_tools(request: Request) -> list[dict[str, Any]]:
     summary="Run one tool",
     responses=error_responses(404, 422, _404="No tool of that name; see `GET /tools/openai`"),
 )
-async def call_tool(call: ToolCall, request: Request) -> ToolResult:
+async def call_tool(call: ToolCall, assistant: AssistantDep) -> ToolResult:
     """Run the tool a model asked for, with the arguments it gave; hand ``text`` (or
     ``result``) back to the model as the tool's output."""
-    assistant = _assistant(request)
     if call.name not in {tool.name for tool in await assistant.list_tools()}:
         raise UnknownTool(f"no tool named {call.name!r}; see GET /tools/openai")
     arguments = {name: value for name, value in call.arguments.items() if value is not None}
