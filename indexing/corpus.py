@@ -161,9 +161,11 @@ def _page_text(content: bytes, source: str) -> str | ParseIssue:
         line = content.count(b"\n", 0, exc.start) + 1
         column = exc.start - content.rfind(b"\n", 0, exc.start)
         return ParseIssue(source, line, f"{describe_bad_utf8(exc, column)}; the file is skipped")
-    if (line := _first_long_line(content)) is not None:
+    if (long_line := _first_long_line(content)) is not None:
         return ParseIssue(
-            source, line, f"{LINE_TOO_LONG}: not a site page or arXiv listing; the file is skipped"
+            source,
+            long_line,
+            f"{LINE_TOO_LONG}: not a site page or arXiv listing; the file is skipped",
         )
     return text
 

@@ -66,7 +66,8 @@ def open_read_only(path: Path, *, shared: bool = False) -> sqlite3.Connection:
 
 
 def row_count(db: sqlite3.Connection) -> int:
-    return db.execute("SELECT count(*) FROM papers").fetchone()[0]
+    count: int = db.execute("SELECT count(*) FROM papers").fetchone()[0]
+    return count
 
 
 def all_papers(db: sqlite3.Connection) -> tuple[list[Paper], list[Spans]]:
@@ -115,7 +116,7 @@ def map_labels(db: sqlite3.Connection) -> list[tuple[str, str | None, str | None
     ).fetchall()
 
 
-def filter_columns(db: sqlite3.Connection) -> list[tuple]:
+def filter_columns(db: sqlite3.Connection) -> list[tuple[int, int, str, str, int, str]]:
     """The ``FILTER_COLUMNS`` of every paper, in row order."""
     return db.execute(f"SELECT {', '.join(FILTER_COLUMNS)} FROM papers ORDER BY row").fetchall()
 

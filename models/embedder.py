@@ -36,7 +36,8 @@ class ModelUnavailable(RuntimeError):
 
 
 class ModelSource(Protocol):
-    install_hint: str
+    @property
+    def install_hint(self) -> str: ...  # read-only: the sources are frozen dataclasses
 
     def path(self) -> Path:
         """The local model folder; raises ModelUnavailable with ``install_hint`` if missing."""
@@ -173,7 +174,10 @@ class TorchEmbedder:
     def __init__(self, name: str, model: SentenceTransformer) -> None:
         self.name = name
         self.model = model  # public for tools that need its tokenizer (benchmarks/quality.py)
-        self.dimension: int = int(model.get_embedding_dimension())
+        dimension = model.get_embedding_dimension()
+        if dimension is None:  # a sentence-transformers model with no final output size
+            raise ModelUnavailable(f"{name} reports no embedding dimension")
+        self.dimension = dimension
 
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 32, show_progress: bool = False

@@ -178,8 +178,9 @@ def _plain(obj: dict[str, Any], source: str) -> Paper:
 
 def _required_text(obj: dict[str, Any], *keys: str) -> str:
     for key in keys:
-        if isinstance(obj.get(key), str) and obj[key].strip():
-            return obj[key].strip()
+        value = obj.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
     raise ValueError(f"missing or empty {' / '.join(repr(k) for k in keys)}")
 
 

@@ -126,9 +126,9 @@ def _parse_profile(lines: list[tuple[int, str]]) -> tuple[AuthorProfile | None, 
         if match := _LISTED_COUNT.match(text):
             listed = int(match.group(1))
             continue
-        for field, pattern in _PROFILE_FIELDS.items():
+        for key, pattern in _PROFILE_FIELDS.items():
             if match := pattern.match(text):
-                values[field] = int(match.group(1))
+                values[key] = int(match.group(1))
                 break
         else:
             free_text.append(text)
