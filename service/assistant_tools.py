@@ -143,9 +143,10 @@ def _parameters(
     parameters = []
     for name in names:
         field = model.model_fields[name]
+        # A type made at run time from the field's: mypy reads Annotated[...] only statically.
         annotation = Annotated[
-            (field.annotation, *field.metadata, Field(description=field.description))
-        ]  # type: ignore[valid-type]
+            (field.annotation, *field.metadata, Field(description=field.description))  # type: ignore[name-defined]
+        ]
         default = defaults.get(
             name, inspect.Parameter.empty if field.is_required() else field.default
         )

@@ -506,7 +506,12 @@ def _prepare(args: argparse.Namespace, settings: Settings) -> int:
 def _similar(args: argparse.Namespace, settings: Settings) -> int:
     from service.errors import ServiceError, TitleNotFound
     from service.formatting import format_hits, paper_byline, paper_heading
-    from service.schemas import TitleLookup
+    from service.schemas import (
+        CitedPaper,
+        SimilarToPaperResponse,
+        SimilarToTitleResponse,
+        TitleLookup,
+    )
     from service.search import SearchEngine
 
     # Arguments are checked before the index and model load: a typo costs no waiting.
@@ -515,6 +520,8 @@ def _similar(args: argparse.Namespace, settings: Settings) -> int:
     elif not 1 <= args.k <= MAX_K:
         raise UsageError(f"k: must be between 1 and {MAX_K}")
     engine = SearchEngine.load(settings)
+    response: SimilarToTitleResponse | SimilarToPaperResponse
+    anchor: CitedPaper
     if args.title is not None:
         try:
             response = engine.similar_to_title(lookup.title, lookup.k)

@@ -16,35 +16,41 @@ from service.settings import Settings
 async def get_engine(request: Request) -> SearchEngine:
     # async, though it awaits nothing: FastAPI runs a plain function in its thread pool, a
     # hand-over between threads on every request.
-    return request.app.state.engine
+    # app.state's attributes are Any to mypy: each is named with its type on the way out.
+    engine: SearchEngine = request.app.state.engine
+    return engine
 
 
 EngineDep = Annotated[SearchEngine, Depends(get_engine)]
 
 
 async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 async def get_reloader(request: Request) -> IndexReloader:
-    return request.app.state.reloader
+    reloader: IndexReloader = request.app.state.reloader
+    return reloader
 
 
 ReloaderDep = Annotated[IndexReloader, Depends(get_reloader)]
 
 
 async def get_assistant(request: Request) -> MCPServer:
-    return request.app.state.assistant
+    assistant: MCPServer = request.app.state.assistant
+    return assistant
 
 
 AssistantDep = Annotated[MCPServer, Depends(get_assistant)]
 
 
 async def get_metrics(request: Request) -> ServiceMetrics:
-    return request.app.state.metrics
+    metrics: ServiceMetrics = request.app.state.metrics
+    return metrics
 
 
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]

@@ -139,13 +139,15 @@ def evaluate(
     judged = [query_id for query_id in qrels if query_id in queries]
     run: dict[str, dict[str, float]] = {}
     for query_id in judged:
-        request = SearchRequest(q=queries[query_id], k=RUN_DEPTH, highlight=False, **options)
+        request = SearchRequest.model_validate(
+            {"q": queries[query_id], "k": RUN_DEPTH, "highlight": False, **options}
+        )
         response = engine.search(request)
         # Scores from ranks: the evaluated order is exactly the order the API returns.
         run[query_id] = {
             hit.id: float(RUN_DEPTH - rank) for rank, hit in enumerate(response.results)
         }
-    mode = SearchMode(options.pop("mode", None) or engine.default_mode)
+    mode = SearchMode(str(options.pop("mode", None) or engine.default_mode))
     return EvalReport(
         metrics=score_run(run, qrels, judged),
         queries=len(judged),

@@ -129,24 +129,28 @@ class QueryEncoder:
                 for request, vector in zip(unknown, vectors, strict=True):
                     request.vector = vector
                 self._remember(unknown)
+            # Every request has its vector now, from the cache or from the batch just run.
+            encoded = [(r, r.vector) for r in requests if r.vector is not None]
+            assert len(encoded) == len(requests)
             found: dict[int, Neighbours] = {}
-            searches: dict[tuple[int, int], list[_Request]] = {}
-            for request in requests:
+            searches: dict[tuple[int, int], list[tuple[_Request, np.ndarray, NearestSearch]]] = {}
+            for request, vector in encoded:
                 if request.search is not None:
                     key = (id(request.search.index), request.search.depth)
-                    searches.setdefault(key, []).append(request)
+                    searches.setdefault(key, []).append((request, vector, request.search))
             for group in searches.values():
-                spec = group[0].search
-                assert spec is not None
+                spec = group[0][2]
                 rows = spec.index.nearest_many(
-                    np.stack([r.vector for r in group]), max(r.search.n for r in group), spec.depth
+                    np.stack([vector for _, vector, _ in group]),
+                    max(search.n for _, _, search in group),
+                    spec.depth,
                 )
-                for request, nearest in zip(group, rows, strict=True):
-                    n = request.search.n
+                for (request, _, search), nearest in zip(group, rows, strict=True):
+                    n = search.n
                     found[id(request)] = Neighbours(nearest.rows[:n], nearest.scores[:n])
         except Exception as exc:  # the callers raise it, each in its own request
             for request in requests:
                 request.result.set_exception(exc)
             return
-        for request in requests:
-            request.result.set_result((request.vector, found.get(id(request))))
+        for request, vector in encoded:
+            request.result.set_result((vector, found.get(id(request))))

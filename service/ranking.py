@@ -66,7 +66,10 @@ def hybrid_scores(
     happen to be candidates. RRF uses ranks among the candidates.
     """
     if config.method is Fusion.RRF:
-        return _reciprocal_rank(dense, config.rrf_k) + _reciprocal_rank(lexical, config.rrf_k)
+        fused: np.ndarray = _reciprocal_rank(dense, config.rrf_k) + _reciprocal_rank(
+            lexical, config.rrf_k
+        )
+        return fused
     low, high = dense_range
     scaled_dense = (dense - low) / (high - low) if high > low else np.zeros_like(dense)
     scaled_lexical = lexical / lexical_max if lexical_max > 0 else np.zeros_like(lexical)

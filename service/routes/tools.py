@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field, ValidationError
 
 from service.assistant_tools import FailedToolCall
@@ -78,7 +79,9 @@ async def call_tool(call: ToolCall, assistant: AssistantDep) -> ToolResult:
         outcome = await assistant.call_tool(call.name, arguments)
     except ToolError as exc:
         raise _as_service_error(exc) from None
-    text = "\n".join(block.text for block in outcome.content if block.type == "text")
+    if not isinstance(outcome, CallToolResult):  # the SDK's InputRequiredResult: none of ours asks
+        raise ToolFailed(f"{call.name} asked for more input, which this endpoint cannot give")
+    text = "\n".join(block.text for block in outcome.content if isinstance(block, TextContent))
     return ToolResult(name=call.name, result=outcome.structured_content or {}, text=text)
 
 
