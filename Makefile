@@ -68,9 +68,11 @@ index: $(INDEX)/manifest.json
 run: install index
 	$(BIN)/papersearch serve --index $(INDEX) --host $(HOST) --port $(PORT)
 
+# mypy, strict on models/, indexing/ and service/ (pyproject.toml, [tool.mypy]).
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: install-test lint browser
 	$(BIN)/pytest
@@ -152,4 +154,4 @@ upgrade:
 	$(MAKE) lock LOCK_FLAGS="$(if $(PACKAGES),$(addprefix --upgrade-package ,$(PACKAGES)),--upgrade)"
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .ruff_cache
+	rm -rf $(VENV) data .pytest_cache .ruff_cache .mypy_cache
