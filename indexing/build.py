@@ -207,8 +207,8 @@ def abstract_sentences(papers: Sequence[Paper], progress: bool) -> list[list[tup
 
 
 def _corpus_map(vectors: np.ndarray, progress: bool) -> np.ndarray:
-    """``project(vectors)`` under a progress bar of its own: its seconds (15 s for 75,000
-    papers here) would otherwise look like a build stuck after its last bar."""
+    """``project(vectors)`` under a progress bar of its own: its seconds at scale would
+    otherwise look like a build stuck after its last bar."""
     with tqdm(
         total=len(vectors), desc="map", unit="paper", disable=not progress, file=sys.stderr
     ) as bar:

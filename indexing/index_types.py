@@ -1,10 +1,10 @@
 """Which FAISS structure proposes dense candidates, chosen by corpus size or by setting.
 
-Exact search (``flat``) compares the query with every vector: 12 ms a query at 75,000 papers
-on the two cores here (1.4 ms each when 16 queries arrive together), 147 ms at a million.
-Beyond ``AUTO_FLAT_LIMIT`` papers ``auto`` switches to an inverted file with 8-bit scalar
-quantisation (``ivf-sq8``): its codes are a quarter of the vectors' size, and each query reads
-only the lists it probes (at 75,000 papers: recall@10 0.986, 5.5 ms). ``ivf-pq`` (48-byte
+Exact search (``flat``) compares the query with every vector, a cost that grows with the
+corpus (README, performance: the ANN table). Beyond ``AUTO_FLAT_LIMIT`` papers ``auto``
+switches to an inverted file with 8-bit scalar quantisation (``ivf-sq8``): its codes are a
+quarter of the vectors' size, and each query reads only the lists it probes, at a recall the
+same table reports. ``ivf-pq`` (48-byte
 codes) needs less memory again; ``hnsw`` is a graph, the fastest and the largest, and held in
 memory rather than mapped.
 
@@ -110,8 +110,8 @@ class DenseIndex:
         return self.nearest_many(np.asarray(vector).reshape(1, -1), n, search_depth)[0]
 
     def nearest_many(self, vectors: np.ndarray, n: int, search_depth: int) -> list[Neighbours]:
-        """``nearest`` for several queries in one pass: 16 queries cost twice what one does
-        over 75,000 papers, not sixteen times (the query encoder batches them)."""
+        """``nearest`` for several queries in one pass: a batch costs far less than its
+        queries one by one (the query encoder batches them)."""
         n = min(n, len(self.vectors))
         queries = np.ascontiguousarray(vectors, dtype=np.float32)
         if n <= 0:
@@ -125,7 +125,8 @@ class DenseIndex:
 
     def scores_at(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact cosine similarity of the given rows to one normalised query vector."""
-        return self.vectors[rows] @ np.asarray(vector, dtype=np.float32).reshape(-1)
+        scores: np.ndarray = self.vectors[rows] @ np.asarray(vector, dtype=np.float32).reshape(-1)
+        return scores
 
     def score_range(self, vector: np.ndarray, best: float) -> tuple[float, float]:
         """(lowest, highest) score over the corpus; the low end is estimated from a sample."""
@@ -134,8 +135,15 @@ class DenseIndex:
 
     def _search_parameters(self, search_depth: int) -> faiss.SearchParameters:
         if isinstance(self.ann, faiss.IndexHNSW):
-            return faiss.SearchParametersHNSW(efSearch=search_depth)
-        return faiss.SearchParametersIVF(nprobe=search_depth)
+            # faiss's stubs leave SearchParametersHNSW out; the class exists at run time.
+            hnsw: faiss.SearchParameters = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
+                efSearch=search_depth
+            )
+            return hnsw
+        # Field by field: the stubs allow no keyword arguments (at run time they only set fields).
+        ivf = faiss.SearchParametersIVF()
+        ivf.nprobe = search_depth
+        return ivf
 
 
 def read_ann(path: Path, *, mapped: bool = True) -> faiss.Index:

@@ -3,8 +3,8 @@
 Only new or changed abstracts are embedded (and those through the embedding cache); the
 other papers keep their vectors, sentence offsets and, for IVF indexes, the trained lists.
 BM25 is recomputed over all texts because its statistics (document frequencies, average
-length) depend on every paper, and the records are rewritten whole: adding one paper to
-74,728 took 45 s, where embedding them again would take most of an hour here. The result
+length) depend on every paper, and the records are rewritten whole: still far cheaper
+than embedding every paper again (README, performance). The result
 is written as a new build and swapped in like any other, so a running service sees the old
 index or the new one, never a mixture.
 
