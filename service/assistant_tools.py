@@ -11,7 +11,6 @@ rendered as short text with numbered citations an assistant can quote.
 from __future__ import annotations
 
 import inspect
-import textwrap
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
@@ -21,6 +20,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from service.citations import author_credit
 from service.errors import InvalidRequest, ServiceError, TitleNotFound, validated
 from service.filters import SearchFilters
 from service.formatting import paper_heading
@@ -216,18 +216,17 @@ def render_hits(hits: list[SearchHit]) -> str:
         lines.append(f"[{number}] {hit.citation}")
         lines.append("    " + " · ".join(filter(None, [f"id {hit.id}", hit.url])))
         if not hit.title:  # an untitled paper is recognised by its first words
-            lines.append(f"    {textwrap.shorten(hit.abstract, 120, placeholder='…')}")
+            lines.append(f"    {paper_heading(hit)}")
         lines.extend(f'    evidence: "{highlight.text}"' for highlight in hit.highlights[:1])
     return "\n".join(lines)
 
 
 def paper_markdown(paper: CitedPaper) -> str:
     lines = [f"# {paper_heading(paper)}", ""]
-    if paper.authors:
-        more = " et al." if paper.authors_truncated else ""
-        lines.append(f"**Authors:** {', '.join(paper.authors)}{more}")
-    if paper.published:
-        lines.append(f"**Published:** {paper.published.isoformat()}")
+    if credit := author_credit(paper, first=None):
+        lines.append(f"**Authors:** {credit}")
+    if paper.date_label:
+        lines.append(f"**Published:** {paper.date_label}")
     if paper.category:
         lines.append(f"**Category:** {paper.category}")
     lines.append(f"**Id:** {paper.id}")

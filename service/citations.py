@@ -21,13 +21,15 @@ def paper_label(title: str | None, arxiv_id: str | None, paper_id: str) -> str:
     return title or (f"arXiv:{arxiv_id}" if arxiv_id else paper_id)
 
 
-def author_credit(paper: Paper) -> str | None:
-    """``Zhu, Jiang, Chen et al.``: the first authors, "et al." where more were listed or the
-    source itself cut the list; ``None`` where no author is known."""
+def author_credit(paper: Paper, first: int | None = CREDITED_AUTHORS) -> str | None:
+    """``Zhu, Jiang, Chen et al.``: the ``first`` authors (all of them for None), "et al."
+    where more were listed or the source itself cut the list; ``None`` where no author is
+    known."""
     if not paper.authors:
         return None
-    names = ", ".join(paper.authors[:CREDITED_AUTHORS])
-    if paper.authors_truncated or len(paper.authors) > CREDITED_AUTHORS:
+    shown = paper.authors if first is None else paper.authors[:first]
+    names = ", ".join(shown)
+    if paper.authors_truncated or len(shown) < len(paper.authors):
         names += " et al."
     return names
 

@@ -13,7 +13,7 @@ import pytest
 
 from indexing.records import Paper
 from service.assistant_tools import build_mcp_server
-from service.citations import CREDITED_AUTHORS, one_line_citation
+from service.citations import CREDITED_AUTHORS, author_credit, one_line_citation
 from service.cli import build_parser, search_values
 from service.filters import SearchFilters
 from service.schemas import CitedPaper, SearchRequest
@@ -122,3 +122,10 @@ def test_the_api_sends_the_labels_the_page_and_the_map_show(client):
     assert dated["date_label"].split()[-1] == dated["published"][:4]
     mapped = client.get("/map").json()
     assert mapped["labels"][mapped["ids"].index(untitled["id"])] == untitled["label"]
+
+
+def test_a_full_author_list_keeps_the_same_et_al_rule():
+    truncated = _paper(authors=["A", "B", "C", "D"], authors_truncated=True)
+    assert author_credit(truncated, first=None) == "A, B, C, D et al."
+    assert author_credit(_paper(authors=["A", "B", "C", "D"]), first=None) == "A, B, C, D"
+    assert truncated.credit == "A, B, C et al."
