@@ -28,6 +28,7 @@ MAX_YEAR = 9999
 PLACEHOLDER = "x-placeholder"
 FACET = "x-facet"
 CHOICES = "x-choices"
+YES_NO = {"": "Any", "true": "Yes", "false": "No"}  # a yes/no filter's words, unless it has its own
 
 
 class SearchFilters(BaseModel):
@@ -191,12 +192,13 @@ def _form_field(name: str, info: FieldInfo) -> FilterField:
     hints: dict[str, Any] = (
         dict(info.json_schema_extra) if isinstance(info.json_schema_extra, dict) else {}
     )
-    choices: dict[str, str] = hints.get(CHOICES) or {}
+    kind = _KINDS[next(t for t in _KINDS if t in _types_of(info.annotation))]
+    choices: dict[str, str] = hints.get(CHOICES) or (YES_NO if kind == "boolean" else {})
     return FilterField(
         name=name,
         label=info.title or name,
         description=info.description or "",
-        type=_KINDS[next(t for t in _KINDS if t in _types_of(info.annotation))],
+        type=kind,
         placeholder=hints.get(PLACEHOLDER),
         facet=hints.get(FACET),
         choices=[Choice(value=v, label=label) for v, label in choices.items()] or None,
