@@ -7,7 +7,9 @@ schema) and checks it against the one definition, so a copy that drifts fails he
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -129,3 +131,15 @@ def test_a_full_author_list_keeps_the_same_et_al_rule():
     assert author_credit(truncated, first=None) == "A, B, C, D et al."
     assert author_credit(_paper(authors=["A", "B", "C", "D"]), first=None) == "A, B, C, D"
     assert truncated.credit == "A, B, C et al."
+
+
+def test_the_readme_documents_every_search_parameter_and_tool_argument():
+    """The README's tables are prose, but a filter missing from them is a drift a reader
+    meets first."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    parameters = readme.split("`/search` parameters", 1)[1].split("\n\n", 2)[1]
+    documented = set(re.findall(r"^\| `([a-z_]+)`(?:, `([a-z_]+)`)?", parameters, re.M))
+    names = {name for pair in documented for name in pair if name}
+    assert set(SearchRequest.model_fields) <= names
+    tool_row = next(line for line in readme.splitlines() if line.startswith("| `search_papers`"))
+    assert all(f"`{name}`" in tool_row for name in FILTERS)
