@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Optional, TypeVar
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, WithJsonSchema
+from pydantic.fields import FieldInfo
 
 from service.citations import author_credit
 from service.errors import InvalidRequest, ServiceError, TitleNotFound, validated
@@ -59,11 +60,8 @@ TOOL_NAMES = {"q": "query"}
 
 
 class FailedToolCall(ToolError):
-    """A tool call refused for a reason the caller can fix; keeps the HTTP status it maps to."""
-
-    def __init__(self, message: str, status_code: int) -> None:
-        super().__init__(message)
-        self.status_code = status_code
+    """A tool call refused for a reason the caller can fix (``/tools/call`` answers 422, or
+    the status of the service error it wraps)."""
 
 
 def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
@@ -86,11 +84,8 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
     )
     _tool(server, "Search papers")(search_papers)
 
-    @_tool(server, "Find similar papers")
     async def find_similar_papers(
-        title: Annotated[
-            str | None, Field(description="The paper's title as remembered; give this or id.")
-        ] = None,
+        title: str | None = None,
         paper_id: Annotated[
             str | None, Field(description="A paper id from a result, e.g. arxiv:2502.09375.")
         ] = None,
@@ -100,7 +95,7 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
         names a paper ("papers like the Long-Term Interest Clock one"): pass its title as they
         remember it, or a paper id (e.g. arxiv:2502.09375) from an earlier result."""
         if (title is None) == (paper_id is None):
-            raise FailedToolCall("give exactly one of title or paper_id", 422)
+            raise FailedToolCall("give exactly one of title or paper_id")
         if title is not None:
             lookup = _validated(TitleLookup, title=title, k=k)
             found = await _run(engine().similar_to_title, lookup.title, lookup.k)
@@ -112,6 +107,17 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
             response = SimilarPapersResponse(paper=found.paper, results=found.results)
         heading = f"Papers similar to: {paper_heading(response.paper)} ({response.paper.id})"
         return _result(response, heading + "\n" + render_hits(response.results))
+
+    # The title as a title look-up takes it: the same bounds, checked by TitleLookup.
+    similar = inspect.signature(find_similar_papers, eval_str=True)
+    title = similar.parameters["title"].replace(
+        annotation=_advertised(TitleLookup.model_fields["title"], optional=True)
+    )
+    find_similar_papers.__signature__ = similar.replace(  # type: ignore[attr-defined]
+        parameters=[title, *list(similar.parameters.values())[1:]]
+    )
+
+    _tool(server, "Find similar papers")(find_similar_papers)
 
     @_tool(server, "Get a paper")
     async def get_paper(
@@ -138,15 +144,11 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
 def _parameters(
     model: type[BaseModel], names: Sequence[str], defaults: dict[str, Any]
 ) -> list[inspect.Parameter]:
-    """Tool parameters from a model's fields: the same types, bounds and descriptions, so
-    MCP validates a call as the HTTP API validates a request (renamed as ``TOOL_NAMES``)."""
+    """Tool parameters from a model's fields, renamed as ``TOOL_NAMES`` says, with the
+    fields' types, bounds and descriptions (see ``_advertised``)."""
     parameters = []
     for name in names:
         field = model.model_fields[name]
-        # A type made at run time from the field's: mypy reads Annotated[...] only statically.
-        annotation = Annotated[
-            (field.annotation, *field.metadata, Field(description=field.description))  # type: ignore[name-defined]
-        ]
         default = defaults.get(
             name, inspect.Parameter.empty if field.is_required() else field.default
         )
@@ -154,11 +156,25 @@ def _parameters(
             inspect.Parameter(
                 TOOL_NAMES.get(name, name),
                 inspect.Parameter.KEYWORD_ONLY,
-                annotation=annotation,
+                annotation=_advertised(field),
                 default=default,
             )
         )
     return parameters
+
+
+def _advertised(field: FieldInfo, *, optional: bool = False) -> Any:
+    """A tool parameter's type from a model's field. The tool's schema shows the field's
+    bounds, but the SDK checks only the bare type: the bounds are checked by the model the
+    tool validates its arguments into, whose refusal names the parameter as the tool spells
+    it (the SDK's own would be pydantic's raw text)."""
+    # Types made at run time from the field's: mypy reads these forms only statically.
+    annotation: Any = Optional[field.annotation] if optional else field.annotation  # noqa: UP045
+    extra: list[Any] = [Field(description=field.description)]
+    if field.metadata:
+        bounded: Any = Annotated[(annotation, *field.metadata)]
+        extra.append(WithJsonSchema(TypeAdapter(bounded).json_schema()))
+    return Annotated[(annotation, *extra)]
 
 
 def _api_names(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -184,7 +200,7 @@ async def _run(function: Callable[..., Any], *args: Any) -> Any:
     try:
         return await anyio.to_thread.run_sync(function, *args)
     except ServiceError as exc:
-        raise FailedToolCall(str(exc) + _suggestions(exc), exc.status) from exc
+        raise FailedToolCall(str(exc) + _suggestions(exc)) from exc
 
 
 def _suggestions(exc: ServiceError) -> str:
@@ -197,7 +213,7 @@ def _validated(model: type[ModelT], **values: Any) -> ModelT:
     try:
         return validated(model, values, spelled=TOOL_NAMES)
     except InvalidRequest as exc:
-        raise FailedToolCall(exc.message, exc.status) from None
+        raise FailedToolCall(exc.message) from None
 
 
 def _result(data: BaseModel, text: str) -> CallToolResult:

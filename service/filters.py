@@ -3,7 +3,8 @@
 ``SearchFilters`` is the one definition. The HTTP request inherits its fields, the engine
 evaluates it (``mask``), the CLI's options, the assistant tools' parameters and the page's
 filter form (``filter_fields``, served by ``GET /config``) are derived from it. Adding a
-filter is one field here, with its label, plus one condition in ``mask``.
+filter is one field here, with its label, plus one condition in ``mask`` (and, where no
+filter column holds what it tests yet, that column in ``PaperColumns``, indexing/reader.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic.fields import FieldInfo
 from service.typed_text import optional_clean_text
 
 if TYPE_CHECKING:  # the CLI builds its options from these fields without loading an index
-    from indexing.reader import PaperColumns
+    from indexing.reader import PaperIndex
 
 MIN_YEAR = 1000
 MAX_YEAR = 9999
@@ -104,11 +105,13 @@ class SearchFilters(BaseModel):
             if (value := getattr(self, name)) is not None
         }
 
-    def mask(self, columns: PaperColumns) -> np.ndarray | None:
+    def mask(self, index: PaperIndex) -> np.ndarray | None:
         """One boolean per row: does the paper pass every condition; ``None`` when no filter
-        is set, so an unfiltered search allocates nothing proportional to the corpus."""
+        is set, so an unfiltered search neither reads the index's filter columns nor
+        allocates anything proportional to the corpus."""
         if not self.filter_values():
             return None
+        columns = index.columns
         keep = np.ones(len(columns.year), dtype=bool)
         if self.year_from is not None:
             keep &= columns.year >= self.year_from

@@ -123,8 +123,12 @@ class CitedPaper(Paper):
 
 
 class TermSpan(BaseModel):
+    """Where a matched word is. Offsets here and in ``Highlight`` count Unicode code points,
+    as Python indexes a string (JavaScript counts UTF-16 units: slice ``Array.from(text)``)."""
+
     start: int = Field(
-        description="Offset of the word's first character in the highlight's `text`."
+        description="Offset of the word's first character in the highlight's `text`, in "
+        "code points."
     )
     end: int = Field(description="Offset just past its last character: text[start:end].")
 

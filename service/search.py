@@ -198,7 +198,7 @@ class SearchEngine:
         if request.sort is SortOrder.DATE:
             wanted = max(wanted, self.date_sort_pool)
         terms = analyse(request.q)
-        allowed = request.mask(self.index.columns)
+        allowed = request.mask(self.index)
         lexical = (np.zeros(0, np.int64), np.zeros(0, np.float32))
         if mode is not SearchMode.DENSE:
             lexical = self.index.lexical.matches(terms)

@@ -71,13 +71,16 @@ async def check_session(session: ClientSession) -> None:
     for name, arguments, message in [
         ("get_paper", {"paper_id": "nope"}, "no paper with id 'nope'"),
         ("search_papers", {"query": "   "}, "query: must contain some non-space text"),
-        ("search_papers", {"query": "x", "k": 500}, "less than or equal to 100"),
+        ("search_papers", {"query": "x", "k": 500}, "k: Input should be less than or equal to 100"),
+        ("search_papers", {"query": "x", "year_from": 20}, "year_from: Input should be greater"),
+        ("find_similar_papers", {"title": "ab"}, "title: String should have at least 3"),
         ("find_similar_papers", {"k": 2}, "give exactly one of title or paper_id"),
         ("find_similar_papers", {"title": "quantum chromodynamics"}, "closest titles:"),
     ]:
         failed = await session.call_tool(name, arguments)
         assert failed.is_error and message in failed.content[0].text
         assert "Traceback" not in failed.content[0].text
+        assert "pydantic" not in failed.content[0].text  # the tool's words, not the library's
 
     templates = (await session.list_resource_templates()).resource_templates
     assert [t.uri_template for t in templates] == ["paper://{paper_id}"]
@@ -117,6 +120,7 @@ def _strict_rules_hold(node: object) -> None:
             _strict_rules_hold(item)
     elif isinstance(node, dict):
         assert "default" not in node
+        assert not {"minLength", "maxLength"} & set(node)  # refused by OpenAI's strict mode
         if "properties" in node:
             assert node["additionalProperties"] is False
             assert set(node["required"]) == set(node["properties"])

@@ -121,6 +121,23 @@ def test_the_form_is_built_from_what_the_service_describes(page):
     expect(page.locator("select[name=mode] option").first).to_have_text(default["label"])
 
 
+def test_marks_land_on_the_words_after_characters_outside_the_bmp(page):
+    """The API counts code points, JavaScript UTF-16 units: after "𝒪" they differ by one."""
+    page.goto("/")
+    text = "An 𝒪(n) recommendation model for 😀 users"
+    spans = [{"start": 8, "end": 22}, {"start": 35, "end": 40}]
+    assert [text[s["start"] : s["end"]] for s in spans] == ["recommendation", "users"]
+    marks = page.evaluate(
+        """async ([text, spans]) => {
+            const { marked } = await import("/static/js/render.js");
+            return marked(text, spans).filter((part) => part.nodeName === "MARK")
+                .map((part) => part.textContent);
+        }""",
+        [text, spans],
+    )
+    assert marks == ["recommendation", "users"]
+
+
 def test_typing_a_query_shows_the_expected_paper_and_a_shareable_address(page):
     _search(page, QUERY)
     titles = _results(page).locator(".hit-title").all_inner_texts()

@@ -106,12 +106,17 @@ def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return strict
 
 
+# Keywords OpenAI's strict mode refuses (it takes `pattern` and `format` on strings, and the
+# numeric bounds): the lengths are still checked when the call runs.
+STRICT_UNSUPPORTED = ("minLength", "maxLength")
+
+
 def _make_strict(schema: Any) -> None:
     """Rewrite one schema node in place, then the schemas nested in it."""
     if not isinstance(schema, dict):
         return
-    schema.pop("title", None)
-    schema.pop("default", None)
+    for keyword in ("title", "default", *STRICT_UNSUPPORTED):
+        schema.pop(keyword, None)
     properties = schema.get("properties", {})
     if properties:
         required = set(schema.get("required", []))

@@ -37,15 +37,19 @@ export function paperPath(id) {
   return paperHref(id).slice("/paper/".length);
 }
 
-// Where the API marks a highlight's matched words (`terms`: offsets into its text).
-function marked(text, spans = []) {
+// A highlight's text with the words the API says matched (`terms`) marked. The offsets count
+// code points, as the API's Python does; a JS string indexes UTF-16 units, which differ from
+// them after any character outside the BMP (𝒪, emoji), so the text is sliced as code points.
+export function marked(text, spans = []) {
+  const chars = Array.from(text);
   const parts = [];
   let last = 0;
   for (const { start, end } of spans) {
-    parts.push(text.slice(last, start), el("mark", { text: text.slice(start, end) }));
+    parts.push(chars.slice(last, start).join(""));
+    parts.push(el("mark", { text: chars.slice(start, end).join("") }));
     last = end;
   }
-  parts.push(text.slice(last));
+  parts.push(chars.slice(last).join(""));
   return parts;
 }
 
