@@ -44,7 +44,7 @@ from service.evaluation import Qrels, evaluate, read_qrels, read_queries, score_
 from service.query_encoder import QueryEncoder
 from service.ranking import Fusion, FusionConfig, SearchMode, hybrid_scores
 from service.schemas import MAX_K, SearchRequest
-from service.search import SearchEngine
+from service.search import SearchEngine, limit_blas_threads
 from service.settings import SEED_CAPTURE_DATE, Settings
 
 BLEND_WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
@@ -111,6 +111,7 @@ def _engine(
 ) -> SearchEngine:
     if not isinstance(queries, QueryEncoder):
         queries = QueryEncoder(queries)
+    limit_blas_threads()  # as SearchEngine.load does for the service
     return SearchEngine(index, queries, Settings(index_dir=index.index_dir, **settings))
 
 

@@ -33,7 +33,7 @@ ENCODE_CHUNK = 128
 class BuildError(PapersearchError, RuntimeError):
     """Nothing could be indexed; the previous index is left as it was."""
 
-    status = 422  # what was given cannot be indexed (an admin request is answered so)
+    status = 422  # what was given cannot be indexed
     code = "build_failed"
 
 

@@ -166,15 +166,12 @@ class PaperIndex:
         model: str,
         backend: str | None = None,
         dimension: int | None = None,
-        verified_build: Path | None = None,
     ) -> PaperIndex:
         """Load and cross-check an index; fail fast with a rebuild hint on any mismatch.
 
         ``backend`` is the one whose query vectors will search it (None: whichever built it).
-        ``verified_build`` is a build folder the caller has just checked (``checked_build``):
-        if the link still points at it, its files are not hashed a second time.
         """
-        checked = checked_build(index_dir, model=model, backend=backend, verified=verified_build)
+        checked = checked_build(index_dir, model=model, backend=backend)
         return cls.open_checked(checked, dimension=dimension)
 
     @classmethod

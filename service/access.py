@@ -26,7 +26,10 @@ from service.routes.ui import UI_PATHS, UI_PREFIXES
 # documentation and the search page (which calls the API with the key) hold no data, and
 # browsers fetch them without headers.
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
-OPEN_PATHS = HEALTH_PATHS | {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"} | UI_PATHS
+# The API's description, and what the search page needs before it has a key: no corpus data.
+OPEN_PATHS = (
+    HEALTH_PATHS | {"/docs", "/docs/oauth2-redirect", "/openapi.json", "/config"} | UI_PATHS
+)
 
 
 class RateLimited(ServiceError):

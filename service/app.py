@@ -60,7 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             target=_warm_up, args=(app.state.engine,), name="warm-up", daemon=True
         )
         warm_up.start()
-        reloader: IndexReloader = app.state.reloader
+        # Made here, on the loop that serves: its lock belongs to that loop.
+        reloader = app.state.reloader = IndexReloader(app.state)
         watcher = (
             asyncio.create_task(reloader.watch(settings.reload_interval))
             if settings.reload_interval
@@ -89,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     # What requests reach through service/deps.py; nothing else is kept on the state.
     app.state.engine = None  # loaded by the lifespan
-    app.state.reloader = IndexReloader(app.state)
+    app.state.reloader = None  # made by the lifespan
     app.state.assistant = assistant
     app.state.metrics = ServiceMetrics(lambda: app.state.engine)
     install_error_handlers(app)

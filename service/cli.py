@@ -201,10 +201,12 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
         flag, help_text = "--" + name.replace("_", "-"), field.description
         if bool in getattr(field.annotation, "__args__", ()):
             pair = parser.add_mutually_exclusive_group()
-            pair.add_argument(flag, dest=name, action="store_const", const=True, help=help_text)
+            pair.add_argument(
+                flag, dest=name, action="store_const", const=True, help=f"{help_text} Sets true."
+            )
             negative = "--no-" + name.removeprefix("has_").replace("_", "-")
             pair.add_argument(
-                negative, dest=name, action="store_const", const=False, help=f"{flag} false"
+                negative, dest=name, action="store_const", const=False, help=f"Sets {flag} false."
             )
         else:
             kind = int if int in getattr(field.annotation, "__args__", ()) else str

@@ -251,8 +251,10 @@ def allowed_methods(request: Request) -> set[str]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ServiceError)
-    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+    # Any of the project's errors, the index's included: an index that became unusable under
+    # a request is a 503 saying so, not an anonymous 500.
+    @app.exception_handler(PapersearchError)
+    async def _project_error(_: Request, exc: PapersearchError) -> JSONResponse:
         return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)

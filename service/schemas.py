@@ -44,8 +44,8 @@ class SearchRequest(SearchFilters, RequestModel):
     q: str = Field(
         min_length=1,
         max_length=MAX_QUERY_CHARS,
-        description="Natural-language query; at most 1,000 characters unless the service "
-        "is configured otherwise (`PAPERSEARCH_MAX_QUERY_CHARS`).",
+        description="A question, keywords or a paper's title, in plain words; at most 1,000 "
+        "characters unless the service is configured otherwise (`PAPERSEARCH_MAX_QUERY_CHARS`).",
     )
     k: int = Field(10, ge=1, le=MAX_K, description="Number of results.")
     offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Results to skip, for paging.")
@@ -291,6 +291,7 @@ class SearchForm(BaseModel):
     title_min_chars: int = Field(description="Shortest title `/similar` looks up.")
     title_max_chars: int
     default_mode: SearchMode = Field(description="The mode of a search that names none.")
+    default_sort: SortOrder = Field(description="The order of a search that names none.")
     modes: list[Choice]
     sorts: list[Choice]
     filters: list[FilterField] = Field(description="The filters, in the order a form shows them.")
@@ -305,6 +306,7 @@ class SearchForm(BaseModel):
             title_min_chars=title["min_length"],
             title_max_chars=title["max_length"],
             default_mode=default_mode,
+            default_sort=SearchRequest.model_fields["sort"].default,
             modes=[Choice(value=mode, label=label) for mode, label in MODE_LABELS.items()],
             sorts=[Choice(value=order, label=label) for order, label in SORT_LABELS.items()],
             filters=filter_fields(),

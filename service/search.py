@@ -131,6 +131,12 @@ class SearchEngine:
         embedder = load_embedder(
             settings.model, checked.manifest.backend, threads=settings.model_threads
         )
+        if settings.index_dir.resolve() != checked.build:
+            # A build swapped in while the model loaded (the old one may be gone by now):
+            # serve the new one, checked the same way, with the model just loaded.
+            checked = checked_build(
+                settings.index_dir, model=settings.model, backend=embedder.backend
+            )
         index = PaperIndex.open_checked(checked, dimension=embedder.dimension)
         queries = QueryEncoder(
             embedder, max_batch=settings.query_batch_size, cache_size=settings.query_cache_size

@@ -161,6 +161,23 @@ def test_the_base_class_fixes_status_and_code_per_class():
 KEY = "error-shape-key"
 
 
+def test_a_project_error_escaping_a_route_keeps_its_status_and_code(seed_settings):
+    """An index error raised under a request (say the build became unreadable) is answered
+    by its own status and code through the one renderer, not as an anonymous 500."""
+    app = create_app(seed_settings)
+
+    @app.get("/unusable")
+    def unusable() -> None:
+        raise IndexUnusable("damaged index at data/index: rebuild it")
+
+    response = TestClient(app).get("/unusable")
+    assert response.status_code == 503
+    assert response.json() == {
+        "code": "index_unusable",
+        "message": "damaged index at data/index: rebuild it",
+    }
+
+
 def test_the_framework_s_own_refusals_have_the_same_shape(seed_settings):
     # Not entered: no lifespan, no index loaded; these are all refused before any route runs.
     client = TestClient(create_app(settings_with(seed_settings, api_key=KEY)))

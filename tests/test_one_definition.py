@@ -15,7 +15,7 @@ import pytest
 
 from indexing.records import Paper
 from service.assistant_tools import build_mcp_server
-from service.citations import CREDITED_AUTHORS, author_credit, one_line_citation
+from service.citations import author_credit, one_line_citation
 from service.cli import build_parser, search_values
 from service.filters import SearchFilters
 from service.schemas import CitedPaper, SearchRequest
@@ -37,7 +37,6 @@ def test_every_filter_has_an_example_here():
 
 
 def test_the_request_and_the_config_carry_every_filter_with_its_bounds(client):
-    assert set(FILTERS) <= set(SearchRequest.model_fields)
     described = client.get("/config").json()["filters"]
     assert [fact["name"] for fact in described] == FILTERS
     by_name = {fact["name"]: fact for fact in described}
@@ -113,7 +112,6 @@ def test_a_paper_is_named_credited_and_dated_by_one_rule(fields, label, credit, 
     assert (paper.label, paper.credit, paper.date_label) == (label, credit, when)
     citation = one_line_citation(paper)
     assert label in citation and (credit is None or citation.startswith(credit))
-    assert CREDITED_AUTHORS == 3
 
 
 def test_the_api_sends_the_labels_the_page_and_the_map_show(client):

@@ -35,25 +35,41 @@ export async function getJson(path, params = {}, { signal } = {}) {
     if (value !== undefined && value !== null && value !== "") query.set(name, value);
   }
   const search = query.toString();
-  const url = search ? `${path}?${search}` : path;
-  const headers = { Accept: "application/json" };
+  return send(search ? `${path}?${search}` : path, { signal });
+}
+
+// POST `body` (empty values left out) as JSON: for a query too long for an address.
+export async function postJson(path, body = {}, { signal } = {}) {
+  const present = Object.fromEntries(
+    Object.entries(body).filter(([, value]) => value !== undefined && value !== null && value !== ""),
+  );
+  return send(path, {
+    signal,
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(present),
+  });
+}
+
+async function send(url, { signal, method = "GET", headers = {}, body } = {}) {
+  const sent = { Accept: "application/json", ...headers };
   const key = apiKey();
-  if (key) headers.Authorization = `Bearer ${key}`;
+  if (key) sent.Authorization = `Bearer ${key}`;
   let response;
   try {
-    response = await fetch(url, { headers, signal });
+    response = await fetch(url, { method, headers: sent, body, signal });
   } catch (error) {
     if (error.name === "AbortError") throw error;
     throw new ApiError(0, { message: "the service cannot be reached" });
   }
-  let body = {};
+  let answer = {};
   try {
-    body = await response.json();
+    answer = await response.json();
   } catch {
     // an error page that is not JSON (a proxy's, say): the status says enough
   }
   if (!response.ok) {
-    throw new ApiError(response.status, body, response.headers.get("Retry-After"));
+    throw new ApiError(response.status, answer, response.headers.get("Retry-After"));
   }
-  return body;
+  return answer;
 }

@@ -34,7 +34,10 @@ if (location.pathname.startsWith("/paper/")) {
     location.assign(`/?${new URLSearchParams({ q: $("#q").value.trim() })}`);
   });
   showPaper(decodeURIComponent(location.pathname.slice("/paper/".length)), corpusMap);
-  getJson("/config").then((config) => ($("#q").maxLength = config.max_query_chars));
+  getJson("/config").then(
+    (config) => ($("#q").maxLength = config.max_query_chars),
+    () => {}, // the box works without its limit; the paper view reports any failure itself
+  );
 } else {
   // The form is built from the service's own description of its search.
   getJson("/config").then(

@@ -2,7 +2,7 @@
 // A search starts as typing pauses, a newer one cancels the one still running, and the
 // results, the title look-up and every error state are drawn here.
 
-import { getJson } from "./api.js";
+import { getJson, postJson } from "./api.js";
 import { errorBox, notify } from "./messages.js";
 import { $, el, fill, hitItem, metaLine, paperHref } from "./render.js";
 import { moveFocus, toggleSimilar } from "./results.js";
@@ -100,7 +100,7 @@ export class SearchView {
     }
     const q = this.input.value.trim();
     if (q) params.set("q", q);
-    const defaultSort = this.config.sorts[0].value;
+    const defaultSort = this.config.default_sort;
     for (const name of this.fields) {
       const value = this.filters.elements[name].value.trim();
       if (value && !(name === "sort" && value === defaultSort)) params.set(name, value);
@@ -117,7 +117,7 @@ export class SearchView {
     this.titleInput.value = this.like;
     for (const name of this.fields) {
       const field = this.filters.elements[name];
-      const value = params.get(name) || (name === "sort" ? this.config.sorts[0].value : "");
+      const value = params.get(name) || (name === "sort" ? this.config.default_sort : "");
       if (
         field.tagName === "SELECT" &&
         value &&
@@ -244,7 +244,8 @@ export class SearchView {
     const signal = this.begin("Searching…");
     const started = performance.now();
     try {
-      const answer = await getJson("/search", params, { signal });
+      // POST: a query may be longer than an address can carry (the limit is a setting).
+      const answer = await postJson("/search", params, { signal });
       this.showResults(answer, performance.now() - started);
     } catch (error) {
       if (error.name !== "AbortError") this.showError(error);
