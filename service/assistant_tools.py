@@ -114,7 +114,7 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
         annotation=_advertised(TitleLookup.model_fields["title"], optional=True)
     )
     find_similar_papers.__signature__ = similar.replace(  # type: ignore[attr-defined]
-        parameters=[title, *list(similar.parameters.values())[1:]]
+        parameters=[title if p.name == "title" else p for p in similar.parameters.values()]
     )
 
     _tool(server, "Find similar papers")(find_similar_papers)
