@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 import numpy as np
 
+from models.long_text import LongTextTokenizer, encode_long
 from models.onnx_encoder import ONNX_BACKEND, OnnxEmbedder, ensure_export
 
 if TYPE_CHECKING:  # imported for real inside load_embedder, after HF_HUB_OFFLINE is set
@@ -153,6 +154,13 @@ class Embedder(Protocol):
         self, texts: Sequence[str], *, batch_size: int = 32, show_progress: bool = False
     ) -> np.ndarray: ...
 
+    def encode_long(self, text: str) -> np.ndarray:
+        """One normalised vector, shape ``(dimension,)``, for a text of any length: ``encode``
+        cuts a text at the model's token limit, this reads it whole in overlapping windows
+        (``models.long_text``). A text within the limit gives exactly ``encode([text])[0]``.
+        """
+        ...
+
 
 # How the indexing jobs get a model: ``(model name, backend) -> Embedder``, ``load_embedder``
 # itself in the CLI and the service. Taken as an argument, so a job loads the model only when
@@ -178,6 +186,11 @@ class TorchEmbedder:
         if dimension is None:  # a sentence-transformers model with no final output size
             raise ModelUnavailable(f"{name} reports no embedding dimension")
         self.dimension = dimension
+        if model.max_seq_length is None:  # no limit to cut long texts at
+            raise ModelUnavailable(f"{name} reports no maximum sequence length")
+        self._long_tokenizer = LongTextTokenizer(
+            model.tokenizer.backend_tokenizer, model.max_seq_length
+        )
 
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 32, show_progress: bool = False
@@ -192,6 +205,35 @@ class TorchEmbedder:
             show_progress_bar=show_progress,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_long(self, text: str) -> np.ndarray:
+        return encode_long(self._long_tokenizer, self._encode_ids, text)
+
+    def _encode_ids(self, texts: Sequence[list[int]]) -> np.ndarray:
+        """One vector per text given as token ids with their special tokens, through the
+        same modules, features and normalisation as ``encode``. Texts of one length share a
+        forward pass: nothing to pad, so nothing that could shift a vector."""
+        import torch
+
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        by_length: dict[int, list[int]] = {}
+        for row, ids in enumerate(texts):
+            by_length.setdefault(len(ids), []).append(row)
+        # The features sentence-transformers makes for a text (the modality key, say), with
+        # the token tensors replaced by the windows'.
+        template = self.model.preprocess([""])
+        with torch.inference_mode():
+            for rows in by_length.values():
+                input_ids = torch.tensor([texts[row] for row in rows], dtype=torch.int64)
+                features = dict(template)
+                features["input_ids"] = input_ids
+                features["attention_mask"] = torch.ones_like(input_ids)
+                if "token_type_ids" in template:
+                    features["token_type_ids"] = torch.zeros_like(input_ids)
+                embedded = self.model(features)["sentence_embedding"]
+                embedded = torch.nn.functional.normalize(embedded, p=2, dim=1)
+                vectors[rows] = embedded.cpu().numpy()
+        return vectors
 
 
 def load_embedder(

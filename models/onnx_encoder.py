@@ -28,6 +28,8 @@ from typing import Final
 
 import numpy as np
 
+from models.long_text import LongTextTokenizer, encode_long
+
 ONNX_BACKEND: Final = "onnx-int8"
 # Part of the cache folder's name: a change to the export recipe makes new exports.
 EXPORT_RECIPE = 1
@@ -51,6 +53,7 @@ class OnnxEmbedder:
         self._tokenizer = Tokenizer.from_file(str(export_dir / TOKENIZER_FILE))
         self._tokenizer.enable_truncation(max_length=settings["max_seq_length"])
         self._tokenizer.no_padding()  # each text runs alone (see encode): nothing to pad
+        self._long_tokenizer = LongTextTokenizer(self._tokenizer, settings["max_seq_length"])
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # warnings about unused initialisers are noise here
         # 0 is onnxruntime's default: one thread per core. (It ignores OMP_NUM_THREADS.)
@@ -73,9 +76,21 @@ class OnnxEmbedder:
         lose some throughput, which the service does not miss (README, Backends and
         Performance).
         """
+        encodings = self._tokenizer.encode_batch(list(texts))
+        return self._encode_ids([encoding.ids for encoding in encodings])
+
+    def encode_long(self, text: str) -> np.ndarray:
+        """One vector for a text of any length, from overlapping windows of the model's
+        length (``models.long_text``); a text that fits one window gives ``encode([text])[0]``.
+        """
+        return encode_long(self._long_tokenizer, self._encode_ids, text)
+
+    def _encode_ids(self, texts: Sequence[list[int]]) -> np.ndarray:
+        """One vector per text given as token ids with their special tokens, each run alone
+        (see ``encode``)."""
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for row, encoding in enumerate(self._tokenizer.encode_batch(list(texts))):
-            input_ids = np.array([encoding.ids], dtype=np.int64)
+        for row, ids in enumerate(texts):
+            input_ids = np.array([ids], dtype=np.int64)
             attention = np.ones_like(input_ids)
             (vector,) = self._session.run(
                 None, {"input_ids": input_ids, "attention_mask": attention}

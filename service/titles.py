@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -9,6 +10,47 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from indexing.records import normalise_title
+
+# An arXiv identifier, new style (YYMM.NNNN, five digits since 2015) or old style
+# (archive/YYMMNNN, the archive sometimes written with its subject class, math.GT/0309136),
+# with an optional version; alone, after "arXiv:", or in an arxiv.org address
+# (abs/pdf/html, with or without scheme, "www." or "export.", ".pdf", a query or fragment).
+_ARXIV_ID = re.compile(
+    r"""
+    (?:arxiv:\s*
+      |(?:https?://)?(?:www\.|export\.)?arxiv\.org/(?:abs|pdf|html)/
+    )?
+    (?P<id>
+        (?P<new>\d{2}(?P<new_month>\d{2})\.\d{4,5})
+      | (?P<archive>[a-z]+(?:-[a-z]+)?)(?:\.[a-z]{2})?/(?P<old>\d{2}(?P<old_month>\d{2})\d{3})
+    )
+    (?:v\d+)?
+    (?:\.pdf)?/?(?:[?#]\S*)?
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def typed_arxiv_id(text: str) -> str | None:
+    """The arXiv id (without version) when ``text`` is an arXiv id or address, else None.
+
+    People paste ``arXiv:2502.09375v2`` or ``https://arxiv.org/pdf/2502.09375v1.pdf`` where a
+    title is asked for; the paper is then found by its id, not by fuzzy title matching
+    (which would match digits against titles). The id comes back as the corpus stores it:
+    no version, an old-style id as ``archive/YYMMNNN`` (``cs/0112017``: a subject class such
+    as ``math.GT/`` is not part of the id). What no arXiv id can be (month 13, five digits
+    before 2015) is left to the title search.
+    """
+    match = _ARXIV_ID.fullmatch(text.strip())
+    if match is None:
+        return None
+    month = int(match["new_month"] or match["old_month"])
+    if not 1 <= month <= 12:
+        return None
+    new = match["new"]
+    if new:  # four digits after the dot until 2014, five since
+        return str(new) if (len(new) == 10) == (int(new[:2]) >= 15) else None
+    return f"{match['archive'].lower()}/{match['old']}"
 
 
 @dataclass(frozen=True)
