@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from indexing.build import BuildReport
     from indexing.update import UpdateReport
+    from service.schemas import CitedPaper, SimilarPage
 
 DEFAULT_CORPUS = Path("seeds")
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -128,12 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser("search", help="search from the shell")
     search.add_argument("query")
-    search.add_argument(
-        "-k", type=int, default=10, help=f"number of results (1-{MAX_K}, default 10)"
-    )
-    search.add_argument(
-        "--offset", type=int, default=0, help=f"results to skip (at most {MAX_OFFSET})"
-    )
+    _add_page_options(search)
     _add_search_options(search)
     search.add_argument(
         "--sort", choices=[s.value for s in SortOrder], default="relevance", help="result order"
@@ -142,16 +138,40 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backend_option(search, building=False)
     search.add_argument("--json", action="store_true", help="print the API's JSON")
 
-    similar = commands.add_parser("similar", help="papers similar to one given by title or id")
-    which = similar.add_mutually_exclusive_group(required=True)
-    which.add_argument("--title", help="the paper's title as you remember it")
-    which.add_argument("--id", dest="paper_id", help="the paper's id")
-    similar.add_argument(
-        "-k", type=int, default=10, help=f"number of results (1-{MAX_K}, default 10)"
+    similar = commands.add_parser(
+        "similar", help="papers similar to one given by title, arXiv id or id, or to a text"
     )
+    which = similar.add_mutually_exclusive_group(required=True)
+    which.add_argument("--title", help="the paper's title as you remember it, or its arXiv id")
+    which.add_argument("--id", dest="paper_id", help="the paper's id")
+    which.add_argument(
+        "--text-file",
+        type=Path,
+        help="a text (an abstract, an introduction) to find papers like; - reads stdin",
+    )
+    _add_page_options(similar)
+    _add_search_options(similar, mode=False)
     similar.add_argument("--index", type=Path, help="index folder")
     _add_backend_option(similar, building=False)
     similar.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    recommend = commands.add_parser(
+        "recommend", help="papers like a set of example ids, and unlike others"
+    )
+    recommend.add_argument("positive", nargs="+", metavar="ID", help="papers to find more like")
+    recommend.add_argument(
+        "--unlike",
+        dest="negative",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a paper the results should be unlike (repeat for several)",
+    )
+    _add_page_options(recommend)
+    _add_search_options(recommend, mode=False)
+    recommend.add_argument("--index", type=Path, help="index folder")
+    _add_backend_option(recommend, building=False)
+    recommend.add_argument("--json", action="store_true", help="print the API's JSON")
     mcp = commands.add_parser("mcp", help="serve the search as MCP tools over stdio")
     mcp.add_argument("--index", type=Path, help="index folder")
     _add_backend_option(mcp, building=False)
@@ -193,10 +213,20 @@ def _add_backend_option(parser: argparse.ArgumentParser, *, building: bool) -> N
     )
 
 
-def _add_search_options(parser: argparse.ArgumentParser) -> None:
+def _add_page_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-k", type=int, default=10, help=f"number of results (1-{MAX_K}, default 10)"
+    )
+    parser.add_argument(
+        "--offset", type=int, default=0, help=f"results to skip (at most {MAX_OFFSET})"
+    )
+
+
+def _add_search_options(parser: argparse.ArgumentParser, *, mode: bool = True) -> None:
     """``--mode`` and one option per search filter, named, typed and described as the
     filter's field (a yes/no filter ``has_x`` gets ``--has-x`` and ``--no-x``)."""
-    parser.add_argument("--mode", choices=[m.value for m in SearchMode], help="ranking mode")
+    if mode:
+        parser.add_argument("--mode", choices=[m.value for m in SearchMode], help="ranking mode")
     for name, field in SearchFilters.model_fields.items():
         flag, help_text = "--" + name.replace("_", "-"), field.description
         if bool in getattr(field.annotation, "__args__", ()):
@@ -216,7 +246,7 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
 def search_values(args: argparse.Namespace) -> dict[str, object]:
     """The mode and filter options given on the command line, as SearchRequest fields."""
     names = ("mode", *SearchFilters.model_fields)
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    return {name: value for name in names if (value := getattr(args, name, None)) is not None}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -507,40 +537,90 @@ def _prepare(args: argparse.Namespace, settings: Settings) -> int:
 
 def _similar(args: argparse.Namespace, settings: Settings) -> int:
     from service.errors import ServiceError, TitleNotFound
-    from service.formatting import format_hits, paper_byline, paper_heading
-    from service.schemas import (
-        CitedPaper,
-        SimilarToPaperResponse,
-        SimilarToTitleResponse,
-        TitleLookup,
-    )
+    from service.schemas import SimilarOptions, SimilarTextRequest, TitleLookup
     from service.search import SearchEngine
 
     # Arguments are checked before the index and model load: a typo costs no waiting.
+    page = {"k": args.k, "offset": args.offset, **search_values(args)}
     if args.title is not None:
-        lookup = _validated(TitleLookup, title=args.title, k=args.k)
-    elif not 1 <= args.k <= MAX_K:
-        raise UsageError(f"k: must be between 1 and {MAX_K}")
-    engine = SearchEngine.load(settings)
-    response: SimilarToTitleResponse | SimilarToPaperResponse
-    anchor: CitedPaper
-    if args.title is not None:
-        try:
-            response = engine.similar_to_title(lookup.title, lookup.k)
-        except TitleNotFound as exc:
-            lines = [str(exc)] + [f"  did you mean: {s.title} ({s.id})" for s in exc.suggestions]
-            raise ServiceError("\n".join(lines)) from None
-        anchor, anchor_note = response.matched, f"matched {response.matched.match_score:.0f}/100"
+        lookup = _validated(TitleLookup, title=args.title, **page)
+    elif args.text_file is not None:
+        text = sys.stdin.read() if str(args.text_file) == "-" else _read_text(args.text_file)
+        pasted = _validated(SimilarTextRequest, text=text, **page)
     else:
-        response = engine.similar_to_paper(args.paper_id, args.k)
-        anchor, anchor_note = response.paper, "by id"
+        options = _validated(SimilarOptions, **page)
+    engine = SearchEngine.load(settings)
+    try:
+        if args.title is not None:
+            try:
+                matched = engine.similar_to_title(lookup)
+            except TitleNotFound as exc:
+                lines = [str(exc)] + [
+                    f"  did you mean: {s.title} ({s.id})" for s in exc.suggestions
+                ]
+                raise ServiceError("\n".join(lines)) from None
+            score = matched.matched.match_score
+            _print_page(args, matched, matched.matched, f"matched {score:.0f}/100")
+        elif args.text_file is not None:
+            like_text = engine.similar_to_text(pasted)
+            _print_page(args, like_text, None, "key terms: " + ", ".join(like_text.key_terms))
+        else:
+            by_id = engine.similar_to_paper(
+                args.paper_id, options.k, offset=options.offset, filters=options
+            )
+            _print_page(args, by_id, by_id.paper, "by id")
+    finally:
+        engine.close()
+    return 0
+
+
+def _recommend(args: argparse.Namespace, settings: Settings) -> int:
+    from service.schemas import RecommendRequest
+    from service.search import SearchEngine
+
+    request = _validated(
+        RecommendRequest,
+        positive=args.positive,
+        negative=args.negative,
+        k=args.k,
+        offset=args.offset,
+        **search_values(args),
+    )
+    engine = SearchEngine.load(settings)
+    try:
+        response = engine.recommend(request)
+    finally:
+        engine.close()
+    unlike = f", unlike {len(request.negative)}" if request.negative else ""
+    _print_page(args, response, None, f"like {len(request.positive)} examples{unlike}")
+    return 0
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _print_page(
+    args: argparse.Namespace, response: SimilarPage, anchor: CitedPaper | None, note: str
+) -> None:
+    """A similar-papers answer as JSON, or as lines: what it is like, then its hits."""
+    from service.formatting import format_hits, paper_byline, paper_heading
+
     if args.json:
         print(response.model_dump_json(indent=2))
-    else:
-        print(f"papers similar to: {paper_heading(anchor)} ({anchor_note})")
+        return
+    if anchor is not None:
+        print(f"papers similar to: {paper_heading(anchor)} ({note})")
         print(f"{'':>12}{paper_byline(anchor)}")
-        print(format_hits(response.results))
-    return 0
+    else:
+        print(f"papers similar ({note})")
+    print(format_hits(response.results, first_rank=response.offset + 1))
+    first, last = response.offset + 1, response.offset + len(response.results)
+    shown = f"{first}-{last}" if response.results else "none"
+    print(f"{shown} of {response.total} papers")
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
@@ -550,6 +630,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "serve": _serve,
     "search": _search,
     "similar": _similar,
+    "recommend": _recommend,
     "eval": _eval,
     "mcp": _mcp,
     "prepare": _prepare,

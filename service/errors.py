@@ -50,8 +50,8 @@ class PaperNotFound(ServiceError):
     status = 404
     code = "paper_not_found"
 
-    def __init__(self, paper_id: str) -> None:
-        super().__init__(f"no paper with id {paper_id!r}")
+    def __init__(self, *paper_ids: str) -> None:
+        super().__init__(f"no paper with id {', '.join(map(repr, paper_ids))}")
 
 
 class TitleNotFound(ServiceError):
@@ -107,6 +107,16 @@ class QueryTooLong(InvalidRequest):
         super().__init__(
             f"q: the query is {length} characters long, this service accepts at most {limit} "
             "(PAPERSEARCH_MAX_QUERY_CHARS)"
+        )
+
+
+class TextTooLong(InvalidRequest):
+    code = "text_too_long"
+
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(
+            f"text: the text is {length} characters long, this service accepts at most {limit} "
+            "(PAPERSEARCH_MAX_TEXT_CHARS)"
         )
 
 

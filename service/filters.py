@@ -138,6 +138,9 @@ class SearchFilters(BaseModel):
         return keep
 
 
+NO_FILTERS = SearchFilters()
+
+
 class Choice(BaseModel):
     value: str = Field(description="What the API takes; empty for any.")
     label: str

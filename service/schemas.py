@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from indexing.records import Paper
 from service.citations import (
@@ -20,6 +27,10 @@ from service.ranking import MODE_LABELS, SORT_LABELS, SearchMode, SortOrder
 from service.typed_text import clean_text
 
 MAX_K = 100
+# Examples one recommendation takes, of each kind.
+MAX_EXAMPLES = 50
+# Schema ceiling of a pasted text; the service's own limit is a setting (max_text_chars).
+MAX_TEXT_CHARS = 200_000
 MAX_OFFSET = 10_000
 # Paging through the corpus itself: past any corpus, and within SQLite's 64-bit integers.
 MAX_LIST_OFFSET = 1_000_000_000
@@ -63,13 +74,51 @@ class SearchRequest(SearchFilters, RequestModel):
     _q_clean = field_validator("q")(clean_text)
 
 
-class TitleLookup(RequestModel):
-    title: str = Field(
-        min_length=3, max_length=500, description="A paper title as a person types it."
-    )
+class SimilarOptions(SearchFilters, RequestModel):
+    """How much of a similar-papers answer to send (``k`` from ``offset``), and the filters
+    its papers must pass."""
+
     k: int = Field(10, ge=1, le=MAX_K, description="Number of similar papers.")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Results to skip, for paging.")
+
+
+class TitleLookup(SimilarOptions):
+    title: str = Field(
+        min_length=3,
+        max_length=500,
+        description="A paper title as a person types it, or its arXiv id or URL.",
+    )
 
     _title_clean = field_validator("title")(clean_text)
+
+
+class SimilarTextRequest(SimilarOptions):
+    text: str = Field(
+        min_length=1,
+        max_length=MAX_TEXT_CHARS,
+        description="An abstract or a draft's introduction, embedded whole; at most 20,000 "
+        "characters unless the service is configured otherwise (`PAPERSEARCH_MAX_TEXT_CHARS`).",
+    )
+
+    _text_clean = field_validator("text")(clean_text)
+
+
+class RecommendRequest(SimilarOptions):
+    positive: list[str] = Field(
+        min_length=1, max_length=MAX_EXAMPLES, description="Ids of papers to find more like."
+    )
+    negative: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_EXAMPLES,
+        description="Ids of papers the results should be unlike.",
+    )
+
+    @model_validator(mode="after")
+    def _examples_apart(self) -> RecommendRequest:
+        both = sorted(set(self.positive) & set(self.negative))
+        if both:
+            raise ValueError(f"ids both positive and negative: {', '.join(both)}")
+        return self
 
 
 class CitedPaper(Paper):
@@ -169,9 +218,16 @@ class SearchResponse(BaseModel):
     results: list[SearchHit]
 
 
-class SimilarToPaperResponse(BaseModel):
+class SimilarPage(BaseModel):
+    offset: int
+    total: int = Field(
+        description="Papers these results can page through (those passing the filters)."
+    )
+    results: list[SearchHit] = Field(description="Most similar first, never an example itself.")
+
+
+class SimilarToPaperResponse(SimilarPage):
     paper: CitedPaper
-    results: list[SearchHit] = Field(description="Nearest papers, never the paper itself.")
 
 
 class TitleMatch(CitedPaper):
@@ -184,9 +240,17 @@ class TitleSuggestion(BaseModel):
     match_score: float
 
 
-class SimilarToTitleResponse(BaseModel):
+class SimilarToTitleResponse(SimilarPage):
     matched: TitleMatch
-    results: list[SearchHit] = Field(description="Nearest papers, never the matched paper itself.")
+
+
+class SimilarToTextResponse(SimilarPage):
+    key_terms: list[str] = Field(description="The text's terms that BM25 matched papers on.")
+
+
+class RecommendResponse(SimilarPage):
+    positive: list[str]
+    negative: list[str]
 
 
 class SimilarPapersResponse(BaseModel):

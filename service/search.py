@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -14,9 +16,11 @@ from threadpoolctl import threadpool_limits
 from indexing.lexical import TermLocator, analyse
 from indexing.manifest import checked_build
 from indexing.reader import BuiltOnce, PaperIndex
+from indexing.records import embedding_text
 from models import Embedder, load_embedder
 from service.corpus_overview import CorpusOverview
-from service.errors import PaperNotFound, QueryTooLong, TitleNotFound
+from service.errors import PaperNotFound, QueryTooLong, TextTooLong, TitleNotFound
+from service.filters import NO_FILTERS, SearchFilters
 from service.highlights import highlight
 from service.query_encoder import Encoded, NearestSearch, QueryEncoder
 from service.ranking import (
@@ -30,16 +34,22 @@ from service.ranking import (
 from service.schemas import (
     CitedPaper,
     PaperPage,
+    RecommendRequest,
+    RecommendResponse,
     SearchHit,
     SearchRequest,
     SearchResponse,
+    SimilarPage,
+    SimilarTextRequest,
     SimilarToPaperResponse,
+    SimilarToTextResponse,
     SimilarToTitleResponse,
+    TitleLookup,
     TitleMatch,
     TitleSuggestion,
 )
 from service.settings import Settings
-from service.titles import TitleMatcher
+from service.titles import TitleMatcher, typed_arxiv_id
 
 # How many of a query's top hits are checked for being the paper the query names.
 NAMED_PAPER_DEPTH = 20
@@ -47,6 +57,8 @@ NAMED_PAPER_DEPTH = 20
 # and this many best by BM25. On SciFact this gives the same nDCG@10 and Recall@100 as scoring
 # every paper (README, quality), while the cost no longer grows with the corpus.
 CANDIDATES = 1000
+# How many of a text's terms BM25 matches papers on, when papers like it are sought.
+KEY_TERMS = 20
 # What ``SearchEngine.warm_up`` searches for.
 WARM_UP_QUERY = "warm-up"
 
@@ -79,17 +91,25 @@ class Scored:
 
 
 @dataclass(frozen=True)
-class _StartedSearch:
-    """A search between its two halves (``SearchEngine._start_search``): what the request
-    asks, the filter's mask, the BM25 matches, and the query's vector on its way."""
+class _Ranking:
+    """What ranking needs besides the query's vector: the mode, the terms, how many
+    candidates the page needs, the filter's mask and the BM25 matches."""
 
-    request: SearchRequest
     mode: SearchMode
     terms: list[str]
     wanted: int  # candidates the page needs: past the offset, named papers, the date pool
     allowed: np.ndarray | None  # the filter's mask over every row; None without a filter
     lexical: tuple[np.ndarray, np.ndarray]  # rows holding a query term, ascending; BM25
-    encoding: Future[Encoded] | None  # None in lexical mode, which needs no vector
+
+
+@dataclass(frozen=True)
+class _StartedSearch:
+    """A search between its two halves (``SearchEngine._start_search``): the request, what
+    ranking needs, and the query's vector on its way (None in lexical mode)."""
+
+    request: SearchRequest
+    ranking: _Ranking
+    encoding: Future[Encoded] | None
 
 
 def limit_blas_threads() -> None:
@@ -203,26 +223,30 @@ class SearchEngine:
         wanted = max(request.offset + request.k, NAMED_PAPER_DEPTH)
         if request.sort is SortOrder.DATE:
             wanted = max(wanted, self.date_sort_pool)
-        terms = analyse(request.q)
-        allowed = request.mask(self.index)
-        lexical = (np.zeros(0, np.int64), np.zeros(0, np.float32))
-        if mode is not SearchMode.DENSE:
-            lexical = self.index.lexical.matches(terms)
+        ranking = self._ranking(mode, analyse(request.q), wanted, request)
         encoding = None
         if mode is not SearchMode.LEXICAL:
             nearest = NearestSearch(self.index.dense, max(CANDIDATES, wanted), self.search_depth)
             encoding = self.queries.submit(request.q, nearest)
-        return _StartedSearch(request, mode, terms, wanted, allowed, lexical, encoding)
+        return _StartedSearch(request, ranking, encoding)
+
+    def _ranking(
+        self, mode: SearchMode, terms: list[str], wanted: int, filters: SearchFilters
+    ) -> _Ranking:
+        lexical = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+        if mode is not SearchMode.DENSE:
+            lexical = self.index.lexical.matches(terms)
+        return _Ranking(mode, terms, wanted, filters.mask(self.index), lexical)
 
     def _finish_search(self, started: _StartedSearch, encoded: Encoded | None) -> SearchResponse:
         """Candidates -> fusion -> page -> hits, each step its own method below."""
         request = started.request
-        candidates, total = self._candidates(started, encoded)
+        candidates, total = self._candidates(started.ranking, encoded)
         page, page_scores, total = self._page(request, candidates, total)
-        terms = TermLocator(frozenset(started.terms)) if request.highlight else None
+        terms = TermLocator(frozenset(started.ranking.terms)) if request.highlight else None
         return SearchResponse(
             query=request.q,
-            mode=started.mode,
+            mode=started.ranking.mode,
             sort=request.sort,
             k=request.k,
             offset=request.offset,
@@ -230,7 +254,7 @@ class SearchEngine:
             results=self._hits(page, page_scores, terms),
         )
 
-    def _candidates(self, started: _StartedSearch, encoded: Encoded | None) -> tuple[Scored, int]:
+    def _candidates(self, started: _Ranking, encoded: Encoded | None) -> tuple[Scored, int]:
         """The papers worth ranking with their relevance, and how many papers the query
         can page through (``total``).
 
@@ -265,7 +289,7 @@ class SearchEngine:
 
     def _dense_candidates(
         self,
-        started: _StartedSearch,
+        started: _Ranking,
         vector: np.ndarray,
         nearest: Scored,
         lexical: Scored,
@@ -318,15 +342,80 @@ class SearchEngine:
             papers=[CitedPaper.of(paper) for paper in self.index.list_papers(limit, offset)],
         )
 
-    def similar_to_paper(self, paper_id: str, k: int = 10) -> SimilarToPaperResponse:
-        row = self.index.row_of(paper_id)
-        if row is None:
-            raise PaperNotFound(paper_id)
+    def similar_to_paper(
+        self,
+        paper_id: str,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filters: SearchFilters = NO_FILTERS,
+    ) -> SimilarToPaperResponse:
+        (row,) = self._rows([paper_id])
         paper = CitedPaper.of(self.index.papers_at([row])[0])
-        return SimilarToPaperResponse(paper=paper, results=self._neighbours(row, k))
+        page = self._more_like(self.index.vector(row), [row], [], k, offset, filters)
+        return SimilarToPaperResponse(paper=paper, **_fields(page))
 
-    def similar_to_title(self, typed_title: str, k: int = 10) -> SimilarToTitleResponse:
-        candidates = self.titles.closest(typed_title)
+    def similar_to_title(self, lookup: TitleLookup) -> SimilarToTitleResponse:
+        """The paper a typed title (or arXiv id or URL) names, and the papers like it."""
+        row, score = self._named_by(lookup.title)
+        paper = self.index.papers_at([row])[0]
+        matched = TitleMatch(**paper.model_dump(), match_score=score)
+        page = self._more_like(self.index.vector(row), [row], [], lookup.k, lookup.offset, lookup)
+        return SimilarToTitleResponse(matched=matched, **_fields(page))
+
+    def similar_to_text(self, request: SimilarTextRequest) -> SimilarToTextResponse:
+        """Papers like a pasted text: its whole length embedded (in windows the model can
+        read, combined) and its key terms through BM25, fused as a search is."""
+        if len(request.text) > self.settings.max_text_chars:
+            raise TextTooLong(len(request.text), self.settings.max_text_chars)
+        vector = self.embedder.encode_long(request.text)
+        terms = self.key_terms(request.text)
+        page = self._rank_like(vector, terms, [], request.k, request.offset, request)
+        return SimilarToTextResponse(key_terms=terms, **_fields(page))
+
+    def recommend(self, request: RecommendRequest) -> RecommendResponse:
+        """Papers like the positive examples and unlike the negative ones, never an example
+        itself (the strategy: README, search quality)."""
+        positive = self._rows(request.positive)
+        negative = self._rows(request.negative)
+        page = self._more_like(
+            self._example_vector(positive, negative),
+            positive,
+            negative,
+            request.k,
+            request.offset,
+            request,
+        )
+        return RecommendResponse(
+            positive=request.positive, negative=request.negative, **_fields(page)
+        )
+
+    def key_terms(self, text: str) -> list[str]:
+        """A text's most distinctive terms (count times idf), as Lucene's more-like-this
+        picks them: all of an abstract's terms would match nearly every paper."""
+        counts = Counter(analyse(text))
+        weight = {term: n * self.index.lexical.idf(term) for term, n in counts.items()}
+        ranked = sorted((t for t, w in weight.items() if w > 0), key=lambda t: (-weight[t], t))
+        return ranked[:KEY_TERMS]
+
+    def _rows(self, paper_ids: Sequence[str]) -> list[int]:
+        """The rows of papers by id; every unknown id is named in one 404."""
+        rows = [self.index.row_of(paper_id) for paper_id in paper_ids]
+        unknown = [paper_id for paper_id, row in zip(paper_ids, rows, strict=True) if row is None]
+        if unknown:
+            raise PaperNotFound(*unknown)
+        return [row for row in rows if row is not None]
+
+    def _named_by(self, typed: str) -> tuple[int, float]:
+        """The row a typed title names, and how closely (0-100); an arXiv id or URL names
+        its paper exactly. A 404 with the closest titles when none matches well."""
+        arxiv_id = typed_arxiv_id(typed)
+        if arxiv_id is not None:
+            row = self.index.row_of(f"arxiv:{arxiv_id}")
+            if row is None:
+                raise PaperNotFound(f"arxiv:{arxiv_id}")
+            return row, 100.0
+        candidates = self.titles.closest(typed)
         if not candidates or candidates[0].score < self.title_match_threshold:
             suggestions = [
                 TitleSuggestion(id=paper.id, title=c.title, match_score=c.score)
@@ -334,11 +423,57 @@ class SearchEngine:
                     candidates, self.index.papers_at([c.row for c in candidates]), strict=True
                 )
             ]
-            raise TitleNotFound(typed_title, suggestions)
-        best = candidates[0]
-        paper = self.index.papers_at([best.row])[0]
-        matched = TitleMatch(**paper.model_dump(), match_score=best.score)
-        return SimilarToTitleResponse(matched=matched, results=self._neighbours(best.row, k))
+            raise TitleNotFound(typed, suggestions)
+        return candidates[0].row, candidates[0].score
+
+    def _example_vector(self, positive: Sequence[int], negative: Sequence[int]) -> np.ndarray:
+        """One query vector for a set of examples: the positives' mean, pushed away from
+        the negatives' mean by as much again (Qdrant's average-vector strategy)."""
+        vectors = np.asarray(self.index.dense.vectors[sorted(positive)], dtype=np.float32)
+        vector = vectors.mean(axis=0)
+        if negative:
+            unlike = np.asarray(self.index.dense.vectors[sorted(negative)], dtype=np.float32)
+            vector = 2 * vector - unlike.mean(axis=0)
+        unit: np.ndarray = (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
+        return unit
+
+    def _more_like(
+        self,
+        vector: np.ndarray,
+        examples: Sequence[int],
+        unlike: Sequence[int],
+        k: int,
+        offset: int,
+        filters: SearchFilters,
+    ) -> SimilarPage:
+        """Papers like ``vector``, on the examples' own key terms too, never an example."""
+        terms = self.key_terms("\n".join(embedding_text(p) for p in self.index.papers_at(examples)))
+        return self._rank_like(vector, terms, [*examples, *unlike], k, offset, filters)
+
+    def _rank_like(
+        self,
+        vector: np.ndarray,
+        terms: list[str],
+        exclude: Sequence[int],
+        k: int,
+        offset: int,
+        filters: SearchFilters,
+    ) -> SimilarPage:
+        """A page ranked as a search ranks (``similar_mode``: dense, or hybrid on ``terms``)
+        from a vector already at hand, without the rows in ``exclude``."""
+        wanted = offset + k + len(exclude)
+        ranking = self._ranking(self.settings.similar_mode, terms, wanted, filters)
+        found = self.index.nearest(vector, max(CANDIDATES, wanted), self.search_depth)
+        candidates, total = self._candidates(ranking, (vector, found))
+        excluded = np.asarray(sorted(set(exclude)), dtype=np.int64)
+        kept = ~np.isin(candidates.rows, excluded)
+        rows, scores = candidates.rows[kept], candidates.scores[kept]
+        allowed = ranking.allowed
+        total -= len(excluded) if allowed is None else int(allowed[excluded].sum())
+        positions = best_first(rows, scores, offset + k)[offset:]
+        locator = TermLocator(frozenset(terms)) if terms else None
+        hits = self._hits(rows[positions], scores[positions].tolist(), locator)
+        return SimilarPage(offset=offset, total=total, results=hits)
 
     def _named_papers_first(self, query: str, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """Scores to rank by, with any top hit whose title or name the query is moved first.
@@ -363,12 +498,6 @@ class SearchEngine:
             ranking[position] = ceiling + match / 100  # the closer match first
         return ranking
 
-    def _neighbours(self, row: int, k: int) -> list[SearchHit]:
-        nearest, scores = self.index.nearest(self.index.vector(row), k + 1, self.search_depth)
-        others, scores = nearest[nearest != row], scores[nearest != row]
-        order = best_first(others, scores, k)
-        return self._hits(others[order], scores[order].tolist(), highlight_terms=None)
-
     def _hits(
         self, rows: np.ndarray, scores: Sequence[float], highlight_terms: TermLocator | None
     ) -> list[SearchHit]:
@@ -387,3 +516,8 @@ class SearchEngine:
                     hit.abstract, sentences, highlight_terms, weights.__getitem__
                 )
         return hits
+
+
+def _fields(page: SimilarPage) -> dict[str, Any]:
+    """A page's fields, for the response that extends it (its hits passed as they are)."""
+    return {"offset": page.offset, "total": page.total, "results": page.results}

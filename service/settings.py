@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(
         1000, ge=1, le=100_000, description="Longest query accepted, in characters."
     )
+    max_text_chars: int = Field(
+        20_000,
+        ge=1,
+        le=200_000,
+        description="Longest text `/similar` takes (a pasted abstract or introduction).",
+    )
     max_request_bytes: int = Field(
         4 * 1024 * 1024,
         ge=1024,
@@ -135,6 +141,11 @@ class Settings(BaseSettings):
     )
     title_match_threshold: float = Field(
         88.0, ge=0, le=100, description="Lowest fuzzy score (0-100) at which a typed title matches."
+    )
+    similar_mode: SearchMode = Field(
+        SearchMode.HYBRID,
+        description="How papers like a paper, a text or a set of examples are ranked: hybrid "
+        "(the vector and the examples' key terms through BM25, fused as a search is) or dense.",
     )
     search_mode: SearchMode = Field(
         SearchMode.HYBRID, description="Mode of a search that names none: hybrid, dense, lexical."

@@ -210,6 +210,7 @@ def test_openapi_documents_every_endpoint(client):
         "/papers/{paper_id}/similar",
         "/similar",
         "/config",
+        "/recommend",
         "/facets",
         "/map",
         "/healthz",

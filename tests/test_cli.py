@@ -78,7 +78,7 @@ def test_index_reports_skipped_entries_on_stderr(capsys, cache_dir, tmp_path):
         (["search", "x", "-k", "0"], 2, "k: Input should be greater than or equal to 1"),
         (["search", "   "], 2, "q: must contain some non-space text"),
         (["similar", "--title", "x"], 2, "title: String should have at least 3 characters"),
-        (["similar"], 2, "one of the arguments --title --id is required"),
+        (["similar"], 2, "one of the arguments --title --id --text-file is required"),
         (["serve", "--index", "no/index"], 1, "no index at no/index"),
         (["serve", "--port", "99999"], 2, "port: Input should be less than or equal to 65535"),
     ],

@@ -40,6 +40,7 @@ from service.errors import (
     QueryTooLong,
     RouteNotFound,
     ServiceError,
+    TextTooLong,
     TitleNotFound,
     error_response,
 )
@@ -100,6 +101,7 @@ CASES = [
         [*BASE, "errors"],
     ),
     Case(QueryTooLong(2000, 1000), 422, "query_too_long"),
+    Case(TextTooLong(30_000, 20_000), 422, "text_too_long"),
     Case(BadRequest("There was an error parsing the body"), 400, "bad_request"),
     Case(RouteNotFound("Not Found"), 404, "not_found"),
     Case(

@@ -7,10 +7,10 @@ from fastapi import APIRouter, Path, Query
 from service.deps import EngineDep
 from service.errors import error_responses
 from service.schemas import (
-    MAX_K,
     MAX_LIST_OFFSET,
     CitedPaper,
     PaperPage,
+    SimilarOptions,
     SimilarToPaperResponse,
 )
 
@@ -41,9 +41,11 @@ def list_papers(
     summary="Papers similar to a paper",
 )
 def similar_to_paper(
-    paper_id: PaperId, engine: EngineDep, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10
+    paper_id: PaperId, params: Annotated[SimilarOptions, Query()], engine: EngineDep
 ) -> SimilarToPaperResponse:
-    return engine.similar_to_paper(paper_id, k)
+    """The papers most like this one, by meaning and by its key terms (README: search
+    quality), within the filters; never the paper itself."""
+    return engine.similar_to_paper(paper_id, params.k, offset=params.offset, filters=params)
 
 
 @router.get("/{paper_id:path}", response_model=CitedPaper, summary="One paper")
