@@ -1,17 +1,20 @@
 """The search as tools for chat assistants: one MCP server, also offered as OpenAI functions.
 
-The three tools are defined once, here, on the official MCP SDK's ``MCPServer``: their input
-schemas come from the type hints below, their output schemas from the API's response models.
+The tools are defined once, here, on the official MCP SDK's ``MCPServer``: their input
+schemas come from the type hints below, their output schemas from the answer models of
+``service.tool_answers`` (brief hits by default, the API's full ones on request, and always
+where the next page starts).
 ``papersearch mcp`` serves them over stdio; the HTTP app mounts the streamable-HTTP transport
 at ``/mcp`` and derives ``GET /tools/openai`` from the same server's tool list, so the three
-ways of calling them cannot drift apart. Each result is structured (the API's JSON) and also
-rendered as short text with numbered citations an assistant can quote.
+ways of calling them cannot drift apart. Each result is structured (JSON) and also rendered
+as short text with numbered citations an assistant can quote.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Annotated, Any, Optional, TypeVar
 
 import anyio.to_thread
@@ -22,7 +25,7 @@ from pydantic import BaseModel, Field, TypeAdapter, WithJsonSchema
 from pydantic.fields import FieldInfo
 
 from service.citations import author_credit
-from service.errors import InvalidRequest, ServiceError, TitleNotFound, validated
+from service.errors import InvalidRequest, PaperNotFound, ServiceError, TitleNotFound, validated
 from service.filters import SearchFilters
 from service.formatting import paper_heading
 from service.schemas import (
@@ -30,11 +33,19 @@ from service.schemas import (
     CitedPaper,
     SearchHit,
     SearchRequest,
-    SearchResponse,
-    SimilarPapersResponse,
     TitleLookup,
 )
 from service.search import SearchEngine
+from service.tool_answers import (
+    Detail,
+    PageRequest,
+    PaperIds,
+    PapersAnswer,
+    SearchAnswer,
+    SimilarAnswer,
+    next_page_line,
+    short_reference,
+)
 
 INSTRUCTIONS = """\
 Papersearch searches a corpus of research-paper abstracts (titles, authors, dates, arXiv ids).
@@ -42,7 +53,11 @@ Papersearch searches a corpus of research-paper abstracts (titles, authors, date
   optional filters (years, category such as IR or cs.IR, author, has_code). Start here.
 - find_similar_papers: papers like one the user names, by its title as they remember it
   (typos and prefixes are fine) or by a paper id from an earlier result.
-- get_paper: the full record and citation of one paper id.
+- get_paper / get_papers: the full record and citation of one paper id, or of up to 50.
+search_papers and find_similar_papers answer brief hits (id, title, first authors, year, score,
+one evidence sentence, citation) unless given detail="full"; each answer ends with the offset
+of its next page (next_offset; pass it back as offset with the same arguments). Prefer brief
+pages, then get_papers for the few papers worth reading in full.
 Paper ids look like "arxiv:2502.09375" (arXiv papers) or a title slug such as
 "long-term-interest-clock-fine-grained-3265cadf58". Cite results by their [n] number, url and
 citation; every result also carries BibTeX where the metadata allows."""
@@ -53,9 +68,9 @@ READ_ONLY = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
 DEFAULT_K = 5
-# The request fields search_papers takes (paging and highlight choice stay the API's), and
-# the names a tool gives them: an assistant reads "query" more easily than "q".
-SEARCH_PARAMETERS = ("q", "k", "mode", *SearchFilters.model_fields, "sort")
+# The request fields search_papers takes (the highlight choice stays the API's), and the
+# names a tool gives them: an assistant reads "query" more easily than "q".
+SEARCH_PARAMETERS = ("q", "k", "offset", "mode", *SearchFilters.model_fields, "sort")
 TOOL_NAMES = {"q": "query"}
 
 
@@ -68,19 +83,27 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
     """The MCP server over the engine that ``engine()`` returns (loaded once, by the caller)."""
     server = MCPServer(name="papersearch", instructions=INSTRUCTIONS)
 
-    async def search_papers(**arguments: Any) -> Annotated[CallToolResult, SearchResponse]:
+    async def search_papers(**arguments: Any) -> Annotated[CallToolResult, SearchAnswer]:
         """Find papers that answer a question or match keywords, best first, each with the
-        abstract sentences that match and a citation. Use this first for any question about
-        the literature; a query that is a paper's title finds that paper first."""
-        request = _validated(SearchRequest, **_api_names(arguments))
+        abstract sentence that matches best and a citation. Use this first for any question
+        about the literature; a query that is a paper's title finds that paper first."""
+        api = _api_names(arguments)
+        page = _validated(PageRequest, detail=api.pop("detail", Detail.BRIEF))
+        request = _validated(SearchRequest, **api)
         response = await _run(engine().search, request)
-        return _result(response, render_hits(response.results))
+        answer = SearchAnswer.of(response, page.detail)
+        text = render_hits(response.results, response.offset + 1, page.detail)
+        return _result(answer, text + "\n" + next_page_line("search_papers", answer))
 
-    # Its parameters are the request's own fields (the query, its size and mode, every
-    # filter, the order), so a filter added to the API is a parameter here too.
+    # Its parameters are the request's own fields (the query, its size, page and mode, every
+    # filter, the order), so a filter added to the API is a parameter here too; then the
+    # answer's detail.
     search_papers.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        _parameters(SearchRequest, SEARCH_PARAMETERS, defaults={"k": DEFAULT_K}),
-        return_annotation=Annotated[CallToolResult, SearchResponse],
+        [
+            *_parameters(SearchRequest, SEARCH_PARAMETERS, defaults={"k": DEFAULT_K}),
+            *_parameters(PageRequest, ("detail",), defaults={}),
+        ],
+        return_annotation=Annotated[CallToolResult, SearchAnswer],
     )
     _tool(server, "Search papers")(search_papers)
 
@@ -90,34 +113,51 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
             str | None, Field(description="A paper id from a result, e.g. arxiv:2502.09375.")
         ] = None,
         k: Annotated[int, Field(ge=1, le=MAX_K, description="Number of papers.")] = DEFAULT_K,
-    ) -> Annotated[CallToolResult, SimilarPapersResponse]:
+        offset: int = 0,
+        detail: Detail = Detail.BRIEF,
+    ) -> Annotated[CallToolResult, SimilarAnswer]:
         """Papers closest in content to one paper, never the paper itself. Use when the user
         names a paper ("papers like the Long-Term Interest Clock one"): pass its title as they
         remember it, or a paper id (e.g. arxiv:2502.09375) from an earlier result."""
         if (title is None) == (paper_id is None):
             raise FailedToolCall("give exactly one of title or paper_id")
+        page = _validated(PageRequest, offset=offset, detail=detail)
         if title is not None:
-            lookup = _validated(TitleLookup, title=title, k=k)
-            found = await _run(engine().similar_to_title, lookup.title, lookup.k)
-            response = SimilarPapersResponse(
-                paper=found.matched, match_score=found.matched.match_score, results=found.results
-            )
+            lookup = _validated(TitleLookup, title=title, k=k, offset=page.offset)
+            by_title = await _run(engine().similar_to_title, lookup)
+            paper: CitedPaper = by_title.matched
+            answer = SimilarAnswer.of(paper, by_title.matched.match_score, by_title, page.detail)
+            hits = by_title.results
         else:
-            found = await _run(engine().similar_to_paper, paper_id, k)
-            response = SimilarPapersResponse(paper=found.paper, results=found.results)
-        heading = f"Papers similar to: {paper_heading(response.paper)} ({response.paper.id})"
-        return _result(response, heading + "\n" + render_hits(response.results))
+            by_id = await _run(partial(engine().similar_to_paper, offset=page.offset), paper_id, k)
+            paper, hits = by_id.paper, by_id.results
+            answer = SimilarAnswer.of(paper, None, by_id, page.detail)
+        heading = f"Papers similar to: {paper_heading(paper)} ({paper.id})"
+        text = [heading, render_hits(hits, page.offset + 1, page.detail)]
+        return _result(answer, "\n".join([*text, next_page_line("find_similar_papers", answer)]))
 
-    # The title as a title look-up takes it: the same bounds, checked by TitleLookup.
-    similar = inspect.signature(find_similar_papers, eval_str=True)
-    title = similar.parameters["title"].replace(
-        annotation=_advertised(TitleLookup.model_fields["title"], optional=True)
+    # The title as a title look-up takes it (the same bounds, checked by TitleLookup), the
+    # page as every list tool takes it.
+    _retyped(
+        find_similar_papers,
+        {
+            "title": _advertised(TitleLookup.model_fields["title"], optional=True),
+            "offset": _advertised(PageRequest.model_fields["offset"]),
+            "detail": _advertised(PageRequest.model_fields["detail"]),
+        },
     )
-    find_similar_papers.__signature__ = similar.replace(  # type: ignore[attr-defined]
-        parameters=[title if p.name == "title" else p for p in similar.parameters.values()]
-    )
-
     _tool(server, "Find similar papers")(find_similar_papers)
+
+    async def get_papers(paper_ids: list[str]) -> Annotated[CallToolResult, PapersAnswer]:
+        """The full records of several paper ids from earlier results, in one call (up to
+        50): abstract, authors, date, link, one-line citation and BibTeX of each, in the order
+        given. Use it after a brief search for the papers worth reading in full."""
+        ids = _validated(PaperIds, paper_ids=paper_ids).paper_ids
+        papers = await _run(_papers, engine(), ids)
+        return _result(PapersAnswer(papers=papers), "\n".join(map(paper_markdown, papers)))
+
+    _retyped(get_papers, {"paper_ids": _advertised(PaperIds.model_fields["paper_ids"])})
+    _tool(server, "Get papers")(get_papers)
 
     @_tool(server, "Get a paper")
     async def get_paper(
@@ -177,6 +217,32 @@ def _advertised(field: FieldInfo, *, optional: bool = False) -> Any:
     return Annotated[(annotation, *extra)]
 
 
+def _retyped(function: Callable[..., Any], annotations: Mapping[str, Any]) -> None:
+    """Give some of a tool function's parameters the types a model's fields advertise (see
+    ``_advertised``), keeping their names and defaults."""
+    signature = inspect.signature(function, eval_str=True)
+    function.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[
+            p.replace(annotation=annotations[p.name]) if p.name in annotations else p
+            for p in signature.parameters.values()
+        ]
+    )
+
+
+def _papers(engine: SearchEngine, paper_ids: list[str]) -> list[CitedPaper]:
+    """The papers of these ids, in their order; one error naming every unknown id, so an
+    assistant fixes them all at once."""
+    papers, unknown = [], []
+    for paper_id in paper_ids:
+        try:
+            papers.append(engine.paper(paper_id))
+        except PaperNotFound:
+            unknown.append(paper_id)
+    if unknown:
+        raise PaperNotFound(*dict.fromkeys(unknown))
+    return papers
+
+
 def _api_names(arguments: dict[str, Any]) -> dict[str, Any]:
     api_names = {tool: api for api, tool in TOOL_NAMES.items()}
     return {api_names.get(name, name): value for name, value in arguments.items()}
@@ -223,12 +289,21 @@ def _result(data: BaseModel, text: str) -> CallToolResult:
     )
 
 
-def render_hits(hits: list[SearchHit]) -> str:
-    """Numbered results an assistant can quote: ``[1] Title (2025) · id · url``, evidence."""
+def render_hits(hits: list[SearchHit], start: int = 1, detail: Detail = Detail.FULL) -> str:
+    """Numbered results an assistant can quote. In full detail ``[1] Zhu, Jiang, Chen et
+    al. (2025). Title.``, then the id, url and evidence; in brief one line, ``[1] Zhu et al.
+    (2025). Title. · id`` (the structured hits carry the rest: saying it twice would double
+    the answer). A later page goes on numbering where the last stopped, so no two results
+    share a number."""
     if not hits:
         return "No papers found."
+    if detail is Detail.BRIEF:
+        return "\n".join(
+            f"[{number}] {short_reference(hit)} · {hit.id}"
+            for number, hit in enumerate(hits, start)
+        )
     lines = []
-    for number, hit in enumerate(hits, start=1):
+    for number, hit in enumerate(hits, start=start):
         lines.append(f"[{number}] {hit.citation}")
         lines.append("    " + " · ".join(filter(None, [f"id {hit.id}", hit.url])))
         if not hit.title:  # an untitled paper is recognised by its first words

