@@ -350,6 +350,7 @@ class SearchForm(BaseModel):
     every filter."""
 
     max_query_chars: int = Field(description="Longest query accepted (a setting).")
+    max_text_chars: int = Field(description="Longest text `POST /similar` takes (a setting).")
     max_k: int = Field(description="Most results one request returns.")
     max_offset: int = Field(description="Deepest `offset` a search pages to.")
     title_min_chars: int = Field(description="Shortest title `/similar` looks up.")
@@ -361,10 +362,11 @@ class SearchForm(BaseModel):
     filters: list[FilterField] = Field(description="The filters, in the order a form shows them.")
 
     @classmethod
-    def of(cls, max_query_chars: int, default_mode: SearchMode) -> SearchForm:
+    def of(cls, max_query_chars: int, max_text_chars: int, default_mode: SearchMode) -> SearchForm:
         title = bounds_of(TitleLookup.model_fields["title"])
         return cls(
             max_query_chars=max_query_chars,
+            max_text_chars=max_text_chars,
             max_k=MAX_K,
             max_offset=MAX_OFFSET,
             title_min_chars=title["min_length"],

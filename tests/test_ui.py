@@ -471,3 +471,34 @@ def test_screenshot_of_the_results_page(browser, server, tmp_path):
     header = target.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", header[16:24]) == (1400, 900)
+
+
+def test_marked_papers_bring_more_like_them_and_a_shareable_address(page):
+    _search(page, QUERY)
+    marked = [
+        _results(page).nth(i).get_attribute("data-id") for i in range(2)
+    ]  # the first two hits
+    for i in range(2):
+        _results(page).nth(i).locator(".mark-toggle").click()
+    expect(page.locator("#marked-count")).to_have_text("2 papers marked")
+    expect(_results(page).first.locator(".mark-toggle")).to_have_attribute("aria-pressed", "true")
+    page.locator("#more-like").click()
+    expect(page.locator("#status")).to_contain_text("Papers like the 2 marked papers")
+    shown = [_results(page).nth(i).get_attribute("data-id") for i in range(_results(page).count())]
+    assert shown and not set(marked) & set(shown)
+    assert parse_qs(urlsplit(page.url).query)["more"] == [",".join(marked)]
+    # The address alone brings the same list back.
+    page.goto(page.url)
+    expect(page.locator("#status")).to_contain_text("Papers like the 2 marked papers")
+    assert [_results(page).nth(i).get_attribute("data-id") for i in range(len(shown))] == shown
+
+
+def test_a_pasted_abstract_finds_its_own_paper_first(page):
+    page.goto("/")
+    paper = page.request.get("/papers", params={"limit": 1}).json()["papers"][0]
+    page.locator(".text-panel summary").click()
+    page.locator("#text-input").fill(paper["abstract"])
+    page.locator("#text-form button[type=submit]").click()
+    expect(page.locator("#status")).to_contain_text("Papers like the pasted text")
+    expect(_results(page).first).to_have_attribute("data-id", paper["id"])
+    expect(page.locator("#notice")).to_contain_text("Key terms:")

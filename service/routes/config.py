@@ -16,4 +16,4 @@ async def search_form(settings: SettingsDep) -> SearchForm:
     query length, page depth and title bounds, the modes and orders with their labels, and
     each filter with its type and bounds. Derived from the same definitions that validate
     requests, so a form built from it accepts what the API accepts."""
-    return SearchForm.of(settings.max_query_chars, settings.search_mode)
+    return SearchForm.of(settings.max_query_chars, settings.max_text_chars, settings.search_mode)

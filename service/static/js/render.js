@@ -108,8 +108,9 @@ export function metaLine(paper) {
 }
 
 // One result: rank, title, meta, score, highlights, then its actions. `options.onSimilar`
-// (a function given the hit and the list item) adds the "Similar papers" toggle.
-export function hitItem(hit, rank, { scale = 1, notify, onSimilar } = {}) {
+// (a function given the hit and the list item) adds the "Similar papers" toggle;
+// `options.onMark` (given the hit and the button) a toggle that marks it as an example.
+export function hitItem(hit, rank, { scale = 1, notify, onSimilar, onMark, isMarked } = {}) {
   const title = el("a", { href: paperHref(hit.id), class: "hit-title", text: hit.label });
   const actions = el(
     "div",
@@ -122,6 +123,15 @@ export function hitItem(hit, rank, { scale = 1, notify, onSimilar } = {}) {
         "aria-expanded": "false",
         text: "Similar papers",
         onclick: (event) => onSimilar(hit, item, event.currentTarget),
+      }),
+    onMark &&
+      el("button", {
+        type: "button",
+        class: "link-button mark-toggle",
+        "aria-pressed": String(Boolean(isMarked)),
+        text: isMarked ? "Marked" : "Mark",
+        title: "Mark as an example, then ask for more like the marked papers",
+        onclick: (event) => onMark(hit, event.currentTarget),
       }),
     copyButton("Copy citation", hit.citation, notify),
     hit.bibtex && copyButton("Copy BibTeX", hit.bibtex, notify),

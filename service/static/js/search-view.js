@@ -71,6 +71,9 @@ export class SearchView {
     this.timer = 0;
     this.page = 1;
     this.like = ""; // a title lookup in progress, instead of a search
+    this.more = []; // ids of examples to find more like, instead of a search
+    this.pasted = ""; // a pasted text to find papers like, instead of a search
+    this.marked = new Map(); // id -> label of the papers marked as examples
     this.bind();
   }
 
@@ -78,6 +81,7 @@ export class SearchView {
     this.input.maxLength = config.max_query_chars;
     this.titleInput.minLength = config.title_min_chars;
     this.titleInput.maxLength = config.title_max_chars;
+    $("#text-input").maxLength = config.max_text_chars;
     // The empty choice is the service's own default mode.
     const modes = config.modes.map((mode) =>
       mode.value === config.default_mode ? { value: "", label: mode.label } : mode,
@@ -99,7 +103,8 @@ export class SearchView {
       return params;
     }
     const q = this.input.value.trim();
-    if (q) params.set("q", q);
+    if (this.more.length) params.set("more", this.more.join(","));
+    else if (q && !this.pasted) params.set("q", q);
     const defaultSort = this.config.default_sort;
     for (const name of this.fields) {
       const value = this.filters.elements[name].value.trim();
@@ -113,6 +118,8 @@ export class SearchView {
   readAddress() {
     const params = new URLSearchParams(location.search);
     this.like = params.get("like") || "";
+    this.more = (params.get("more") || "").split(",").filter(Boolean);
+    this.pasted = "";
     this.input.value = params.get("q") || "";
     this.titleInput.value = this.like;
     for (const name of this.fields) {
@@ -176,6 +183,19 @@ export class SearchView {
       }
       this.lookUp(title);
     });
+    $("#text-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const text = $("#text-input").value.trim();
+      if (!text) return;
+      this.startFrom({ pasted: text });
+    });
+    $("#more-like").addEventListener("click", () => this.startFrom({ more: [...this.marked.keys()] }));
+    $("#clear-marked").addEventListener("click", () => {
+      this.marked.clear();
+      for (const button of document.querySelectorAll(".mark-toggle[aria-pressed=true]"))
+        this.showMark(button, false);
+      this.showMarked();
+    });
     $("#prev-page").addEventListener("click", () => this.goToPage(this.page - 1));
     $("#next-page").addEventListener("click", () => this.goToPage(this.page + 1));
     this.list.addEventListener("keydown", (event) => moveFocus(event, this.list, this.input));
@@ -188,7 +208,47 @@ export class SearchView {
   fromInput(delay) {
     this.page = 1;
     this.like = "";
+    this.more = [];
+    this.pasted = "";
     this.schedule(delay);
+  }
+
+  // A list instead of a search: papers like the marked ones, or like a pasted text.
+  startFrom({ more = [], pasted = "" }) {
+    this.like = "";
+    this.more = more;
+    this.pasted = pasted;
+    this.page = 1;
+    this.run({ push: true });
+  }
+
+  toggleMark(hit, button) {
+    const marking = !this.marked.has(hit.id);
+    if (marking) this.marked.set(hit.id, hit.label);
+    else this.marked.delete(hit.id);
+    this.showMark(button, marking);
+    this.showMarked();
+  }
+
+  showMark(button, marked) {
+    button.setAttribute("aria-pressed", String(marked));
+    button.textContent = marked ? "Marked" : "Mark";
+  }
+
+  showMarked() {
+    const count = this.marked.size;
+    $("#marked-bar").hidden = count === 0;
+    $("#marked-count").textContent = `${count} ${count === 1 ? "paper" : "papers"} marked`;
+  }
+
+  // What every list offers on its hits: similar papers, and marking as an example.
+  hitOptions(hit) {
+    return {
+      notify,
+      onSimilar: toggleSimilar,
+      onMark: (example, button) => this.toggleMark(example, button),
+      isMarked: this.marked.has(hit.id),
+    };
   }
 
   schedule(delay) {
@@ -211,6 +271,8 @@ export class SearchView {
   }
 
   lookUp(title) {
+    this.more = [];
+    this.pasted = "";
     this.like = title;
     this.titleInput.value = title;
     this.page = 1;
@@ -236,6 +298,7 @@ export class SearchView {
   async run({ push = false, write = true } = {}) {
     if (write) this.writeAddress(push);
     if (this.like) return this.runLookup();
+    if (this.more.length || this.pasted) return this.runMoreLike();
     const q = this.input.value.trim();
     document.title = q ? `${q} · Papersearch` : "Papersearch";
     if (!q) return this.showIntro();
@@ -250,6 +313,51 @@ export class SearchView {
     } catch (error) {
       if (error.name !== "AbortError") this.showError(error);
     }
+  }
+
+  async runMoreLike() {
+    const body = { k: PAGE_SIZE, offset: (this.page - 1) * PAGE_SIZE };
+    for (const name of this.filterNames) body[name] = this.filters.elements[name].value.trim();
+    const examples = this.more.length;
+    document.title = examples
+      ? `More like ${examples} papers · Papersearch`
+      : "Papers like a pasted text · Papersearch";
+    const signal = this.begin("Finding similar papers…");
+    try {
+      const answer = examples
+        ? await postJson("/recommend", { ...body, positive: this.more }, { signal })
+        : await postJson("/similar", { ...body, text: this.pasted }, { signal });
+      this.showMoreLike(answer);
+    } catch (error) {
+      if (error.name !== "AbortError") this.showError(error);
+    }
+  }
+
+  showMoreLike(answer) {
+    this.end();
+    const { results, total } = answer;
+    const first = answer.offset + 1;
+    const like = this.more.length
+      ? `like ${this.more.length === 1 ? "the marked paper" : `the ${this.more.length} marked papers`}`
+      : "like the pasted text";
+    this.status.className = "status";
+    const last = answer.offset + results.length;
+    this.status.textContent = results.length
+      ? `Papers ${like}: showing ${first}–${last} of ${total.toLocaleString("en")}`
+      : `No more papers ${like}.`;
+    fill(
+      this.notice,
+      answer.key_terms?.length
+        ? el("p", { class: "message hint", text: `Key terms: ${answer.key_terms.join(", ")}` })
+        : null,
+    );
+    this.list.start = first;
+    fill(
+      this.list,
+      ...results.map((hit, i) => hitItem(hit, first + i, this.hitOptions(hit))),
+    );
+    this.showPager(total);
+    this.corpusMap.highlight(results.map((hit) => hit.id));
   }
 
   showIntro() {
@@ -306,11 +414,7 @@ export class SearchView {
     fill(
       this.list,
       ...results.map((hit, i) =>
-        hitItem(hit, first + i, {
-          scale,
-          notify,
-          onSimilar: toggleSimilar,
-        }),
+        hitItem(hit, first + i, { scale, ...this.hitOptions(hit) }),
       ),
     );
     this.showPager(total);
@@ -428,7 +532,7 @@ export class SearchView {
     this.list.start = 1;
     fill(
       this.list,
-      ...results.map((hit, i) => hitItem(hit, i + 1, { notify, onSimilar: toggleSimilar })),
+      ...results.map((hit, i) => hitItem(hit, i + 1, this.hitOptions(hit))),
     );
     $("#pager").hidden = true;
     this.corpusMap.highlight(
@@ -492,9 +596,9 @@ export class SearchView {
       const facets = await getJson("/facets");
       this.papers = facets.papers;
       this.fillFacets(facets);
-      if (!this.input.value.trim() && !this.like) this.showIntro();
+      if (!this.input.value.trim() && !this.like && !this.more.length) this.showIntro();
     } catch (error) {
-      if (!this.input.value.trim() && !this.like) {
+      if (!this.input.value.trim() && !this.like && !this.more.length) {
         this.status.className = "status error";
         this.status.textContent = "The service is not answering.";
         fill(
