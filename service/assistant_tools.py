@@ -31,6 +31,7 @@ from service.formatting import paper_heading
 from service.schemas import (
     MAX_K,
     CitedPaper,
+    RecommendRequest,
     SearchHit,
     SearchRequest,
     TitleLookup,
@@ -41,6 +42,7 @@ from service.tool_answers import (
     PageRequest,
     PaperIds,
     PapersAnswer,
+    RecommendAnswer,
     SearchAnswer,
     SimilarAnswer,
     next_page_line,
@@ -52,10 +54,12 @@ Papersearch searches a corpus of research-paper abstracts (titles, authors, date
 - search_papers: a question or keywords ("cross-domain live-streaming recommendation"), with
   optional filters (years, category such as IR or cs.IR, author, has_code). Start here.
 - find_similar_papers: papers like one the user names, by its title as they remember it
-  (typos and prefixes are fine) or by a paper id from an earlier result.
+  (typos and prefixes are fine), its arXiv id or URL, or a paper id from an earlier result.
+- recommend_papers: more papers like several the user picked (positive ids), and unlike
+  others (negative ids).
 - get_paper / get_papers: the full record and citation of one paper id, or of up to 50.
-search_papers and find_similar_papers answer brief hits (id, title, first authors, year, score,
-one evidence sentence, citation) unless given detail="full"; each answer ends with the offset
+The list tools (search, similar, recommend) answer brief hits (id, title, first authors, year,
+score, one evidence sentence, citation) unless given detail="full"; each ends with the offset
 of its next page (next_offset; pass it back as offset with the same arguments). Prefer brief
 pages, then get_papers for the few papers worth reading in full.
 Paper ids look like "arxiv:2502.09375" (arXiv papers) or a title slug such as
@@ -72,6 +76,7 @@ DEFAULT_K = 5
 # names a tool gives them: an assistant reads "query" more easily than "q".
 SEARCH_PARAMETERS = ("q", "k", "offset", "mode", *SearchFilters.model_fields, "sort")
 TOOL_NAMES = {"q": "query"}
+RECOMMEND_PARAMETERS = ("positive", "negative", "k", "offset", *SearchFilters.model_fields)
 
 
 class FailedToolCall(ToolError):
@@ -148,6 +153,27 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
     )
     _tool(server, "Find similar papers")(find_similar_papers)
 
+    async def recommend_papers(**arguments: Any) -> Annotated[CallToolResult, RecommendAnswer]:
+        """More papers like a set of papers the user picked (positive ids from earlier
+        results, 1-50), and unlike others (negative ids), never one of the examples. Use when
+        the user says "more like these" or "like these but not that one"."""
+        page = _validated(PageRequest, detail=arguments.pop("detail", Detail.BRIEF))
+        request = _validated(RecommendRequest, **arguments)
+        response = await _run(engine().recommend, request)
+        answer = RecommendAnswer.of(response, page.detail)
+        text = render_hits(response.results, response.offset + 1, page.detail)
+        return _result(answer, text + "\n" + next_page_line("recommend_papers", answer))
+
+    # Its parameters are the request's own fields (the examples, the page, every filter).
+    recommend_papers.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            *_parameters(RecommendRequest, RECOMMEND_PARAMETERS, defaults={"k": DEFAULT_K}),
+            *_parameters(PageRequest, ("detail",), defaults={}),
+        ],
+        return_annotation=Annotated[CallToolResult, RecommendAnswer],
+    )
+    _tool(server, "Recommend papers")(recommend_papers)
+
     async def get_papers(paper_ids: list[str]) -> Annotated[CallToolResult, PapersAnswer]:
         """The full records of several paper ids from earlier results, in one call (up to
         50): abstract, authors, date, link, one-line citation and BibTeX of each, in the order
@@ -190,7 +216,10 @@ def _parameters(
     for name in names:
         field = model.model_fields[name]
         default = defaults.get(
-            name, inspect.Parameter.empty if field.is_required() else field.default
+            name,
+            inspect.Parameter.empty
+            if field.is_required()
+            else field.get_default(call_default_factory=True),
         )
         parameters.append(
             inspect.Parameter(

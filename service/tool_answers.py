@@ -14,11 +14,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from service.citations import CREDITED_AUTHORS
+from service.citations import CREDITED_AUTHORS, author_credit
 from service.ranking import SearchMode, SortOrder
 from service.schemas import (
     MAX_OFFSET,
     CitedPaper,
+    RecommendResponse,
     RequestModel,
     SearchHit,
     SearchResponse,
@@ -169,6 +170,29 @@ class SimilarAnswer(Page):
         )
 
 
+class RecommendAnswer(Page):
+    """``recommend_papers``'s answer: papers like the positive examples, never one of them."""
+
+    positive: list[str]
+    negative: list[str]
+    total: int = Field(description="Papers these results can page through.")
+    results: list[BriefHit] | list[SearchHit] = Field(
+        description="Most like the examples first; brief, or full with `detail=full`."
+    )
+
+    @classmethod
+    def of(cls, response: RecommendResponse, detail: Detail) -> RecommendAnswer:
+        return cls(
+            positive=response.positive,
+            negative=response.negative,
+            total=response.total,
+            offset=response.offset,
+            detail=detail,
+            results=hits_in(response.results, detail),
+            next_offset=next_offset(response.offset, len(response.results), response.total),
+        )
+
+
 class PapersAnswer(BaseModel):
     """``get_papers``'s answer: the full records, in the order they were asked for."""
 
@@ -183,13 +207,11 @@ def shortened(text: str, limit: int = EVIDENCE_CHARS) -> str:
 
 
 def short_reference(paper: CitedPaper) -> str:
-    """``Zhu et al. (2025). Title.``: the first author's surname, the year and the title,
+    """``Yongchun Zhu et al. (2025). Title.``: the first author, the year and the title,
     the way a list cites a paper in passing; the full citation is one get_papers call away."""
     year = f" ({paper.published.year})" if paper.published else ""
-    if paper.authors:
-        others = " et al." if len(paper.authors) > 1 or paper.authors_truncated else ""
-        return f"{paper.authors[0].split()[-1]}{others}{year}. {paper.label}."
-    return f"{paper.label}{year}."
+    first = author_credit(paper, first=1)
+    return f"{first}{year}. {paper.label}." if first else f"{paper.label}{year}."
 
 
 def hits_in(hits: list[SearchHit], detail: Detail) -> list[BriefHit] | list[SearchHit]:

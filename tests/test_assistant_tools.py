@@ -19,7 +19,7 @@ from tests.conftest import PAPERSEARCH, running_server
 
 CLOCK_ID = "long-term-interest-clock-fine-grained-3265cadf58"
 FARM_ID = "arxiv:2502.09375"
-TOOLS = {"search_papers", "find_similar_papers", "get_paper", "get_papers"}
+TOOLS = {"search_papers", "find_similar_papers", "recommend_papers", "get_paper", "get_papers"}
 BRIEF_KEYS = {"id", "label", "credit", "year", "url", "score", "evidence"}
 
 
@@ -284,3 +284,21 @@ def test_citations_use_only_the_metadata_there_is():
         "@misc{lee2024deep,\n  title = {{Deep \\& Wide: 50\\% of \\{x\\}}},\n"
         "  author = {Ann Lee and Bo Xu and others},\n  year = {2024}\n}"
     )
+
+
+def test_recommend_papers_answers_as_the_api_does_and_pages(client):
+    like = ["long-term-interest-clock-fine-grained-3265cadf58", FARM_ID]
+    api = client.post("/recommend", json={"positive": like, "k": 6}).json()
+    call = {"name": "recommend_papers", "arguments": {"positive": like, "k": 3}}
+    first = client.post("/tools/call", json=call).json()
+    call["arguments"]["offset"] = first["result"]["next_offset"]
+    second = client.post("/tools/call", json=call).json()
+    ids = [hit["id"] for page in (first, second) for hit in page["result"]["results"]]
+    assert ids == [hit["id"] for hit in api["results"]]
+    assert not set(like) & set(ids)
+    assert first["result"]["detail"] == "brief" and "offset=3" in first["text"].splitlines()[-1]
+    refused = client.post(
+        "/tools/call",
+        json={"name": "recommend_papers", "arguments": {"positive": ["nope", "zilch"]}},
+    )
+    assert refused.status_code == 404 and "'nope', 'zilch'" in refused.json()["message"]
