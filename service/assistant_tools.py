@@ -29,11 +29,11 @@ from service.errors import InvalidRequest, PaperNotFound, ServiceError, TitleNot
 from service.filters import SearchFilters
 from service.formatting import paper_heading
 from service.schemas import (
-    MAX_K,
     CitedPaper,
     RecommendRequest,
     SearchHit,
     SearchRequest,
+    SimilarOptions,
     TitleLookup,
 )
 from service.search import SearchEngine
@@ -76,6 +76,7 @@ DEFAULT_K = 5
 # names a tool gives them: an assistant reads "query" more easily than "q".
 SEARCH_PARAMETERS = ("q", "k", "offset", "mode", *SearchFilters.model_fields, "sort")
 TOOL_NAMES = {"q": "query"}
+SIMILAR_PARAMETERS = ("k", "offset", *SearchFilters.model_fields)
 RECOMMEND_PARAMETERS = ("positive", "negative", "k", "offset", *SearchFilters.model_fields)
 
 
@@ -117,39 +118,49 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
         paper_id: Annotated[
             str | None, Field(description="A paper id from a result, e.g. arxiv:2502.09375.")
         ] = None,
-        k: Annotated[int, Field(ge=1, le=MAX_K, description="Number of papers.")] = DEFAULT_K,
-        offset: int = 0,
         detail: Detail = Detail.BRIEF,
+        **options: Any,
     ) -> Annotated[CallToolResult, SimilarAnswer]:
         """Papers closest in content to one paper, never the paper itself. Use when the user
         names a paper ("papers like the Long-Term Interest Clock one"): pass its title as they
-        remember it, or a paper id (e.g. arxiv:2502.09375) from an earlier result."""
+        remember it (or its arXiv id or URL), or a paper id (e.g. arxiv:2502.09375) from an
+        earlier result."""
         if (title is None) == (paper_id is None):
             raise FailedToolCall("give exactly one of title or paper_id")
-        page = _validated(PageRequest, offset=offset, detail=detail)
+        detail = _validated(PageRequest, detail=detail).detail
+        page = _validated(SimilarOptions, **options)
         if title is not None:
-            lookup = _validated(TitleLookup, title=title, k=k, offset=page.offset)
+            lookup = _validated(TitleLookup, title=title, **page.model_dump(exclude_unset=True))
             by_title = await _run(engine().similar_to_title, lookup)
             paper: CitedPaper = by_title.matched
-            answer = SimilarAnswer.of(paper, by_title.matched.match_score, by_title, page.detail)
+            answer = SimilarAnswer.of(paper, by_title.matched.match_score, by_title, detail)
             hits = by_title.results
         else:
-            by_id = await _run(partial(engine().similar_to_paper, offset=page.offset), paper_id, k)
+            similar = partial(engine().similar_to_paper, offset=page.offset, filters=page)
+            by_id = await _run(similar, paper_id, page.k)
             paper, hits = by_id.paper, by_id.results
-            answer = SimilarAnswer.of(paper, None, by_id, page.detail)
+            answer = SimilarAnswer.of(paper, None, by_id, detail)
         heading = f"Papers similar to: {paper_heading(paper)} ({paper.id})"
-        text = [heading, render_hits(hits, page.offset + 1, page.detail)]
+        text = [heading, render_hits(hits, page.offset + 1, detail)]
         return _result(answer, "\n".join([*text, next_page_line("find_similar_papers", answer)]))
 
-    # The title as a title look-up takes it (the same bounds, checked by TitleLookup), the
-    # page as every list tool takes it.
-    _retyped(
-        find_similar_papers,
-        {
-            "title": _advertised(TitleLookup.model_fields["title"], optional=True),
-            "offset": _advertised(PageRequest.model_fields["offset"]),
-            "detail": _advertised(PageRequest.model_fields["detail"]),
-        },
+    # The title as a title look-up takes it (the same bounds, checked by TitleLookup); the
+    # page and the filters as every similar-papers answer takes them (SimilarOptions).
+    similar = inspect.signature(find_similar_papers, eval_str=True)
+    title = similar.parameters["title"].replace(
+        annotation=_advertised(TitleLookup.model_fields["title"], optional=True)
+    )
+    detail = similar.parameters["detail"].replace(
+        kind=inspect.Parameter.KEYWORD_ONLY,
+        annotation=_advertised(PageRequest.model_fields["detail"]),
+    )
+    find_similar_papers.__signature__ = similar.replace(  # type: ignore[attr-defined]
+        parameters=[
+            title.replace(kind=inspect.Parameter.KEYWORD_ONLY),
+            similar.parameters["paper_id"].replace(kind=inspect.Parameter.KEYWORD_ONLY),
+            *_parameters(SimilarOptions, SIMILAR_PARAMETERS, defaults={"k": DEFAULT_K}),
+            detail,
+        ]
     )
     _tool(server, "Find similar papers")(find_similar_papers)
 

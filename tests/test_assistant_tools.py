@@ -302,3 +302,19 @@ def test_recommend_papers_answers_as_the_api_does_and_pages(client):
         json={"name": "recommend_papers", "arguments": {"positive": ["nope", "zilch"]}},
     )
     assert refused.status_code == 404 and "'nope', 'zilch'" in refused.json()["message"]
+
+
+def test_find_similar_papers_takes_the_search_filters(client):
+    listed = {tool["function"]["name"]: tool for tool in client.get("/tools/openai").json()}
+    parameters = listed["find_similar_papers"]["function"]["parameters"]["properties"]
+    assert {"title", "paper_id", "k", "offset", "year_from", "has_code", "detail"} <= set(
+        parameters
+    )
+    answer = client.post(
+        "/tools/call",
+        json={
+            "name": "find_similar_papers",
+            "arguments": {"paper_id": FARM_ID, "k": 10, "has_code": True, "detail": "full"},
+        },
+    ).json()["result"]
+    assert answer["results"] and all(hit["has_code"] for hit in answer["results"])
