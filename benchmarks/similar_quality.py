@@ -15,28 +15,39 @@ examples' key terms through BM25 (``hybrid``, as a search fuses); for examples, 
 average-vector strategy (what ``SearchEngine.recommend`` does) against best-score (each
 candidate scored by its best similarity to any positive), both by the vector alone.
 
+Latency (``--latency-index``, e.g. the 75k arXiv index): in-process medians of a default
+search, papers like a 2,000-character text, like two examples and like one paper, each call
+on other inputs (no cache helps), interleaved, as ratios to the search in the same run.
+
 Usage: ``python benchmarks/similar_quality.py --scifact ../shared/data/scifact
---scifact-index data/eval/scifact-default --seed-index data/index``
+--scifact-index data/eval/scifact-default --seed-index data/index
+[--latency-index data/arxiv-index]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
+import statistics
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from service.evaluation import Qrels, read_qrels, score_run
 from service.ranking import SearchMode, best_first
-from service.schemas import RecommendRequest
+from service.schemas import RecommendRequest, SearchRequest, SimilarTextRequest
 from service.search import SearchEngine
 from service.settings import Settings
 
 DEPTH = 100  # results per query, for Recall@100
 RESULTS = Path("benchmarks/results/similar_quality.json")
+WARM_UP_ROUNDS = 5
 
 
 def main() -> None:
@@ -44,6 +55,8 @@ def main() -> None:
     parser.add_argument("--scifact", type=Path, required=True, help="BEIR SciFact folder")
     parser.add_argument("--scifact-index", type=Path, required=True)
     parser.add_argument("--seed-index", type=Path, required=True)
+    parser.add_argument("--latency-index", type=Path, help="an index to time the calls on")
+    parser.add_argument("--rounds", type=int, default=40)
     args = parser.parse_args()
 
     report: dict[str, object] = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
@@ -55,6 +68,10 @@ def main() -> None:
     engine = SearchEngine.load(Settings(index_dir=args.seed_index))
     report["seeds"] = _seeds(engine)
     engine.close()
+    if args.latency_index:
+        engine = SearchEngine.load(Settings(index_dir=args.latency_index)).warm_up()
+        report["latency"] = _latency(engine, args.rounds)
+        engine.close()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(report, indent=2))
@@ -145,6 +162,46 @@ def _seeds(engine: SearchEngine) -> dict[str, object]:
     report["like examples, best-score, dense"] = score_run(run, qrels, list(qrels))
     report["categories"] = {name: len(ids) for name, ids in groups.items()}
     return report
+
+
+def _latency(engine: SearchEngine, rounds: int) -> dict[str, object]:
+    """Median milliseconds of each call over ``rounds`` interleaved rounds, and its ratio to
+    the default search of the same rounds."""
+    rng = random.Random(0)
+    rounds += WARM_UP_ROUNDS
+    papers = engine.index.papers_at(rng.sample(range(len(engine.index)), 4 * rounds))
+    long_texts = [p.abstract for p in papers if len(p.abstract) >= 1200]
+    times: dict[str, list[float]] = defaultdict(list)
+    for turn in range(rounds):
+        one, two, three, four = papers[4 * turn : 4 * turn + 4]
+        text = " ".join(long_texts[turn % len(long_texts) :] + long_texts)[:2000]
+        query = " ".join((one.title or one.abstract).split()[:8])
+        calls: dict[str, tuple[Callable[[Any], object], object]] = {
+            "search (hybrid, highlights)": (engine.search, SearchRequest(q=query)),
+            "like a 2,000-character text": (
+                engine.similar_to_text,
+                SimilarTextRequest(text=text),
+            ),
+            "like 2 examples": (engine.recommend, RecommendRequest(positive=[two.id, three.id])),
+            "like one paper": (engine.similar_to_paper, four.id),
+        }
+        for name, (call, argument) in calls.items():
+            started = time.perf_counter()
+            call(argument)
+            if turn >= WARM_UP_ROUNDS:  # the first rounds fill caches the rest then share
+                times[name].append((time.perf_counter() - started) * 1000)
+    base = statistics.median(times["search (hybrid, highlights)"])
+    return {
+        "papers": len(engine.index),
+        "rounds": rounds - WARM_UP_ROUNDS,
+        **{
+            name: {
+                "median_ms": round(statistics.median(t), 2),
+                "x_search": round(statistics.median(t) / base, 2),
+            }
+            for name, t in times.items()
+        },
+    }
 
 
 if __name__ == "__main__":
