@@ -81,6 +81,16 @@ def row_of(db: sqlite3.Connection, paper_id: str) -> int | None:
     return found[0][0] if found else None
 
 
+def row_of_arxiv(db: sqlite3.Connection, arxiv_id: str) -> int | None:
+    """The row of the paper with this arXiv id, whatever id the corpus gave it: a scan, for
+    the rare paper whose id is not ``arxiv:<id>``."""
+    found = db.execute(
+        "SELECT row FROM papers WHERE json_extract(record, '$.arxiv_id') = ? ORDER BY row LIMIT 1",
+        (arxiv_id,),
+    ).fetchall()
+    return found[0][0] if found else None
+
+
 def records_at(db: sqlite3.Connection, rows: Sequence[int]) -> list[str]:
     """The records of the given rows as stored, in the given order (``decode_paper`` each:
     a server decodes them without holding its connection)."""

@@ -231,6 +231,15 @@ class PaperIndex:
         with self._db_lock:
             return paper_db.row_of(self._db, paper_id)
 
+    def row_of_arxiv(self, arxiv_id: str) -> int | None:
+        """The paper with this arXiv id: ``arxiv:<id>`` as most corpora name it, else
+        whichever paper records it under another id."""
+        row = self.row_of(f"arxiv:{arxiv_id}")
+        if row is not None:
+            return row
+        with self._db_lock:
+            return paper_db.row_of_arxiv(self._db, arxiv_id)
+
     def papers_at(self, rows: Sequence[int]) -> list[Paper]:
         """Records for the given rows, in the given order."""
         with self._db_lock:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field, TypeAdapter, WithJsonSchema
 from pydantic.fields import FieldInfo
 
 from service.citations import author_credit
-from service.errors import InvalidRequest, PaperNotFound, ServiceError, TitleNotFound, validated
+from service.errors import InvalidRequest, ServiceError, TitleNotFound, validated
 from service.filters import SearchFilters
 from service.formatting import paper_heading
 from service.schemas import (
@@ -59,9 +59,9 @@ Papersearch searches a corpus of research-paper abstracts (titles, authors, date
   others (negative ids).
 - get_paper / get_papers: the full record and citation of one paper id, or of up to 50.
 The list tools (search, similar, recommend) answer brief hits (id, title, first authors, year,
-score, one evidence sentence, citation) unless given detail="full"; each ends with the offset
-of its next page (next_offset; pass it back as offset with the same arguments). Prefer brief
-pages, then get_papers for the few papers worth reading in full.
+score, one evidence sentence; the text cites each) unless given detail="full"; each ends with
+the offset of its next page (next_offset; pass it back as offset with the same
+arguments). Prefer brief pages, then get_papers for the few papers worth reading in full.
 Paper ids look like "arxiv:2502.09375" (arXiv papers) or a title slug such as
 "long-term-interest-clock-fine-grained-3265cadf58". Cite results by their [n] number, url and
 citation; every result also carries BibTeX where the metadata allows."""
@@ -190,7 +190,7 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
         50): abstract, authors, date, link, one-line citation and BibTeX of each, in the order
         given. Use it after a brief search for the papers worth reading in full."""
         ids = _validated(PaperIds, paper_ids=paper_ids).paper_ids
-        papers = await _run(_papers, engine(), ids)
+        papers = await _run(engine().papers, ids)
         return _result(PapersAnswer(papers=papers), "\n".join(map(paper_markdown, papers)))
 
     _retyped(get_papers, {"paper_ids": _advertised(PaperIds.model_fields["paper_ids"])})
@@ -267,20 +267,6 @@ def _retyped(function: Callable[..., Any], annotations: Mapping[str, Any]) -> No
             for p in signature.parameters.values()
         ]
     )
-
-
-def _papers(engine: SearchEngine, paper_ids: list[str]) -> list[CitedPaper]:
-    """The papers of these ids, in their order; one error naming every unknown id, so an
-    assistant fixes them all at once."""
-    papers, unknown = [], []
-    for paper_id in paper_ids:
-        try:
-            papers.append(engine.paper(paper_id))
-        except PaperNotFound:
-            unknown.append(paper_id)
-    if unknown:
-        raise PaperNotFound(*dict.fromkeys(unknown))
-    return papers
 
 
 def _api_names(arguments: dict[str, Any]) -> dict[str, Any]:

@@ -545,7 +545,7 @@ def _similar(args: argparse.Namespace, settings: Settings) -> int:
     if args.title is not None:
         lookup = _validated(TitleLookup, title=args.title, **page)
     elif args.text_file is not None:
-        text = sys.stdin.read() if str(args.text_file) == "-" else _read_text(args.text_file)
+        text = _read_text(args.text_file)
         pasted = _validated(SimilarTextRequest, text=text, **page)
     else:
         options = _validated(SimilarOptions, **page)
@@ -597,8 +597,10 @@ def _recommend(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _read_text(path: Path) -> str:
+    """A text file's content, or standard input's for ``-``, as UTF-8."""
     try:
-        return path.read_text(encoding="utf-8")
+        data = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 

@@ -115,6 +115,9 @@ class RecommendRequest(SimilarOptions):
 
     @model_validator(mode="after")
     def _examples_apart(self) -> RecommendRequest:
+        # An example given twice counts once (it would otherwise weigh double).
+        self.positive = list(dict.fromkeys(self.positive))
+        self.negative = list(dict.fromkeys(self.negative))
         both = sorted(set(self.positive) & set(self.negative))
         if both:
             raise ValueError(f"ids both positive and negative: {', '.join(both)}")
@@ -219,6 +222,10 @@ class SearchResponse(BaseModel):
 
 
 class SimilarPage(BaseModel):
+    mode: SearchMode = Field(
+        description="How these were ranked (`PAPERSEARCH_SIMILAR_MODE`): `hybrid`, scores a 0-1 "
+        "blend of the vector's cosine and the key terms' BM25; `dense`, scores the cosine."
+    )
     offset: int
     total: int = Field(
         description="Papers these results can page through (those passing the filters)."
@@ -251,16 +258,6 @@ class SimilarToTextResponse(SimilarPage):
 class RecommendResponse(SimilarPage):
     positive: list[str]
     negative: list[str]
-
-
-class SimilarPapersResponse(BaseModel):
-    """What the assistant tool ``find_similar_papers`` returns, whether asked by title or id."""
-
-    paper: CitedPaper = Field(description="The paper the results are similar to.")
-    match_score: float | None = Field(
-        None, description="How closely a typed title matched it (0-100); null when asked by id."
-    )
-    results: list[SearchHit] = Field(description="Nearest papers, never the paper itself.")
 
 
 class PaperPage(BaseModel):

@@ -398,12 +398,16 @@ class SearchEngine:
         ranked = sorted((t for t, w in weight.items() if w > 0), key=lambda t: (-weight[t], t))
         return ranked[:KEY_TERMS]
 
+    def papers(self, paper_ids: Sequence[str]) -> list[CitedPaper]:
+        """Several papers by id, in the order asked; every unknown id named in one 404."""
+        return [CitedPaper.of(paper) for paper in self.index.papers_at(self._rows(paper_ids))]
+
     def _rows(self, paper_ids: Sequence[str]) -> list[int]:
-        """The rows of papers by id; every unknown id is named in one 404."""
+        """The rows of papers by id; every unknown id is named, once, in one 404."""
         rows = [self.index.row_of(paper_id) for paper_id in paper_ids]
         unknown = [paper_id for paper_id, row in zip(paper_ids, rows, strict=True) if row is None]
         if unknown:
-            raise PaperNotFound(*unknown)
+            raise PaperNotFound(*dict.fromkeys(unknown))
         return [row for row in rows if row is not None]
 
     def _named_by(self, typed: str) -> tuple[int, float]:
@@ -411,7 +415,7 @@ class SearchEngine:
         its paper exactly. A 404 with the closest titles when none matches well."""
         arxiv_id = typed_arxiv_id(typed)
         if arxiv_id is not None:
-            row = self.index.row_of(f"arxiv:{arxiv_id}")
+            row = self.index.row_of_arxiv(arxiv_id)
             if row is None:
                 raise PaperNotFound(f"arxiv:{arxiv_id}")
             return row, 100.0
@@ -473,7 +477,9 @@ class SearchEngine:
         positions = best_first(rows, scores, offset + k)[offset:]
         locator = TermLocator(frozenset(terms)) if terms else None
         hits = self._hits(rows[positions], scores[positions].tolist(), locator)
-        return SimilarPage(offset=offset, total=total, results=hits)
+        return SimilarPage(
+            mode=self.settings.similar_mode, offset=offset, total=total, results=hits
+        )
 
     def _named_papers_first(self, query: str, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """Scores to rank by, with any top hit whose title or name the query is moved first.
@@ -520,4 +526,4 @@ class SearchEngine:
 
 def _fields(page: SimilarPage) -> dict[str, Any]:
     """A page's fields, for the response that extends it (its hits passed as they are)."""
-    return {"offset": page.offset, "total": page.total, "results": page.results}
+    return {"mode": page.mode, "offset": page.offset, "total": page.total, "results": page.results}

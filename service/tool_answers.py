@@ -41,17 +41,12 @@ class Detail(StrEnum):
 class PageRequest(RequestModel):
     """What every list tool takes besides its question: which page, and in how much detail."""
 
-    offset: int = Field(
-        0,
-        ge=0,
-        le=MAX_OFFSET,
-        description="Results to skip: the `next_offset` of the previous answer, for the next page.",
-    )
     detail: Detail = Field(
         Detail.BRIEF,
-        description="`brief`: id, title, first authors, year, score, one evidence sentence and "
-        "the citation of each paper; `full`: whole records (abstract, BibTeX, highlights). Ask "
-        "get_papers for the full records of the few papers that matter.",
+        description="`brief`: id, title, first authors, year, score and one evidence sentence "
+        "of each paper (the text cites each in a line); `full`: whole records (abstract, "
+        "citation, BibTeX, highlights). Ask get_papers for the full records of the few papers "
+        "that matter.",
     )
 
 
@@ -101,8 +96,8 @@ class BriefHit(BriefPaper):
     score: float = Field(description="Relevance, higher is better (as the API's `score`).")
     evidence: str | None = Field(
         description=f"The abstract sentence that best matches the query, cut at a word with "
-        f"'…' past {EVIDENCE_CHARS} characters; null where none does (and for similar papers, "
-        "which match no words)."
+        f"'…' past {EVIDENCE_CHARS} characters (for similar papers, the sentence sharing most "
+        "of the key terms); null where none does."
     )
 
     @classmethod
@@ -148,6 +143,7 @@ class SearchAnswer(Page):
 class SimilarAnswer(Page):
     """``find_similar_papers``'s answer, whether asked by title or id."""
 
+    total: int = Field(description="Papers these results can page through.")
     paper: BriefPaper | CitedPaper = Field(description="The paper the results are similar to.")
     match_score: float | None = Field(
         None, description="How closely a typed title matched it (0-100); null when asked by id."
@@ -163,6 +159,7 @@ class SimilarAnswer(Page):
         return cls(
             paper=paper if detail is Detail.FULL else BriefPaper.of(paper),
             match_score=match_score,
+            total=page.total,
             offset=page.offset,
             detail=detail,
             results=hits_in(page.results, detail),

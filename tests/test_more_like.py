@@ -3,6 +3,8 @@ seed index with the real model, over HTTP and from the CLI."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.test_cli import run_cli
@@ -64,6 +66,12 @@ def test_recommendations_exclude_the_examples_and_follow_the_filters(client):
         "/recommend", json={"positive": like, "negative": [unlike], "k": 10}
     ).json()
     assert unlike not in _ids(pushed) and pushed["negative"] == [unlike]
+    # The negative moves the ranking itself, not only out of it.
+    kept = [hit for hit in answer["results"] if hit["id"] != unlike]
+    moved = {hit["id"]: hit["score"] for hit in pushed["results"]}
+    assert any(moved.get(hit["id"]) != hit["score"] for hit in kept)
+    twice = client.post("/recommend", json={"positive": [*like, like[0]], "k": 10}).json()
+    assert twice["positive"] == like and _ids(twice) == _ids(answer)  # an example counts once
     paged = client.post("/recommend", json={"positive": like, "k": 5, "offset": 5}).json()
     assert _ids(paged) == _ids(answer)[5:]
     coded = client.post("/recommend", json={"positive": like, "has_code": True}).json()
@@ -100,3 +108,33 @@ def test_the_cli_recommends_and_finds_papers_like_a_text_file(capsys, seed_setti
     code, out, err = run_cli(capsys, "similar", "--text-file", str(abstract), "-k", "2", *index)
     assert code == 0, err
     assert out.startswith("papers similar (key terms: ") and CLOCK_ID in out
+
+
+def test_an_arxiv_id_finds_a_paper_the_corpus_named_otherwise(capsys, cache_dir, tmp_path):
+    """A JSONL corpus may give a paper its own id beside its arXiv id: the arXiv id typed
+    as a title still names it."""
+    corpus = tmp_path / "mine.jsonl"
+    rows = [
+        {
+            "id": "mine-1",
+            "arxiv_id": "2101.00001",
+            "title": "Streams of Thought",
+            "abstract": "Live-streaming recommendation with real-time content understanding.",
+        },
+        {
+            "id": "mine-2",
+            "title": "Another Paper",
+            "abstract": "Click-through rate prediction with language models.",
+        },
+    ]
+    corpus.write_text("\n".join(json.dumps(row) for row in rows) + "\n", encoding="utf-8")
+    index = tmp_path / "index"
+    code, _, err = run_cli(
+        capsys, "index", str(corpus), "--out", str(index), "--cache-dir", str(cache_dir), "--quiet"
+    )
+    assert code == 0, err
+    code, out, err = run_cli(
+        capsys, "similar", "--title", "arXiv:2101.00001", "-k", "1", "--index", str(index)
+    )
+    assert code == 0, err
+    assert out.startswith("papers similar to: Streams of Thought (matched 100/100)")

@@ -166,7 +166,11 @@ export class SearchView {
       this.run();
     });
     this.filters.addEventListener("input", (event) => {
-      if (event.target.type === "text") this.fromInput(TYPING_PAUSE_MS);
+      if (event.target.type !== "text") return;
+      // A filter narrows whatever is shown: a search, or papers like examples or a text.
+      this.page = 1;
+      this.like = "";
+      this.schedule(TYPING_PAUSE_MS);
     });
     this.filters.addEventListener("reset", () => {
       setTimeout(() => {
@@ -296,7 +300,8 @@ export class SearchView {
   }
 
   async run({ push = false, write = true } = {}) {
-    if (write) this.writeAddress(push);
+    // A pasted text is too long for an address: its pages are not written there.
+    if (write && !this.pasted) this.writeAddress(push);
     if (this.like) return this.runLookup();
     if (this.more.length || this.pasted) return this.runMoreLike();
     const q = this.input.value.trim();
@@ -596,9 +601,9 @@ export class SearchView {
       const facets = await getJson("/facets");
       this.papers = facets.papers;
       this.fillFacets(facets);
-      if (!this.input.value.trim() && !this.like && !this.more.length) this.showIntro();
+      if (!this.input.value.trim() && !this.like && !this.more.length && !this.pasted) this.showIntro();
     } catch (error) {
-      if (!this.input.value.trim() && !this.like && !this.more.length) {
+      if (!this.input.value.trim() && !this.like && !this.more.length && !this.pasted) {
         this.status.className = "status error";
         this.status.textContent = "The service is not answering.";
         fill(
