@@ -74,7 +74,7 @@ READ_ONLY = ToolAnnotations(
 DEFAULT_K = 5
 # The request fields search_papers takes (the highlight choice stays the API's), and the
 # names a tool gives them: an assistant reads "query" more easily than "q".
-SEARCH_PARAMETERS = ("q", "k", "offset", "mode", *SearchFilters.model_fields, "sort")
+SEARCH_PARAMETERS = ("q", "k", "offset", "mode", *SearchFilters.model_fields, "sort", "recency")
 TOOL_NAMES = {"q": "query"}
 SIMILAR_PARAMETERS = ("k", "offset", *SearchFilters.model_fields)
 RECOMMEND_PARAMETERS = ("positive", "negative", "k", "offset", *SearchFilters.model_fields)

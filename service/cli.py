@@ -24,7 +24,7 @@ from indexing.index_types import IndexType
 from models import BACKENDS, DEFAULT_BACKEND
 from service.filters import SearchFilters
 from service.ranking import Fusion, SearchMode, SortOrder
-from service.schemas import MAX_K, MAX_OFFSET
+from service.schemas import MAX_K, MAX_OFFSET, SearchRequest
 from service.settings import MAX_DEFAULT_WORKERS, Settings
 
 # Each command imports what it needs in its own function: the full stack (the model runtime,
@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search_options(search)
     search.add_argument(
         "--sort", choices=[s.value for s in SortOrder], default="relevance", help="result order"
+    )
+    search.add_argument(
+        "--recency",
+        type=int,
+        metavar="DAYS",
+        help=SearchRequest.model_fields["recency"].description,
     )
     search.add_argument("--index", type=Path, help="index folder")
     _add_backend_option(search, building=False)
@@ -475,7 +481,6 @@ def _mcp(args: argparse.Namespace, settings: Settings) -> int:
 
 def _search(args: argparse.Namespace, settings: Settings) -> int:
     from service.formatting import format_hits
-    from service.schemas import SearchRequest
     from service.search import SearchEngine
 
     request = _validated(
@@ -484,6 +489,7 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
         k=args.k,
         offset=args.offset,
         sort=args.sort,
+        recency=args.recency,
         **search_values(args),
     )
     engine = SearchEngine.load(settings)

@@ -84,6 +84,28 @@ def _reciprocal_rank(scores: np.ndarray, k: int) -> np.ndarray:
     return (1.0 / (k + ranks)).astype(np.float32)
 
 
+# How much of a score a recency boost may make up, at most (a paper published today gets all
+# of it, one a half-life old half): enough to reorder close matches, not to raise a poor one.
+RECENCY_WEIGHT = 0.2
+# The page's choices of recency, as half-lives in days.
+RECENCY_LABELS: dict[int, str] = {365: "Favour the past year", 1095: "Favour the past 3 years"}
+
+
+def with_recency(
+    scores: np.ndarray, published: np.ndarray, half_life_days: int, today: int
+) -> np.ndarray:
+    """Relevance blended with an exponential decay of age, as Qdrant's ``exp_decay``: each
+    score scaled to the candidates' best is mixed with ``0.5 ** (age / half-life)``, so a
+    boost never depends on the scale of the mode's scores. ``published`` holds day
+    ordinals (-1 where unknown: such a paper gets no boost)."""
+    best = float(scores.max()) if len(scores) else 0.0
+    relevance = scores / best if best > 0 else np.zeros_like(scores)
+    age = np.clip(today - published, 0, None).astype(np.float64)
+    decay = np.where(published >= 0, 0.5 ** (age / half_life_days), 0.0)
+    blended = (1 - RECENCY_WEIGHT) * relevance + RECENCY_WEIGHT * decay
+    return blended.astype(np.float32)
+
+
 def best_first(rows: np.ndarray, scores: np.ndarray, stop: int) -> np.ndarray:
     """Positions (into ``rows``/``scores``) of the first ``stop`` by descending score, then row.
 

@@ -23,10 +23,12 @@ from service.citations import (
     paper_url,
 )
 from service.filters import Choice, FilterField, SearchFilters, bounds_of, filter_fields
-from service.ranking import MODE_LABELS, SORT_LABELS, SearchMode, SortOrder
+from service.ranking import MODE_LABELS, RECENCY_LABELS, SORT_LABELS, SearchMode, SortOrder
 from service.typed_text import clean_text
 
 MAX_K = 100
+# The longest half-life a recency boost takes (a century: anything longer boosts nothing).
+MAX_RECENCY_DAYS = 36_500
 # Examples one recommendation takes, of each kind.
 MAX_EXAMPLES = 50
 # Schema ceiling of a pasted text; the service's own limit is a setting (max_text_chars).
@@ -68,6 +70,14 @@ class SearchRequest(SearchFilters, RequestModel):
     sort: SortOrder = Field(
         SortOrder.RELEVANCE,
         description="`relevance`, or `date`: the most relevant matches, newest first.",
+    )
+    recency: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_RECENCY_DAYS,
+        description="Favour recent papers: a half-life in days. The relevance is blended with "
+        "an exponential decay of each paper's age (a paper that old counts half as recent); "
+        "undated papers get no boost. Unlike `sort=date`, relevance still counts most.",
     )
     highlight: bool = Field(True, description="Add the best-matching abstract sentences.")
 
@@ -356,6 +366,7 @@ class SearchForm(BaseModel):
     default_sort: SortOrder = Field(description="The order of a search that names none.")
     modes: list[Choice]
     sorts: list[Choice]
+    recency: list[Choice] = Field(description="Recency boosts to offer: half-lives in days.")
     filters: list[FilterField] = Field(description="The filters, in the order a form shows them.")
 
     @classmethod
@@ -372,5 +383,7 @@ class SearchForm(BaseModel):
             default_sort=SearchRequest.model_fields["sort"].default,
             modes=[Choice(value=mode, label=label) for mode, label in MODE_LABELS.items()],
             sorts=[Choice(value=order, label=label) for order, label in SORT_LABELS.items()],
+            recency=[Choice(value="", label="No recency boost")]
+            + [Choice(value=str(days), label=label) for days, label in RECENCY_LABELS.items()],
             filters=filter_fields(),
         )

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from service.ranking import (
     best_first,
     hybrid_scores,
     newest_first,
+    with_recency,
 )
 from service.schemas import (
     CitedPaper,
@@ -318,6 +320,9 @@ class SearchEngine:
         by relevance (a named paper first), or the most relevant ``date_sort_pool`` newest
         first."""
         rows, scores = candidates.rows, candidates.scores
+        if request.recency is not None and len(rows):
+            published = self.index.columns.published[rows]
+            scores = with_recency(scores, published, request.recency, date.today().toordinal())
         stop = request.offset + request.k
         if request.sort is SortOrder.DATE:
             pool = best_first(rows, scores, self.date_sort_pool)

@@ -238,3 +238,18 @@ def test_term_locator_finds_exactly_the_words_analysis_would(seed_papers, query)
             if analyse(match.group()) and analyse(match.group())[0] in terms
         ]
         assert locator.occurrences(paper.abstract) == expected
+
+
+def test_recency_blends_age_into_relevance_without_sorting(client):
+    base = {"q": "recommendation", "k": 10}
+    plain = client.get("/search", params=base).json()["results"]
+    recent = client.get("/search", params={**base, "recency": 180}).json()["results"]
+    years = [int(hit["published"][:4]) for hit in plain if hit["published"]]
+    recent_years = [int(hit["published"][:4]) for hit in recent if hit["published"]]
+    assert sum(recent_years) / len(recent_years) > sum(years) / len(years)
+    assert all(0 <= hit["score"] <= 1 for hit in recent)
+    # Relevance still counts most: the boosted page is not simply the newest papers.
+    dated = client.get("/search", params={**base, "sort": "date"}).json()["results"]
+    assert [hit["id"] for hit in recent] != [hit["id"] for hit in dated]
+    refused = client.get("/search", params={**base, "recency": 0})
+    assert refused.status_code == 422 and "recency" in refused.json()["message"]

@@ -62,7 +62,7 @@ export class SearchView {
     this.buildForm(config);
     // The form's fields, as address parameters: every filter, then the order and the mode.
     this.filterNames = config.filters.map((filter) => filter.name);
-    this.fields = [...this.filterNames, "sort", "mode"];
+    this.fields = [...this.filterNames, "sort", "recency", "mode"];
     this.status = $("#status");
     this.notice = $("#notice");
     this.list = $("#results");
@@ -91,6 +91,7 @@ export class SearchView {
       $("#filter-fields"),
       config.filters.map(filterControl),
       choiceControl("Sort", "sort", config.sorts),
+      choiceControl("Recency", "recency", config.recency),
       choiceControl("Match", "mode", modes),
     );
   }
