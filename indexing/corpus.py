@@ -28,12 +28,19 @@ from indexing.parsers.jsonl import (
     open_bytes,
     parse_jsonl,
 )
+from indexing.parsers.library import (
+    looks_like_bibtex,
+    looks_like_csl_json,
+    parse_bibtex,
+    parse_csl_json,
+)
 from indexing.parsers.site_pages import looks_like_site_page, parse_site_page
 from indexing.records import Paper, PaperAtLine, ParseIssue, derived_paper_id, normalise_title
 
 # What a folder is searched for. Formats are told apart by content, and gzip is read whatever
 # the name, so any ``.gz`` file counts (a dump named ``arxiv.json.gz`` or ``pages.txt.gz``).
-CORPUS_SUFFIXES = (".txt", ".jsonl", ".ndjson", ".gz")
+# ``.bib`` and ``.json`` are the exports of reference managers (BibTeX, CSL-JSON).
+CORPUS_SUFFIXES = (".txt", ".jsonl", ".ndjson", ".gz", ".bib", ".json")
 BEIR_CORPUS_FILE = "corpus.jsonl"
 # Pages are parsed whole in memory. The seed pages are under 100 KB, so 64 MiB leaves room for
 # any saved page, while a bigger text file (a log, an unpacked dump) is refused before it is read.
@@ -59,10 +66,15 @@ class Corpus:
 
 
 def papers_checksum(papers: Sequence[Paper]) -> str:
-    """Changes whenever any stored paper changes: ties an index to the corpus it came from."""
+    """Changes whenever any stored paper changes: ties an index to the corpus it came from.
+
+    A field added to the record later (``doi``) counts only where a paper fills it, so an
+    index built before the field existed stays current for the same corpus.
+    """
     digest = hashlib.sha256()
     for paper in papers:
-        digest.update(paper.model_dump_json().encode("utf-8"))
+        left_out = {"doi"} if paper.doi is None else None
+        digest.update(paper.model_dump_json(exclude=left_out).encode("utf-8"))
     return digest.hexdigest()
 
 
@@ -126,11 +138,24 @@ def _parse_file(path: Path, capture_date: date) -> Iterator[PaperAtLine | Paper 
     except UNREADABLE as exc:
         yield ParseIssue(source, 1, f"cannot read the file: {describe_unreadable(exc)}")
         return
-    text_or_issue = _page_text(content, source)
+    text_or_issue = _file_text(content, source)
     if isinstance(text_or_issue, ParseIssue):
         yield text_or_issue
         return
     text = text_or_issue
+    if looks_like_csl_json(head.removeprefix(codecs.BOM_UTF8)):
+        yield from parse_csl_json(text, source)
+        return
+    if looks_like_bibtex(text):
+        yield from parse_bibtex(text, source)
+        return
+    if (long_line := _first_long_line(content)) is not None:
+        yield ParseIssue(
+            source,
+            long_line,
+            f"{LINE_TOO_LONG}: not a site page or arXiv listing; the file is skipped",
+        )
+        return
     if looks_like_arxiv_listing(text):
         papers, issues = parse_arxiv_listing(text, source)
     elif looks_like_site_page(text):
@@ -138,20 +163,26 @@ def _parse_file(path: Path, capture_date: date) -> Iterator[PaperAtLine | Paper 
     else:
         papers, issues = (
             [],
-            [ParseIssue(source, 1, "unrecognised format (not JSONL, site page or arXiv listing)")],
+            [
+                ParseIssue(
+                    source,
+                    1,
+                    "unrecognised format (not JSONL, BibTeX, CSL-JSON, site page or arXiv listing)",
+                )
+            ],
         )
     yield from papers
     yield from issues
 
 
-def _page_text(content: bytes, source: str) -> str | ParseIssue:
-    """The text of a file that is not JSONL, or why it cannot be a page (it is skipped whole)."""
+def _file_text(content: bytes, source: str) -> str | ParseIssue:
+    """The text of a file that is not JSONL, or why it cannot be read (it is skipped whole)."""
     if len(content) > MAX_PAGE_BYTES:
         return ParseIssue(
             source,
             1,
-            f"not JSONL and over {MAX_PAGE_BYTES >> 20} MiB, too large for a site page or "
-            "arXiv listing; the file is skipped",
+            f"not JSONL and over {MAX_PAGE_BYTES >> 20} MiB, too large for a site page, "
+            "arXiv listing or library export; the file is skipped",
         )
     if not content.strip():
         return ParseIssue(source, 1, "empty file" if not content else "empty file (blank lines)")
@@ -161,12 +192,6 @@ def _page_text(content: bytes, source: str) -> str | ParseIssue:
         line = content.count(b"\n", 0, exc.start) + 1
         column = exc.start - content.rfind(b"\n", 0, exc.start)
         return ParseIssue(source, line, f"{describe_bad_utf8(exc, column)}; the file is skipped")
-    if (long_line := _first_long_line(content)) is not None:
-        return ParseIssue(
-            source,
-            long_line,
-            f"{LINE_TOO_LONG}: not a site page or arXiv listing; the file is skipped",
-        )
     return text
 
 

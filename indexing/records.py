@@ -46,6 +46,7 @@ class Paper(BaseModel):
     has_code: bool = False
     site_score: float | None = Field(None, description="Score the paper site showed, if any.")
     arxiv_id: str | None = None
+    doi: str | None = Field(None, description="The paper's DOI (10.…), where the source gave one.")
     comment: str | None = None
     abstract: str
     source: str = Field(description="File the paper was read from.")

@@ -45,7 +45,10 @@ def date_label(paper: Paper) -> str | None:
 
 
 def paper_url(paper: Paper) -> str | None:
-    return f"https://arxiv.org/abs/{paper.arxiv_id}" if paper.arxiv_id else None
+    """The arXiv page where there is one (the full text is a click away), else the DOI's."""
+    if paper.arxiv_id:
+        return f"https://arxiv.org/abs/{paper.arxiv_id}"
+    return f"https://doi.org/{paper.doi}" if paper.doi else None
 
 
 def one_line_citation(paper: Paper) -> str:

@@ -142,6 +142,7 @@ def _arxiv_metadata(obj: dict[str, Any], source: str) -> Paper:
         published=published,
         published_inferred=inferred,
         category=categories[0] if categories else None,
+        doi=_optional_text(obj.get("doi")),
         comment=_optional_text(_unwrap(obj.get("comment") or obj.get("comments"))),
         # arXiv hard-wraps abstracts at 80 columns; the line breaks are layout, not content.
         abstract=_unwrap(_required_text(obj, "abstract")),
@@ -170,6 +171,7 @@ def _plain(obj: dict[str, Any], source: str) -> Paper:
         category=_optional_text(obj.get("category")),
         has_code=bool(obj.get("has_code", False)),
         arxiv_id=arxiv_id,
+        doi=_optional_text(obj.get("doi")),
         comment=_optional_text(obj.get("comment")),
         abstract=abstract,
         source=source,
