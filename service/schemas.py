@@ -23,6 +23,7 @@ from service.citations import (
     paper_url,
 )
 from service.filters import Choice, FilterField, SearchFilters, bounds_of, filter_fields
+from service.query_syntax import parse_query
 from service.ranking import MODE_LABELS, RECENCY_LABELS, SORT_LABELS, SearchMode, SortOrder
 from service.typed_text import clean_text
 
@@ -58,7 +59,9 @@ class SearchRequest(SearchFilters, RequestModel):
         min_length=1,
         max_length=MAX_QUERY_CHARS,
         description="A question, keywords or a paper's title, in plain words; at most 1,000 "
-        "characters unless the service is configured otherwise (`PAPERSEARCH_MAX_QUERY_CHARS`).",
+        "characters unless the service is configured otherwise (`PAPERSEARCH_MAX_QUERY_CHARS`). "
+        'In `lexical` and `hybrid` modes, "a quoted phrase" must appear in the title or '
+        "abstract and -word (or -\"a phrase\") must not.",
     )
     k: int = Field(10, ge=1, le=MAX_K, description="Number of results.")
     offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Results to skip, for paging.")
@@ -82,6 +85,12 @@ class SearchRequest(SearchFilters, RequestModel):
     highlight: bool = Field(True, description="Add the best-matching abstract sentences.")
 
     _q_clean = field_validator("q")(clean_text)
+
+    @field_validator("q")
+    @classmethod
+    def _operators_well_formed(cls, q: str) -> str:
+        parse_query(q)  # raises with what to fix; the engine reads the operators itself
+        return q
 
 
 class SimilarOptions(SearchFilters, RequestModel):

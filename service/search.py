@@ -7,7 +7,7 @@ import gc
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -24,6 +24,7 @@ from service.errors import PaperNotFound, QueryTooLong, TextTooLong, TitleNotFou
 from service.filters import NO_FILTERS, SearchFilters
 from service.highlights import highlight
 from service.query_encoder import Encoded, NearestSearch, QueryEncoder
+from service.query_syntax import QuerySyntax, holds, parse_query
 from service.ranking import (
     FusionConfig,
     SearchMode,
@@ -225,12 +226,45 @@ class SearchEngine:
         wanted = max(request.offset + request.k, NAMED_PAPER_DEPTH)
         if request.sort is SortOrder.DATE:
             wanted = max(wanted, self.date_sort_pool)
-        ranking = self._ranking(mode, analyse(request.q), wanted, request)
+        syntax = parse_query(request.q)
+        ranking = self._ranking(mode, analyse(syntax.text), wanted, request)
+        if syntax.constrains and mode is not SearchMode.DENSE:
+            ranking = replace(ranking, allowed=self._words_mask(syntax, ranking.allowed))
         encoding = None
         if mode is not SearchMode.LEXICAL:
             nearest = NearestSearch(self.index.dense, max(CANDIDATES, wanted), self.search_depth)
-            encoding = self.queries.submit(request.q, nearest)
+            encoding = self.queries.submit(syntax.text, nearest)
         return _StartedSearch(request, ranking, encoding)
+
+    def _words_mask(self, syntax: QuerySyntax, allowed: np.ndarray | None) -> np.ndarray:
+        """The filter's mask narrowed to papers that hold every quoted phrase and none of the
+        excluded words: a mask over every paper, as a filter is, so pages stay full. A
+        phrase is looked for only in the papers that hold all its terms (from BM25's
+        postings), in order in their title and abstract."""
+        keep = np.ones(len(self.index), dtype=bool) if allowed is None else allowed.copy()
+        for phrase in syntax.phrases:
+            rows = self._rows_holding(phrase)
+            if len(phrase) > 1 and len(rows):
+                papers = self.index.papers_at(rows.tolist())
+                texts = [analyse(embedding_text(paper)) for paper in papers]
+                rows = rows[[holds(terms, phrase) for terms in texts]]
+            holding = np.zeros(len(keep), dtype=bool)
+            holding[rows] = True
+            keep &= holding
+        for words in syntax.excluded:
+            rows = self._rows_holding(words)
+            if len(words) > 1 and len(rows):
+                papers = self.index.papers_at(rows.tolist())
+                rows = rows[[holds(analyse(embedding_text(p)), words) for p in papers]]
+            keep[rows] = False
+        return keep
+
+    def _rows_holding(self, terms: tuple[str, ...]) -> np.ndarray:
+        """Rows (ascending) of the papers holding every one of ``terms``."""
+        rows = self.index.lexical.matches([terms[0]])[0]
+        for term in terms[1:]:
+            rows = np.intersect1d(rows, self.index.lexical.matches([term])[0], assume_unique=True)
+        return rows
 
     def _ranking(
         self, mode: SearchMode, terms: list[str], wanted: int, filters: SearchFilters

@@ -253,3 +253,39 @@ def test_recency_blends_age_into_relevance_without_sorting(client):
     assert [hit["id"] for hit in recent] != [hit["id"] for hit in dated]
     refused = client.get("/search", params={**base, "recency": 0})
     assert refused.status_code == 422 and "recency" in refused.json()["message"]
+
+
+def test_quoted_phrases_are_required_and_minus_words_excluded(client):
+    from service.query_syntax import holds
+
+    def text_terms(hit: dict) -> list[str]:
+        return analyse(f"{hit['title'] or ''}\n{hit['abstract']}")
+
+    found = client.get("/search", params={"q": 'recommendation "live streaming"', "k": 20}).json()
+    assert 0 < found["total"] < 98 and len(found["results"]) == found["total"]
+    assert all(holds(text_terms(hit), ("live", "stream")) for hit in found["results"])
+    without = client.get("/search", params={"q": "recommendation -streaming", "k": 100}).json()
+    assert without["total"] == 98 - len(
+        [h for h in search(client, q="streaming", mode="lexical", k=100)["results"]]
+    )
+    assert all("stream" not in text_terms(hit) for hit in without["results"])
+    # Full pages with a filter too, and the operators leave dense mode alone.
+    filtered = client.get(
+        "/search", params={"q": '"recommendation"', "year_from": 2025, "k": 5}
+    ).json()
+    assert len(filtered["results"]) == min(5, filtered["total"]) and filtered["total"] > 5
+    dense = client.get("/search", params={"q": "recommendation -streaming", "mode": "dense"})
+    assert dense.json()["total"] == 98
+
+
+@pytest.mark.parametrize(
+    ("q", "says"),
+    [
+        ('recommendation "live', "a quote is not closed"),
+        ('"of the" recommendation', "holds no searchable word"),
+        ("-recommendation", "only excludes words"),
+    ],
+)
+def test_malformed_operators_are_a_clear_422(client, q, says):
+    response = client.get("/search", params={"q": q})
+    assert response.status_code == 422 and says in response.json()["message"]

@@ -384,7 +384,7 @@ export class SearchView {
         el(
           "p",
           { class: "hint" },
-          "Results appear as you type. Press ",
+          'Results appear as you type. "Quotes" require a phrase, -word excludes one. Press ',
           el("kbd", { text: "/" }),
           " to search from anywhere, ",
           el("kbd", { text: "↓" }),
