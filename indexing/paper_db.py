@@ -1,10 +1,10 @@
 """``papers.sqlite``: the table of paper records, its schema and every query made against it.
 
 Row ``i`` describes vector ``i``. Besides the record (the ``Paper`` as JSON) a row holds the
-columns filters read (year, date, category, source, code, authors), lower-cased where filters
-compare without case, and the abstract's sentence offsets (for highlights). The writer creates
-the table, the reader and an update read it: the column list and their encodings are written
-here once, so the two sides cannot drift apart.
+columns filters read (year, date, categories and authors each joined by newlines, source,
+code), lower-cased where filters compare without case, and the abstract's sentence offsets
+(for highlights). The writer creates the table, the reader and an update read it: the column
+list and their encodings are written here once, so the two sides cannot drift apart.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from indexing.records import Paper
+from indexing.records import Paper, all_categories
 
 Spans = list[tuple[int, int]]
 
@@ -45,7 +45,7 @@ def write_papers(
                     p.model_dump_json(),
                     p.published.year if p.published else 0,
                     p.published.toordinal() if p.published else -1,
-                    (p.category or "").lower(),
+                    "\n".join(all_categories(p)).lower(),
                     p.source,
                     p.has_code,
                     "\n".join(p.authors).lower(),
@@ -124,6 +124,18 @@ def map_labels(db: sqlite3.Connection) -> list[tuple[str, str | None, str | None
         "SELECT id, title, json_extract(record, '$.category'), "
         "json_extract(record, '$.arxiv_id') FROM papers ORDER BY row"
     ).fetchall()
+
+
+def category_lists(db: sqlite3.Connection) -> list[list[str]]:
+    """Every paper's categories as its source wrote them, in row order (a record written
+    before papers kept all their categories gives its one category)."""
+    rows = db.execute(
+        "SELECT json_extract(record, '$.categories'), json_extract(record, '$.category') "
+        "FROM papers ORDER BY row"
+    ).fetchall()
+    return [
+        json.loads(many) if many and many != "[]" else ([one] if one else []) for many, one in rows
+    ]
 
 
 def filter_columns(db: sqlite3.Connection) -> list[tuple[int, int, str, str, int, str]]:

@@ -66,7 +66,7 @@ class PaperColumns:
 
     year: np.ndarray  # int32, 0 where the date is unknown
     published: np.ndarray  # int64 day ordinal, -1 where unknown
-    category: np.ndarray  # lower-cased str, "" where unknown
+    category: np.ndarray  # lower-cased categories joined by newlines, "" where unknown
     source: np.ndarray  # file name the paper was read from
     has_code: np.ndarray  # bool
     authors: np.ndarray  # lower-cased author names joined by newlines
@@ -267,6 +267,11 @@ class PaperIndex:
         ``map_points[i]``."""
         with self._db_lock:
             return paper_db.map_labels(self._db)
+
+    def category_lists(self) -> list[list[str]]:
+        """Every paper's categories as written, in row order (for the facets' counts)."""
+        with self._db_lock:
+            return paper_db.category_lists(self._db)
 
     def close(self) -> None:
         with self._db_lock:

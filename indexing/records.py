@@ -42,7 +42,12 @@ class Paper(BaseModel):
         description="Part of the date is not the source's: a date shown without a year was "
         "resolved against the capture date, or a bare year was read as its 1 January.",
     )
-    category: str | None = None
+    category: str | None = Field(None, description="The primary category.")
+    categories: list[str] = Field(
+        default_factory=list,
+        description="Every category the source lists, the primary first (arXiv cross-lists); "
+        "the category filter matches any of them.",
+    )
     has_code: bool = False
     site_score: float | None = Field(None, description="Score the paper site showed, if any.")
     arxiv_id: str | None = None
@@ -95,6 +100,11 @@ def derived_paper_id(title: str | None, abstract: str) -> str:
     digest = hashlib.sha256(basis.encode("utf-8")).hexdigest()[:10]
     slug = "-".join(normalise_title(title).split()[:6]) if title else "untitled"
     return f"{slug}-{digest}"
+
+
+def all_categories(paper: Paper) -> list[str]:
+    """Every category of a paper: those the source listed, or its one category."""
+    return paper.categories or ([paper.category] if paper.category else [])
 
 
 def embedding_text(paper: Paper) -> str:

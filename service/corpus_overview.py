@@ -30,7 +30,9 @@ class CorpusOverview:
     @classmethod
     def of(cls, index: PaperIndex) -> CorpusOverview:
         labels = index.map_labels()
-        categories = _category_names([category for _, _, category, _ in labels])
+        # Counted over every category a paper lists (a cross-listed paper counts in each, as
+        # the filter finds it in each); the map colours it by its primary one.
+        categories = _category_names([c for cats in index.category_lists() for c in cats])
         facets = _facets(index, categories)
         position = {name.lower(): i for i, (name, _) in enumerate(categories)}
         points = np.round(index.map_points.astype(np.float64), MAP_DECIMALS)

@@ -35,8 +35,9 @@ YES_NO = {"": "Any", "true": "Yes", "false": "No"}  # a yes/no filter's words, u
 class SearchFilters(BaseModel):
     """Conditions a paper must all meet; ``None`` means "any".
 
-    ``category`` matches the category case-insensitively, and also the part after the dot, so
-    ``IR`` finds the site pages' ``IR`` and arXiv's ``cs.IR``. ``author`` is a case-insensitive
+    ``category`` matches any of a paper's categories case-insensitively, and also the part
+    after the dot, so ``IR`` finds the site pages' ``IR`` and arXiv's ``cs.IR``, cross-listed
+    papers included. ``author`` is a case-insensitive
     substring of any one author's name. A paper with no known date fails any year condition.
     """
 
@@ -61,7 +62,8 @@ class SearchFilters(BaseModel):
         min_length=1,
         max_length=50,
         title="Category",
-        description="Category, any case; `IR` also matches arXiv's `cs.IR`.",
+        description="Category, any case; `IR` also matches arXiv's `cs.IR`, and a cross-listed "
+        "paper matches each of its categories.",
         json_schema_extra={FACET: "categories", PLACEHOLDER: "Any category"},
     )
     author: str | None = Field(
@@ -120,7 +122,10 @@ class SearchFilters(BaseModel):
         if self.category is not None:
             wanted = self.category.lower()
             keep &= np.fromiter(
-                (c == wanted or c.rpartition(".")[2] == wanted for c in columns.category),
+                (
+                    any(c == wanted or c.rpartition(".")[2] == wanted for c in cats.split("\n"))
+                    for cats in columns.category
+                ),
                 dtype=bool,
                 count=len(columns.category),
             )

@@ -142,6 +142,7 @@ def _arxiv_metadata(obj: dict[str, Any], source: str) -> Paper:
         published=published,
         published_inferred=inferred,
         category=categories[0] if categories else None,
+        categories=list(categories),
         doi=_optional_text(obj.get("doi")),
         comment=_optional_text(_unwrap(obj.get("comment") or obj.get("comments"))),
         # arXiv hard-wraps abstracts at 80 columns; the line breaks are layout, not content.
