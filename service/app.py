@@ -20,6 +20,7 @@ from service.routes import (
     admin,
     config,
     corpus,
+    export,
     health,
     metrics,
     papers,
@@ -94,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.assistant = assistant
     app.state.metrics = ServiceMetrics(lambda: app.state.engine)
     install_error_handlers(app)
-    for module in (search, similar, papers, corpus, config, tools, health, metrics, admin):
+    for module in (search, similar, papers, export, corpus, config, tools, health, metrics, admin):
         app.include_router(module.router)
     mount_docs(app)
     mount_ui(app)

@@ -26,6 +26,7 @@ from pydantic.fields import FieldInfo
 
 from service.citations import author_credit
 from service.errors import InvalidRequest, ServiceError, TitleNotFound, validated
+from service.export import ExportedFile, ExportFormat, ExportPapers, export
 from service.filters import SearchFilters
 from service.formatting import paper_heading
 from service.schemas import (
@@ -52,12 +53,14 @@ from service.tool_answers import (
 INSTRUCTIONS = """\
 Papersearch searches a corpus of research-paper abstracts (titles, authors, dates, arXiv ids).
 - search_papers: a question or keywords ("cross-domain live-streaming recommendation"), with
-  optional filters (years, category such as IR or cs.IR, author, has_code). Start here.
+  optional filters (years, category such as IR or cs.IR, author, has_code). Start here. Put
+  words that must appear in "quotes" and prefix words that must not with a minus (-survey).
 - find_similar_papers: papers like one the user names, by its title as they remember it
   (typos and prefixes are fine), its arXiv id or URL, or a paper id from an earlier result.
 - recommend_papers: more papers like several the user picked (positive ids), and unlike
   others (negative ids).
 - get_paper / get_papers: the full record and citation of one paper id, or of up to 50.
+- export_citations: paper ids as a BibTeX, RIS or CSL-JSON file for a reference manager.
 The list tools (search, similar, recommend) answer brief hits (id, title, first authors, year,
 score, one evidence sentence; the text cites each) unless given detail="full"; each ends with
 the offset of its next page (next_offset; pass it back as offset with the same
@@ -204,6 +207,23 @@ def build_mcp_server(engine: Callable[[], SearchEngine]) -> MCPServer:
         link, one-line citation and BibTeX."""
         paper = await _run(engine().paper, paper_id)
         return _result(paper, paper_markdown(paper))
+
+    async def export_citations(
+        paper_ids: list[str], format: ExportFormat = ExportFormat.BIBTEX
+    ) -> Annotated[CallToolResult, ExportedFile]:
+        """Paper ids from earlier results as one file a reference manager imports: BibTeX,
+        RIS or CSL-JSON (Zotero, pandoc). The text is the file itself, ready to save; the
+        structured result says its format and media type too."""
+        request = _validated(ExportPapers, paper_ids=paper_ids, format=format)
+        papers = await _run(engine().papers, request.paper_ids)
+        exported = export(papers, request.format)
+        return _result(exported, exported.content)
+
+    _retyped(
+        export_citations,
+        {name: _advertised(ExportPapers.model_fields[name]) for name in ("paper_ids", "format")},
+    )
+    _tool(server, "Export citations")(export_citations)
 
     @server.resource(
         "paper://{paper_id}", name="paper", mime_type="text/markdown", title="A paper as Markdown"

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import re
 
+from bibtexparser.bibdatabase import BibDatabase
+from bibtexparser.bwriter import BibTexWriter
+
 from indexing.records import Paper
 
 # Authors named before "et al." wherever a paper is credited in one line.
@@ -61,25 +64,55 @@ def one_line_citation(paper: Paper) -> str:
 
 
 def bibtex(paper: Paper) -> str | None:
+    """One paper's BibTeX, offered only where the metadata makes a usable reference."""
     if not (paper.title and paper.published and (paper.authors or paper.arxiv_id)):
         return None
-    first_author = paper.authors[0].split()[-1] if paper.authors else "arxiv"
-    first_word = next(iter(re.findall(r"[A-Za-z]{3,}", paper.title)), "paper")
-    key = re.sub(r"[^a-z0-9]", "", f"{first_author}{paper.published.year}{first_word}".lower())
-    fields = [("title", "{" + _escape(paper.title) + "}")]
+    return write_bibtex([bibtex_entry(paper)]).strip()
+
+
+def bibtex_entry(paper: Paper, key: str | None = None) -> dict[str, str]:
+    """A paper as a bibtexparser entry: the one BibTeX rule, shared by a paper's ``bibtex``
+    and by exports (which also write untitled or undated papers, named by their label).
+    Text is LaTeX-escaped; the title is braced so BibTeX styles keep its capitals."""
+    title = paper_label(paper.title, paper.arxiv_id, paper.id)
+    entry = {"ENTRYTYPE": "misc", "ID": key or bibtex_key(paper)}
+    entry["title"] = "{" + latex_escape(title) + "}"
     if paper.authors:
-        authors = " and ".join(_escape(name) for name in paper.authors)
-        if paper.authors_truncated:
-            authors += " and others"
-        fields.append(("author", authors))
-    fields.append(("year", str(paper.published.year)))
+        authors = " and ".join(latex_escape(name) for name in paper.authors)
+        entry["author"] = authors + (" and others" if paper.authors_truncated else "")
+    if paper.published:
+        entry["year"] = str(paper.published.year)
     if paper.arxiv_id:
-        fields += [("eprint", paper.arxiv_id), ("archivePrefix", "arXiv")]
+        entry["eprint"], entry["archivePrefix"] = paper.arxiv_id, "arXiv"
+    if paper.doi:
+        entry["doi"] = paper.doi
     if url := paper_url(paper):
-        fields.append(("url", url))
-    body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
-    return f"@misc{{{key},\n{body}\n}}"
+        entry["url"] = url
+    return entry
 
 
-def _escape(text: str) -> str:
+def bibtex_key(paper: Paper) -> str:
+    """``zhu2025long``: first author's surname, year, first word of the title."""
+    first_author = paper.authors[0].split()[-1] if paper.authors else "arxiv"
+    year = paper.published.year if paper.published else ""
+    first_word = next(iter(re.findall(r"[A-Za-z]{3,}", paper.title or "")), "paper")
+    return re.sub(r"[^a-z0-9]", "", f"{first_author}{year}{first_word}".lower()) or "paper"
+
+
+BIBTEX_FIELDS = ["title", "author", "year", "eprint", "archivePrefix", "doi", "url"]
+
+
+def write_bibtex(entries: list[dict[str, str]]) -> str:
+    """Entries as BibTeX text, written by bibtexparser in the order given."""
+    database = BibDatabase()
+    database.entries = entries
+    writer = BibTexWriter()
+    writer.indent = "  "
+    writer.order_entries_by = None
+    writer.display_order = BIBTEX_FIELDS
+    return str(writer.write(database))
+
+
+def latex_escape(text: str) -> str:
+    """LaTeX's special characters (& % $ # _ { }) escaped, so that text reads as written."""
     return re.sub(r"([&%$#_{}])", r"\\\1", text)

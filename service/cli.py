@@ -178,6 +178,23 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("--index", type=Path, help="index folder")
     _add_backend_option(recommend, building=False)
     recommend.add_argument("--json", action="store_true", help="print the API's JSON")
+    export = commands.add_parser(
+        "export",
+        help="papers by id, or a page of search results, as BibTeX, RIS or CSL-JSON",
+    )
+    export.add_argument("paper_ids", nargs="*", metavar="ID", help="ids of the papers to export")
+    export.add_argument("--query", help="export this search's results instead (its page: -k)")
+    _add_page_options(export)
+    _add_search_options(export)
+    export.add_argument(
+        "--sort", choices=[s.value for s in SortOrder], default="relevance", help="result order"
+    )
+    export.add_argument(
+        "--format", choices=["bibtex", "ris", "csl-json"], default="bibtex", help="file format"
+    )
+    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    export.add_argument("--index", type=Path, help="index folder")
+    _add_backend_option(export, building=False)
     mcp = commands.add_parser("mcp", help="serve the search as MCP tools over stdio")
     mcp.add_argument("--index", type=Path, help="index folder")
     _add_backend_option(mcp, building=False)
@@ -602,6 +619,42 @@ def _recommend(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from service.export import ExportIds, ExportSearch, export
+    from service.search import SearchEngine
+
+    if bool(args.paper_ids) == (args.query is not None):
+        raise UsageError("give paper ids or --query, one of them")
+    request: ExportSearch | ExportIds
+    if args.query is not None:
+        request = _validated(
+            ExportSearch,
+            q=args.query,
+            k=args.k,
+            offset=args.offset,
+            sort=args.sort,
+            format=args.format,
+            **search_values(args),
+        )
+    else:
+        request = _validated(ExportIds, ids=args.paper_ids, format=args.format)
+    engine = SearchEngine.load(settings)
+    try:
+        if isinstance(request, ExportSearch):
+            papers: list[CitedPaper] = list(engine.search(request.search_request()).results)
+        else:
+            papers = engine.papers(request.ids)
+    finally:
+        engine.close()
+    content = export(papers, request.format).content
+    if args.out:
+        args.out.write_text(content, encoding="utf-8")
+        print(f"wrote {len(papers)} papers to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(content)
+    return 0
+
+
 def _read_text(path: Path) -> str:
     """A text file's content, or standard input's for ``-``, as UTF-8."""
     try:
@@ -642,6 +695,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "eval": _eval,
     "mcp": _mcp,
     "prepare": _prepare,
+    "export": _export,
 }
 
 if __name__ == "__main__":

@@ -211,6 +211,7 @@ def test_openapi_documents_every_endpoint(client):
         "/similar",
         "/config",
         "/recommend",
+        "/export",
         "/facets",
         "/map",
         "/healthz",

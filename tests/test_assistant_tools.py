@@ -19,7 +19,14 @@ from tests.conftest import PAPERSEARCH, running_server
 
 CLOCK_ID = "long-term-interest-clock-fine-grained-3265cadf58"
 FARM_ID = "arxiv:2502.09375"
-TOOLS = {"search_papers", "find_similar_papers", "recommend_papers", "get_paper", "get_papers"}
+TOOLS = {
+    "search_papers",
+    "find_similar_papers",
+    "recommend_papers",
+    "get_paper",
+    "get_papers",
+    "export_citations",
+}
 BRIEF_KEYS = {"id", "label", "credit", "year", "url", "score", "evidence"}
 
 

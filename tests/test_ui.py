@@ -502,3 +502,19 @@ def test_a_pasted_abstract_finds_its_own_paper_first(page):
     expect(page.locator("#status")).to_contain_text("Papers like the pasted text")
     expect(_results(page).first).to_have_attribute("data-id", paper["id"])
     expect(page.locator("#notice")).to_contain_text("Key terms:")
+
+
+def test_export_these_results_downloads_a_bib_file_that_parses(page, tmp_path):
+    import bibtexparser
+
+    _search(page, "recommendation")
+    shown = _results(page).count()
+    page.locator("#export-format").select_option("bibtex")
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Export", exact=True).click()
+    download = download_info.value
+    assert download.suggested_filename == "papersearch.bib"
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    entries = bibtexparser.loads(saved.read_text(encoding="utf-8")).entries
+    assert len(entries) == shown and shown > 0  # the page shown, one entry per result

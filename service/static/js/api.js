@@ -51,6 +51,30 @@ export async function postJson(path, body = {}, { signal } = {}) {
   });
 }
 
+// POST `body` as JSON to a route that answers a file: resolves to its blob and the name the
+// service gives it (Content-Disposition).
+export async function postForFile(path, body = {}) {
+  const present = Object.fromEntries(
+    Object.entries(body).filter(([, value]) => value !== undefined && value !== null && value !== ""),
+  );
+  const headers = { "Content-Type": "application/json" };
+  const key = apiKey();
+  if (key) headers.Authorization = `Bearer ${key}`;
+  let response;
+  try {
+    response = await fetch(path, { method: "POST", headers, body: JSON.stringify(present) });
+  } catch {
+    throw new ApiError(0, { message: "the service cannot be reached" });
+  }
+  if (!response.ok) {
+    const answer = await response.json().catch(() => ({}));
+    throw new ApiError(response.status, answer, response.headers.get("Retry-After"));
+  }
+  const disposition = response.headers.get("Content-Disposition") || "";
+  const filename = /filename="([^"]+)"/.exec(disposition)?.[1] || "papersearch-export";
+  return { blob: await response.blob(), filename };
+}
+
 async function send(url, { signal, method = "GET", headers = {}, body } = {}) {
   const sent = { Accept: "application/json", ...headers };
   const key = apiKey();

@@ -2,7 +2,7 @@
 // A search starts as typing pauses, a newer one cancels the one still running, and the
 // results, the title look-up and every error state are drawn here.
 
-import { getJson, postJson } from "./api.js";
+import { getJson, postForFile, postJson } from "./api.js";
 import { errorBox, notify } from "./messages.js";
 import { $, el, fill, hitItem, metaLine, paperHref } from "./render.js";
 import { moveFocus, toggleSimilar } from "./results.js";
@@ -203,6 +203,7 @@ export class SearchView {
     });
     $("#prev-page").addEventListener("click", () => this.goToPage(this.page - 1));
     $("#next-page").addEventListener("click", () => this.goToPage(this.page + 1));
+    $("#export-results").addEventListener("click", () => this.exportResults());
     this.list.addEventListener("keydown", (event) => moveFocus(event, this.list, this.input));
     window.addEventListener("popstate", () => {
       this.readAddress();
@@ -303,6 +304,9 @@ export class SearchView {
   async run({ push = false, write = true } = {}) {
     // A pasted text is too long for an address: its pages are not written there.
     if (write && !this.pasted) this.writeAddress(push);
+    // Only a query's results can be exported as a search (POST /export takes its fields).
+    this.exportParams = null;
+    $("#export-bar").hidden = true;
     if (this.like) return this.runLookup();
     if (this.more.length || this.pasted) return this.runMoreLike();
     const q = this.input.value.trim();
@@ -310,6 +314,7 @@ export class SearchView {
     if (!q) return this.showIntro();
     const params = { q, k: PAGE_SIZE, offset: (this.page - 1) * PAGE_SIZE };
     for (const name of this.fields) params[name] = this.filters.elements[name].value.trim();
+    this.exportParams = params;
     const signal = this.begin("Searching…");
     const started = performance.now();
     try {
@@ -424,7 +429,23 @@ export class SearchView {
       ),
     );
     this.showPager(total);
+    $("#export-bar").hidden = !(this.exportParams && results.length);
     this.corpusMap.highlight(results.map((hit) => hit.id));
+  }
+
+  // The page of results shown, as a file of the chosen format, downloaded.
+  async exportResults() {
+    const format = $("#export-format").value;
+    try {
+      const { blob, filename } = await postForFile("/export", { ...this.exportParams, format });
+      const link = el("a", { href: URL.createObjectURL(blob), download: filename });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+    } catch (error) {
+      notify(`Not exported: ${error.message}.`);
+    }
   }
 
   emptyMessage(answer, total) {
