@@ -114,5 +114,23 @@ def write_bibtex(entries: list[dict[str, str]]) -> str:
 
 
 def latex_escape(text: str) -> str:
-    """LaTeX's special characters (& % $ # _ { }) escaped, so that text reads as written."""
-    return re.sub(r"([&%$#_{}])", r"\\\1", text)
+    """LaTeX's special characters (& % $ # _ { }) escaped, so that text reads as written.
+    BibTeX (and bibtexparser) match braces without regard to a backslash, so where the
+    text's own braces do not pair up they are written as ``\\textbraceleft{}`` and
+    ``\\textbraceright{}``, which keep a field's braces balanced."""
+    escaped = re.sub(r"([&%$#_])", r"\\\1", text)
+    if _braces_pair(text):
+        return escaped.replace("{", "\\{").replace("}", "\\}")
+    return re.sub(r"[{}]", lambda b: BRACE_WORDS[b.group()], escaped)
+
+
+BRACE_WORDS = {"{": "\\textbraceleft{}", "}": "\\textbraceright{}"}
+
+
+def _braces_pair(text: str) -> bool:
+    depth = 0
+    for char in text:
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0

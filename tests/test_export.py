@@ -34,6 +34,7 @@ SPECIAL_ABSTRACT = "We cut costs by 30% & more: {a_b} costs $5, #tags too."
 
 
 def _unescape(text: str) -> str:
+    text = text.replace("\\textbraceleft{}", "{").replace("\\textbraceright{}", "}")
     return re.sub(r"\\([&%$#_{}])", r"\1", text)
 
 
@@ -139,6 +140,15 @@ def test_latex_specials_round_trip_in_every_format():
     assert items[0]["title"] == SPECIAL_TITLE and items[0]["abstract"] == SPECIAL_ABSTRACT
     assert items[0]["author"] == [{"family": "Lee", "given": "Ann"}, {"family": "Bo_Xu"}]
     assert "Deep & Wide" in _rendered(items)[0]
+
+
+@pytest.mark.parametrize(
+    "title", ["A lone { brace", "Closed } before { opened", "{Paired} {braces}"]
+)
+def test_braces_that_do_not_pair_still_parse(title):
+    paper = Paper(id="p", title=title, published=date(2024, 1, 2), abstract="x", source="s")
+    [entry] = _bibtex_entries(export([paper], ExportFormat.BIBTEX).content)
+    assert _unescape(entry["title"][1:-1]) == title
 
 
 def test_an_index_with_special_characters_exports_them(tmp_path: Path, cache_dir: Path):
