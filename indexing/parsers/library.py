@@ -58,6 +58,9 @@ _MONTHS = {
     for name in names
 }
 _LATEX = LatexNodes2Text()
+# What LaTeX typesets differently from the letters themselves: commands, groups, math, ties,
+# dashes and quote ligatures.
+_LATEX_MARKUP = re.compile(r"[\\{}$~%]|--|``|''")
 
 NO_ABSTRACT = "no abstract, nothing to search by; the entry is skipped"
 
@@ -73,7 +76,13 @@ def looks_like_csl_json(head: bytes) -> bool:
 
 
 def latex_text(value: str) -> str:
-    """LaTeX markup as the text it typesets to, on one line."""
+    """LaTeX markup as the text it typesets to, on one line.
+
+    Text without anything LaTeX would change is taken as it is: most abstracts and names are
+    plain, and pylatexenc costs as much per field as bibtexparser does per entry.
+    """
+    if not _LATEX_MARKUP.search(value):
+        return " ".join(value.split())
     try:
         text = _LATEX.latex_to_text(_BARE_PERCENT.sub(r"\\%", value))
     except Exception:  # pylatexenc is tolerant; should it still fail, raw text beats no paper
