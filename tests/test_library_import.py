@@ -221,3 +221,20 @@ def test_papersearch_index_takes_a_bib_and_a_zotero_export(
         printed, err = capsys.readouterr()
         assert code == 0, err
         assert json.loads(printed)["results"][0]["id"] == expected
+
+
+def test_an_entry_bibtexparser_cannot_read_is_reported_and_its_neighbours_kept(
+    tmp_path: Path,
+) -> None:
+    bib = tmp_path / "broken.bib"
+    bib.write_text(
+        "@article{good1, title={A}, abstract={Abs one.}}\n"
+        "@article{broken, title={B, abstract={Abs two.}\n"
+        "@article{good2, title={C}, abstract={Abs three.}}\n",
+        encoding="utf-8",
+    )
+    corpus = read_corpus([bib], CAPTURE)
+    assert [p.id for p in corpus.papers] == ["good1", "good2"]
+    assert [str(issue) for issue in corpus.issues] == [
+        "broken.bib:2: entry 'broken': not readable as BibTeX; skipped"
+    ]

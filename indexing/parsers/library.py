@@ -92,11 +92,13 @@ def latex_text(value: str) -> str:
 
 def parse_bibtex(text: str, source: str) -> Iterator[PaperAtLine | ParseIssue]:
     """Each entry with its line (the duplicate-id check and reports point at it)."""
-    headers = [
-        (m.group(2), text.count("\n", 0, m.start()) + 1)
-        for m in _ENTRY_HEADER.finditer(text)
-        if m.group(1).lower() not in _NOT_ENTRIES
-    ]
+    headers: list[tuple[str, int]] = []
+    line, counted = 1, 0
+    for match in _ENTRY_HEADER.finditer(text):  # lines counted onwards: a long file costs O(n)
+        if match.group(1).lower() not in _NOT_ENTRIES:
+            line += text.count("\n", counted, match.start())
+            counted = match.start()
+            headers.append((match.group(2), line))
     parser = BibTexParser(common_strings=True)
     parser.ignore_nonstandard_types = False  # @online, @software… are papers too
     entries = bibtexparser.loads(text, parser).entries
