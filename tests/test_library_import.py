@@ -238,3 +238,16 @@ def test_an_entry_bibtexparser_cannot_read_is_reported_and_its_neighbours_kept(
     assert [str(issue) for issue in corpus.issues] == [
         "broken.bib:2: entry 'broken': not readable as BibTeX; skipped"
     ]
+
+
+def test_an_arxiv_paper_a_dump_also_holds_is_reported_once(tmp_path: Path) -> None:
+    bib, _ = write_library(tmp_path)
+    dump = tmp_path / "dump.jsonl"
+    record = {"id": "1706.03762", "categories": "cs.CL", "title": "T", "abstract": "Transformers."}
+    dump.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    corpus = read_corpus([dump, bib], CAPTURE)
+    assert sum(p.id == "arxiv:1706.03762" for p in corpus.papers) == 1
+    assert any(
+        "duplicate id 'arxiv:1706.03762', first read from dump.jsonl line 1" in issue.reason
+        for issue in corpus.issues
+    )
