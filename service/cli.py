@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help=f"files or folders: site pages, arXiv listings, JSONL, arXiv metadata "
-        f"(.gz too), BEIR folders (default: {DEFAULT_CORPUS}/)",
+        f"(.gz too), BEIR folders, BibTeX (.bib) and CSL-JSON (a Zotero or Mendeley export) "
+        f"(default: {DEFAULT_CORPUS}/)",
     )
     index.add_argument(
         "--out", type=Path, help="index folder (default: PAPERSEARCH_INDEX_DIR or data/index)"

@@ -61,7 +61,7 @@ class SearchRequest(SearchFilters, RequestModel):
         description="A question, keywords or a paper's title, in plain words; at most 1,000 "
         "characters unless the service is configured otherwise (`PAPERSEARCH_MAX_QUERY_CHARS`). "
         'In `lexical` and `hybrid` modes, "a quoted phrase" must appear in the title or '
-        "abstract and -word (or -\"a phrase\") must not.",
+        'abstract and -word (or -"a phrase") must not.',
     )
     k: int = Field(10, ge=1, le=MAX_K, description="Number of results.")
     offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Results to skip, for paging.")

@@ -20,11 +20,16 @@ from service.export import (
 
 router = APIRouter(prefix="/export", tags=["export"])
 
+# What each file is, as a schema: text, but CSL-JSON is JSON (an array of CSL items).
+_FILE_SCHEMAS: dict[ExportFormat, dict[str, Any]] = {
+    ExportFormat.CSL_JSON: {"type": "array", "items": {"type": "object"}},
+}
 FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The file, as an attachment named `papersearch.bib`, `.ris` or `.json`.",
         "content": {
-            media_type: {"schema": {"type": "string"}} for media_type in MEDIA_TYPES.values()
+            media_type: {"schema": _FILE_SCHEMAS.get(export_format, {"type": "string"})}
+            for export_format, media_type in MEDIA_TYPES.items()
         },
     }
 }
