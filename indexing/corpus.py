@@ -18,6 +18,7 @@ from datetime import date
 from pathlib import Path
 
 from indexing.errors import PapersearchError
+from indexing.manifest import MANIFEST_FILE
 from indexing.parsers.arxiv_listing import looks_like_arxiv_listing, parse_arxiv_listing
 from indexing.parsers.jsonl import (
     LINE_TOO_LONG,
@@ -65,16 +66,30 @@ class Corpus:
         return papers_checksum(self.papers)
 
 
+# Record fields added after indexes were first built, empty by default.
+LATER_FIELDS = ("doi", "categories")
+
+
+def _in_an_index(file: Path, root: Path) -> bool:
+    """Is ``file`` part of a Papersearch index kept inside a corpus folder (its manifest and
+    BM25 files are JSON too, not papers)?"""
+    return any(
+        (folder / MANIFEST_FILE).is_file()
+        for folder in [file.parent, *file.parent.parents]
+        if folder == root or root in folder.parents
+    )
+
+
 def papers_checksum(papers: Sequence[Paper]) -> str:
     """Changes whenever any stored paper changes: ties an index to the corpus it came from.
 
-    A field added to the record later (``doi``) counts only where a paper fills it, so an
-    index built before the field existed stays current for the same corpus.
+    Fields added to the record later (``doi``, ``categories``) count only where a paper
+    fills them, so an index built before they existed stays current for the same corpus.
     """
     digest = hashlib.sha256()
     for paper in papers:
-        left_out = {"doi"} if paper.doi is None else None
-        digest.update(paper.model_dump_json(exclude=left_out).encode("utf-8"))
+        left_out = {name for name in LATER_FIELDS if not getattr(paper, name)}
+        digest.update(paper.model_dump_json(exclude=left_out or None).encode("utf-8"))
     return digest.hexdigest()
 
 
@@ -90,7 +105,9 @@ def corpus_files(paths: Sequence[Path]) -> list[Path]:
             files.append(path / BEIR_CORPUS_FILE)
         else:
             found = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.name.endswith(CORPUS_SUFFIXES)
+                p
+                for p in path.rglob("*")
+                if p.is_file() and p.name.endswith(CORPUS_SUFFIXES) and not _in_an_index(p, path)
             )
             if not found:
                 raise CorpusError(f"{path}: no corpus files ({', '.join(CORPUS_SUFFIXES)}) inside")

@@ -102,6 +102,16 @@ def derived_paper_id(title: str | None, abstract: str) -> str:
     return f"{slug}-{digest}"
 
 
+_DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", re.IGNORECASE)
+
+
+def clean_doi(value: str | None) -> str | None:
+    """The bare DOI (``10.1000/xyz``), whether written as a URL, ``doi:…`` or plain; None
+    for anything that is not one. Every format's DOI goes through here."""
+    doi = _DOI_PREFIX.sub("", (value or "").strip()).strip()
+    return doi if doi.startswith("10.") else None
+
+
 def all_categories(paper: Paper) -> list[str]:
     """Every category of a paper: those the source listed, or its one category."""
     return paper.categories or ([paper.category] if paper.category else [])

@@ -114,17 +114,18 @@ def write_bibtex(entries: list[dict[str, str]]) -> str:
 
 
 def latex_escape(text: str) -> str:
-    """LaTeX's special characters (& % $ # _ { }) escaped, so that text reads as written.
+    """LaTeX's special characters (& % $ # _ { } \\ ~ ^) escaped, so text reads as written.
     BibTeX (and bibtexparser) match braces without regard to a backslash, so where the
     text's own braces do not pair up they are written as ``\\textbraceleft{}`` and
     ``\\textbraceright{}``, which keep a field's braces balanced."""
-    escaped = re.sub(r"([&%$#_])", r"\\\1", text)
-    if _braces_pair(text):
-        return escaped.replace("{", "\\{").replace("}", "\\}")
-    return re.sub(r"[{}]", lambda b: BRACE_WORDS[b.group()], escaped)
+    braces = {"{": "\\{", "}": "\\}"} if _braces_pair(text) else BRACE_WORDS
+    written = {**{c: "\\" + c for c in "&%$#_"}, **_COMMAND_WORDS, **braces}
+    return re.sub(r"[&%$#_{}\\~^]", lambda c: written[c.group()], text)  # one pass
 
 
 BRACE_WORDS = {"{": "\\textbraceleft{}", "}": "\\textbraceright{}"}
+# Characters LaTeX reads as commands or accents, written as the commands that print them.
+_COMMAND_WORDS = {"\\": "\\textbackslash{}", "~": "\\textasciitilde{}", "^": "\\textasciicircum{}"}
 
 
 def _braces_pair(text: str) -> bool:

@@ -132,15 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query")
     _add_page_options(search)
     _add_search_options(search)
-    search.add_argument(
-        "--sort", choices=[s.value for s in SortOrder], default="relevance", help="result order"
-    )
-    search.add_argument(
-        "--recency",
-        type=int,
-        metavar="DAYS",
-        help=SearchRequest.model_fields["recency"].description,
-    )
+    _add_order_options(search)
     search.add_argument("--index", type=Path, help="index folder")
     _add_backend_option(search, building=False)
     search.add_argument("--json", action="store_true", help="print the API's JSON")
@@ -187,9 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--query", help="export this search's results instead (its page: -k)")
     _add_page_options(export)
     _add_search_options(export)
-    export.add_argument(
-        "--sort", choices=[s.value for s in SortOrder], default="relevance", help="result order"
-    )
+    _add_order_options(export)
     export.add_argument(
         "--format", choices=["bibtex", "ris", "csl-json"], default="bibtex", help="file format"
     )
@@ -234,6 +224,18 @@ def _add_backend_option(parser: argparse.ArgumentParser, *, building: bool) -> N
     default = DEFAULT_BACKEND if building else "the one the index was built with"
     parser.add_argument(
         "--backend", choices=list(BACKENDS), help=f"how the model runs (default: {default})"
+    )
+
+
+def _add_order_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sort", choices=[s.value for s in SortOrder], default="relevance", help="result order"
+    )
+    parser.add_argument(
+        "--recency",
+        type=int,
+        metavar="DAYS",
+        help=SearchRequest.model_fields["recency"].description,
     )
 
 
@@ -634,6 +636,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
             k=args.k,
             offset=args.offset,
             sort=args.sort,
+            recency=args.recency,
             format=args.format,
             **search_values(args),
         )

@@ -126,7 +126,8 @@ def to_ris(papers: Sequence[Paper]) -> str:
             "type_of_reference": "UNPB",
             "id": paper.id,
             "title": paper_label(paper.title, paper.arxiv_id, paper.id),
-            "abstract": paper.abstract,
+            # One line: RIS reads a line that looks like a tag ("AU  - …") as that tag.
+            "abstract": " ".join(paper.abstract.split()),
         }
         if paper.authors:
             record["authors"] = list(paper.authors)

@@ -17,9 +17,12 @@ from indexing.lexical import analyse
 # A negated phrase or word (the minus starts a word), a quoted phrase; the quotes people
 # type, straight or curly.
 _EXCLUDED_PHRASE = re.compile(r'(?:(?<=\s)|^)-["“”]([^"“”]*)["“”]')
-_EXCLUDED_WORD = re.compile(r"(?:(?<=\s)|^)-(\w[\w'-]*)")
+# A word, not a number: "-40 degrees" is a negative number, not an exclusion.
+_EXCLUDED_WORD = re.compile(r"(?:(?<=\s)|^)-([^\W\d_][\w'-]*)")
 _PHRASE = re.compile(r'["“”]([^"“”]*)["“”]')
 _QUOTES = re.compile(r'["“”]')
+# Marks where a phrase stood while the minus operator is read (a character no query holds).
+_HELD = "\x00"
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,12 @@ def parse_query(query: str) -> QuerySyntax:
         excluded.append(terms_of(match.group(1)))
         return " "
 
+    kept: list[str] = []
+
     def take_phrase(match: re.Match[str]) -> str:
         phrases.append(terms_of(match.group(1)))
-        return f" {match.group(1)} "  # its words still rank the papers
+        kept.append(match.group(1))  # its words still rank the papers; put back below,
+        return f"{_HELD}{len(kept) - 1}{_HELD}"  # out of reach of the minus operator
 
     rest = _PHRASE.sub(take_phrase, _EXCLUDED_PHRASE.sub(take_excluded, query))
     if _QUOTES.search(rest):
@@ -63,11 +69,14 @@ def parse_query(query: str) -> QuerySyntax:
 
     def take_word(match: re.Match[str]) -> str:
         terms = tuple(analyse(match.group(1)))
-        if terms:
-            excluded.append(terms)
+        if not terms:  # "-k": nothing searchable to exclude; the query keeps it as typed
+            return match.group(0)
+        excluded.append(terms)
         return " "
 
-    text = " ".join(_EXCLUDED_WORD.sub(take_word, rest).split())
+    rest = _EXCLUDED_WORD.sub(take_word, rest)
+    rest = re.sub(f"{_HELD}(\\d+){_HELD}", lambda m: f" {kept[int(m.group(1))]} ", rest)
+    text = " ".join(rest.split())
     if not analyse(text) and excluded:
         raise ValueError("the query only excludes words: add words or a phrase to search for")
     return QuerySyntax(text or query, tuple(phrases), tuple(excluded))

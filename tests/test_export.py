@@ -34,8 +34,16 @@ SPECIAL_ABSTRACT = "We cut costs by 30% & more: {a_b} costs $5, #tags too."
 
 
 def _unescape(text: str) -> str:
-    text = text.replace("\\textbraceleft{}", "{").replace("\\textbraceright{}", "}")
-    return re.sub(r"\\([&%$#_{}])", r"\1", text)
+    """What a BibTeX reader that knows these commands reads (the escape's inverse)."""
+    words = {
+        "\\textbraceleft{}": "{",
+        "\\textbraceright{}": "}",
+        "\\textasciicircum{}": "^",
+        "\\textasciitilde{}": "~",
+        "\\textbackslash{}": "\\",
+    }
+    escaped = re.sub(r"\\([&%$#_{}])", r"\1", text)
+    return re.sub("|".join(map(re.escape, words)), lambda m: words[m.group()], escaped)
 
 
 def _bibtex_entries(text: str) -> list[dict[str, str]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from indexing.corpus import read_corpus
 from indexing.parsers.jsonl import paper_from_object
+from indexing.parsers.library import looks_like_bibtex
 from indexing.records import Paper
 from service.citations import paper_url
 from service.cli import main
@@ -251,3 +252,76 @@ def test_an_arxiv_paper_a_dump_also_holds_is_reported_once(tmp_path: Path) -> No
         "duplicate id 'arxiv:1706.03762', first read from dump.jsonl line 1" in issue.reason
         for issue in corpus.issues
     )
+
+
+def test_ids_survive_reordered_and_edited_entries(tmp_path: Path) -> None:
+    """A library exported again later lists its items in another order, with edits: ids
+    depend on each entry's own arXiv id, DOI or key, never on its position or its text."""
+    _, csl = write_library(tmp_path)
+    first = {p.title: p.id for p in read_corpus([csl], CAPTURE).papers}
+    edited = [
+        {**item, "abstract": item["abstract"] + " Revised."} if item.get("abstract") else item
+        for item in reversed(ZOTERO_ITEMS)
+    ]
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps(edited), encoding="utf-8")
+    second = {p.title: p.id for p in read_corpus([again], CAPTURE).papers}
+    assert first == second and first
+
+
+def test_a_page_that_quotes_bibtex_is_still_a_page(tmp_path: Path) -> None:
+    from tests.conftest import SEEDS
+
+    page = next(SEEDS.glob("*.txt")).read_text(encoding="utf-8")
+    quoted = tmp_path / "page.txt"
+    quoted.write_text(page + "\nCite as: @misc{key, title={A}}\n", encoding="utf-8")
+    assert not looks_like_bibtex(quoted.read_text(encoding="utf-8"))
+    assert len(read_corpus([quoted], CAPTURE).papers) > 0
+
+
+def test_an_undefined_string_macro_is_a_reported_issue_not_a_crash(tmp_path: Path) -> None:
+    bib = tmp_path / "macros.bib"
+    bib.write_text(
+        "@article{a, title={T}, journal=jacs, abstract={An abstract.}, year=2020}\n",
+        encoding="utf-8",
+    )
+    corpus = read_corpus([bib], CAPTURE)
+    assert corpus.papers == [] and "not readable as BibTeX" in corpus.issues[0].reason
+
+
+def test_a_csl_author_given_as_one_string_is_one_author(tmp_path: Path) -> None:
+    csl = tmp_path / "one.json"
+    item = {"id": "k", "type": "article", "title": "T", "abstract": "An abstract."}
+    csl.write_text(json.dumps([{**item, "author": "Smith, John"}]), encoding="utf-8")
+    (paper,) = read_corpus([csl], CAPTURE).papers
+    assert paper.authors == ["Smith, John"]
+
+
+def test_a_doi_written_as_a_url_is_stored_bare_from_jsonl() -> None:
+    paper = paper_from_object(
+        {"id": "x", "abstract": "A.", "doi": "https://doi.org/10.1/XY"}, source="s"
+    )
+    assert paper.doi == "10.1/XY" and paper_url(paper) == "https://doi.org/10.1/XY"
+
+
+def test_an_index_kept_inside_a_corpus_folder_is_not_read_as_papers(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    _, csl = write_library(folder)
+    code = main(
+        [
+            "index",
+            str(csl),
+            "--out",
+            str(folder / "index"),
+            "--cache-dir",
+            str(cache_dir),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    corpus = read_corpus([folder], CAPTURE)
+    assert [f.name for f in corpus.files] == ["library.bib", "library.json"]
+    assert not any("index" in issue.source for issue in corpus.issues)

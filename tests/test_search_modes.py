@@ -274,8 +274,10 @@ def test_quoted_phrases_are_required_and_minus_words_excluded(client):
         "/search", params={"q": '"recommendation"', "year_from": 2025, "k": 5}
     ).json()
     assert len(filtered["results"]) == min(5, filtered["total"]) and filtered["total"] > 5
+    # Dense mode embeds the query without its operators and applies none of them.
     dense = client.get("/search", params={"q": "recommendation -streaming", "mode": "dense"})
-    assert dense.json()["total"] == 98
+    plain = client.get("/search", params={"q": "recommendation", "mode": "dense"})
+    assert [h["id"] for h in dense.json()["results"]] == [h["id"] for h in plain.json()["results"]]
 
 
 @pytest.mark.parametrize(
@@ -289,3 +291,20 @@ def test_quoted_phrases_are_required_and_minus_words_excluded(client):
 def test_malformed_operators_are_a_clear_422(client, q, says):
     response = client.get("/search", params={"q": q})
     assert response.status_code == 422 and says in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("q", "text", "excluded"),
+    [
+        ("temperature -40 degrees", "temperature -40 degrees", ()),  # a number, not a word
+        ("top -k sampling", "top -k sampling", ()),  # nothing searchable to exclude
+        ('"graph"-based learning', "graph -based learning", ()),  # no minus after a phrase
+        ("graph -based learning", "graph learning", (("base",),)),
+        ('ranking -"click through" models', "ranking models", (("click", "through"),)),
+    ],
+)
+def test_the_minus_operator_takes_words_only(q, text, excluded):
+    from service.query_syntax import parse_query
+
+    parsed = parse_query(q)
+    assert (parsed.text, parsed.excluded) == (text, excluded)

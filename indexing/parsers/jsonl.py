@@ -17,7 +17,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from indexing.records import Paper, PaperAtLine, ParseIssue, derived_paper_id
+from indexing.records import Paper, PaperAtLine, ParseIssue, clean_doi, derived_paper_id
 
 ARXIV_ID = re.compile(r"^(?:\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$")
 _AUTHOR_SEPARATORS = re.compile(r",\s*|\s+and\s+")
@@ -143,7 +143,7 @@ def _arxiv_metadata(obj: dict[str, Any], source: str) -> Paper:
         published_inferred=inferred,
         category=categories[0] if categories else None,
         categories=list(categories),
-        doi=_optional_text(obj.get("doi")),
+        doi=clean_doi(_optional_text(obj.get("doi"))),
         comment=_optional_text(_unwrap(obj.get("comment") or obj.get("comments"))),
         # arXiv hard-wraps abstracts at 80 columns; the line breaks are layout, not content.
         abstract=_unwrap(_required_text(obj, "abstract")),
@@ -172,7 +172,7 @@ def _plain(obj: dict[str, Any], source: str) -> Paper:
         category=_optional_text(obj.get("category")),
         has_code=bool(obj.get("has_code", False)),
         arxiv_id=arxiv_id,
-        doi=_optional_text(obj.get("doi")),
+        doi=clean_doi(_optional_text(obj.get("doi"))),
         comment=_optional_text(obj.get("comment")),
         abstract=abstract,
         source=source,

@@ -22,7 +22,7 @@ from bibtexparser.customization import splitname
 from pylatexenc.latex2text import LatexNodes2Text
 
 from indexing.parsers.jsonl import ARXIV_ID
-from indexing.records import Paper, PaperAtLine, ParseIssue
+from indexing.records import Paper, PaperAtLine, ParseIssue, clean_doi
 
 # An entry header at the start of a line, ``@article{key,``; ``@string``, ``@preamble`` and
 # ``@comment`` are not entries.
@@ -30,7 +30,6 @@ _ENTRY_HEADER = re.compile(r"^[ \t]*@[ \t]*([A-Za-z]+)[ \t]*[{(][ \t]*([^,\s]*)"
 _NOT_ENTRIES = {"string", "preamble", "comment"}
 _ARXIV_URL = re.compile(r"arxiv\.org/(?:abs|pdf)/([^?#\s]+?)(?:\.pdf)?(?:[?#]|$)", re.IGNORECASE)
 _ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.(.+)$", re.IGNORECASE)
-_DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", re.IGNORECASE)
 _ISO_DATE = re.compile(r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
 # LaTeX reads ``%`` as the start of a comment; in a BibTeX field typed by hand it is a percent.
 _BARE_PERCENT = re.compile(r"(?<!\\)%")
@@ -66,13 +65,21 @@ NO_ABSTRACT = "no abstract, nothing to search by; the entry is skipped"
 
 
 def looks_like_bibtex(text: str) -> bool:
-    """A BibTeX file is text with at least one ``@type{key`` entry at the start of a line."""
-    return any(m.group(1).lower() not in _NOT_ENTRIES for m in _ENTRY_HEADER.finditer(text))
+    """A BibTeX file begins (past blank lines and ``%`` comments) with an ``@type{key``
+    entry: a page that only quotes an entry somewhere ("Cite as: @misc{…") is a page."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("%"):
+            continue
+        found = _ENTRY_HEADER.match(stripped)
+        return found is not None
+    return False
 
 
 def looks_like_csl_json(head: bytes) -> bool:
-    """CSL-JSON exports are one JSON array of items; JSONL starts with an object instead."""
-    return head.lstrip().startswith(b"[")
+    """CSL-JSON exports are one JSON array of item objects (``[{``, or ``[]``); JSONL starts
+    with an object instead, and a text that merely starts with ``[`` is not JSON."""
+    return re.match(rb"\s*\[\s*[{\]]", head) is not None
 
 
 def latex_text(value: str) -> str:
@@ -101,7 +108,11 @@ def parse_bibtex(text: str, source: str) -> Iterator[PaperAtLine | ParseIssue]:
             headers.append((match.group(2), line))
     parser = BibTexParser(common_strings=True)
     parser.ignore_nonstandard_types = False  # @online, @software… are papers too
-    entries = bibtexparser.loads(text, parser).entries
+    try:
+        entries = bibtexparser.loads(text, parser).entries
+    except Exception as exc:  # e.g. a @string macro defined in another file
+        yield ParseIssue(source, 1, f"not readable as BibTeX: {exc}")
+        return
     lines: dict[str, list[int]] = {}
     for key, line in headers:
         lines.setdefault(key, []).append(line)
@@ -257,7 +268,7 @@ def _csl_paper(item: dict[str, Any], key: str, source: str) -> Paper | None:
     return Paper(
         id=_paper_id(arxiv_id, doi, key),
         title=_csl_text(item.get("title")) or None,
-        authors=[name for name in map(_csl_name, item.get("author") or []) if name],
+        authors=[name for name in map(_csl_name, _listed(item.get("author"))) if name],
         published=published,
         published_inferred=inferred,
         arxiv_id=arxiv_id,
@@ -265,6 +276,13 @@ def _csl_paper(item: dict[str, Any], key: str, source: str) -> Paper | None:
         abstract=abstract,
         source=source,
     )
+
+
+def _listed(value: Any) -> list[Any]:
+    """A CSL name list; a single name given as a string or an object is a list of one."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
 
 
 def _csl_text(value: Any) -> str:
@@ -301,10 +319,7 @@ def _csl_date(issued: Any) -> tuple[date | None, bool]:
     return None, False
 
 
-def _doi(value: str | None) -> str | None:
-    """The bare DOI (``10.1000/xyz``), whether written as a URL, ``doi:…`` or plain."""
-    doi = _DOI_PREFIX.sub("", (value or "").strip()).strip()
-    return doi if doi.startswith("10.") else None
+_doi = clean_doi
 
 
 def _arxiv_id(

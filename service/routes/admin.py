@@ -120,7 +120,7 @@ async def add(
 
 
 @router.delete(
-    "/papers/{paper_id}",
+    "/papers/{paper_id:path}",
     response_model=UpdateResult,
     summary="Remove a paper",
     responses=error_responses(404, 422, _404="No paper with that id"),
