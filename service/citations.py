@@ -99,7 +99,7 @@ def bibtex_key(paper: Paper) -> str:
     return re.sub(r"[^a-z0-9]", "", f"{first_author}{year}{first_word}".lower()) or "paper"
 
 
-BIBTEX_FIELDS = ["title", "author", "year", "eprint", "archivePrefix", "doi", "url"]
+BIBTEX_FIELDS = ["title", "author", "year", "eprint", "archivePrefix", "doi", "url", "abstract"]
 
 
 def write_bibtex(entries: list[dict[str, str]]) -> str:
@@ -120,7 +120,9 @@ def latex_escape(text: str) -> str:
     ``\\textbraceright{}``, which keep a field's braces balanced."""
     braces = {"{": "\\{", "}": "\\}"} if _braces_pair(text) else BRACE_WORDS
     written = {**{c: "\\" + c for c in "&%$#_"}, **_COMMAND_WORDS, **braces}
-    return re.sub(r"[&%$#_{}\\~^]", lambda c: written[c.group()], text)  # one pass
+    # A character LaTeX would join with the next one ("--" is a dash) is kept apart by {}.
+    written.update({"-": "-{}", "`": "`{}", "'": "'{}"})
+    return re.sub(r"[&%$#_{}\\~^]|[-`'](?=[-`'])", lambda c: written[c.group()], text)
 
 
 BRACE_WORDS = {"{": "\\textbraceleft{}", "}": "\\textbraceright{}"}

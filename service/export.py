@@ -17,7 +17,14 @@ import rispy
 from pydantic import BaseModel, Field, StringConstraints
 
 from indexing.records import Paper
-from service.citations import bibtex_entry, bibtex_key, paper_label, paper_url, write_bibtex
+from service.citations import (
+    bibtex_entry,
+    bibtex_key,
+    latex_escape,
+    paper_label,
+    paper_url,
+    write_bibtex,
+)
 from service.schemas import MAX_K, RequestModel, SearchRequest
 
 
@@ -113,7 +120,11 @@ def to_bibtex(papers: Sequence[Paper]) -> str:
     for paper in papers:
         key = bibtex_key(paper)
         seen[key] = seen.get(key, 0) + 1
-        entries.append(bibtex_entry(paper, key if seen[key] == 1 else f"{key}{seen[key]}"))
+        entry = bibtex_entry(paper, key if seen[key] == 1 else f"{key}{seen[key]}")
+        # The abstract too (a paper's own one-entry BibTeX leaves it out): an exported
+        # library is read back, by Papersearch or a reference manager, with what to search by.
+        entry["abstract"] = latex_escape(" ".join(paper.abstract.split()))
+        entries.append(entry)
     return write_bibtex(entries)
 
 

@@ -141,7 +141,9 @@ def test_latex_specials_round_trip_in_every_format():
     assert _unescape(entry["title"][1:-1]) == SPECIAL_TITLE
     assert _unescape(entry["author"]) == "Ann Lee and Bo_Xu and others"
     # One BibTeX rule: a paper's own entry is the export's.
-    assert bibtex(paper) == export([paper], ExportFormat.BIBTEX).content.strip()
+    # The export is the paper's own BibTeX, plus its abstract (what a library reads back).
+    exported = export([paper], ExportFormat.BIBTEX).content.strip()
+    assert bibtex(paper) == re.sub(r",\n  abstract = \{.*\}(?=\n\})", "", exported)
     [record] = rispy.loads(export([paper], ExportFormat.RIS).content)
     assert record["title"] == SPECIAL_TITLE and record["abstract"] == SPECIAL_ABSTRACT
     items = json.loads(export([paper], ExportFormat.CSL_JSON).content)
@@ -244,3 +246,23 @@ def test_the_assistant_tool_answers_the_file(client, seed_papers):
     assert "csl-json" in json.dumps(parameters["format"])
     refused = client.post("/tools/call", json={**call, "arguments": {"paper_ids": ["nope-9"]}})
     assert refused.status_code == 404 and "nope-9" in refused.json()["message"]
+
+
+def test_an_exported_bibtex_library_reads_back_as_the_same_papers(client, tmp_path):
+    """Export, then import: every seed paper comes back with its title and abstract (the
+    text to search by), under the same arXiv id where it has one."""
+    from indexing.corpus import read_corpus
+
+    papers = client.get("/papers", params={"limit": 100}).json()["papers"]
+    ids = ",".join(paper["id"] for paper in papers)
+    exported = client.get("/export", params={"ids": ids, "format": "bibtex"})
+    library = tmp_path / "exported.bib"
+    library.write_bytes(exported.content)
+    corpus = read_corpus([library], date(2026, 1, 1))
+    assert len(corpus.papers) == len(papers) == 98, corpus.issues[:3]
+    back = {paper.title: paper for paper in corpus.papers}
+    for paper in papers:
+        again = back[paper["label"]]
+        assert " ".join(again.abstract.split()) == " ".join(paper["abstract"].split())
+        if paper["arxiv_id"]:
+            assert again.id == paper["id"]

@@ -61,6 +61,20 @@ _LATEX = LatexNodes2Text()
 # dashes and quote ligatures.
 _LATEX_MARKUP = re.compile(r"[\\{}$~%]|--|``|''")
 
+# Commands that print a character LaTeX otherwise reads as markup (as exports write them):
+# pylatexenc renders some as look-alikes or nothing, so they are read as the character.
+_PRINTED_AS = {
+    "textasciicircum": "^",
+    "textbraceleft": "\\{",
+    "textbraceright": "\\}",
+}
+_PRINTED = re.compile(r"\\(textasciicircum|textbraceleft|textbraceright)(?:\{\}|\b)")
+
+
+def _printed(match: re.Match[str]) -> str:
+    return _PRINTED_AS[match.group(1)]
+
+
 NO_ABSTRACT = "no abstract, nothing to search by; the entry is skipped"
 
 
@@ -91,7 +105,7 @@ def latex_text(value: str) -> str:
     if not _LATEX_MARKUP.search(value):
         return " ".join(value.split())
     try:
-        text = _LATEX.latex_to_text(_BARE_PERCENT.sub(r"\\%", value))
+        text = _LATEX.latex_to_text(_BARE_PERCENT.sub(r"\\%", _PRINTED.sub(_printed, value)))
     except Exception:  # pylatexenc is tolerant; should it still fail, raw text beats no paper
         text = value
     return " ".join(text.split())
