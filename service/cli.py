@@ -275,6 +275,13 @@ def search_values(args: argparse.Namespace) -> dict[str, object]:
     return {name: value for name in names if (value := getattr(args, name, None)) is not None}
 
 
+def _search_fields(args: argparse.Namespace) -> dict[str, object]:
+    """A search's page, order, mode and filters as the command line gave them (for
+    ``search`` and ``export --query``, which run the same search)."""
+    order = {"sort": args.sort, "recency": args.recency}
+    return {"k": args.k, "offset": args.offset, **order, **search_values(args)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -503,15 +510,7 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     from service.formatting import format_hits
     from service.search import SearchEngine
 
-    request = _validated(
-        SearchRequest,
-        q=args.query,
-        k=args.k,
-        offset=args.offset,
-        sort=args.sort,
-        recency=args.recency,
-        **search_values(args),
-    )
+    request = _validated(SearchRequest, q=args.query, **_search_fields(args))
     engine = SearchEngine.load(settings)
     response = engine.search(request)
     if args.json:
@@ -630,16 +629,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("give paper ids or --query, one of them")
     request: ExportSearch | ExportIds
     if args.query is not None:
-        request = _validated(
-            ExportSearch,
-            q=args.query,
-            k=args.k,
-            offset=args.offset,
-            sort=args.sort,
-            recency=args.recency,
-            format=args.format,
-            **search_values(args),
-        )
+        request = _validated(ExportSearch, q=args.query, format=args.format, **_search_fields(args))
     else:
         request = _validated(ExportIds, ids=args.paper_ids, format=args.format)
     engine = SearchEngine.load(settings)
