@@ -243,27 +243,22 @@ class SearchEngine:
         postings), in order in their title and abstract."""
         keep = np.ones(len(self.index), dtype=bool) if allowed is None else allowed.copy()
         for phrase in syntax.phrases:
-            rows = self._rows_holding(phrase)
-            if len(phrase) > 1 and len(rows):
-                papers = self.index.papers_at(rows.tolist())
-                texts = [analyse(embedding_text(paper)) for paper in papers]
-                rows = rows[[holds(terms, phrase) for terms in texts]]
             holding = np.zeros(len(keep), dtype=bool)
-            holding[rows] = True
+            holding[self._rows_holding(phrase)] = True
             keep &= holding
         for words in syntax.excluded:
-            rows = self._rows_holding(words)
-            if len(words) > 1 and len(rows):
-                papers = self.index.papers_at(rows.tolist())
-                rows = rows[[holds(analyse(embedding_text(p)), words) for p in papers]]
-            keep[rows] = False
+            keep[self._rows_holding(words)] = False
         return keep
 
-    def _rows_holding(self, terms: tuple[str, ...]) -> np.ndarray:
-        """Rows (ascending) of the papers holding every one of ``terms``."""
-        rows = self.index.lexical.matches([terms[0]])[0]
-        for term in terms[1:]:
+    def _rows_holding(self, phrase: tuple[str, ...]) -> np.ndarray:
+        """Rows (ascending) of the papers holding ``phrase``'s terms in order: those with
+        every term (BM25's postings), then, for several terms, those with them in order."""
+        rows = self.index.lexical.matches([phrase[0]])[0]
+        for term in phrase[1:]:
             rows = np.intersect1d(rows, self.index.lexical.matches([term])[0], assume_unique=True)
+        if len(phrase) > 1 and len(rows):
+            papers = self.index.papers_at(rows.tolist())
+            rows = rows[[holds(analyse(embedding_text(paper)), phrase) for paper in papers]]
         return rows
 
     def _ranking(
@@ -290,7 +285,7 @@ class SearchEngine:
             results=self._hits(page, page_scores, terms),
         )
 
-    def _candidates(self, started: _Ranking, encoded: Encoded | None) -> tuple[Scored, int]:
+    def _candidates(self, ranking: _Ranking, encoded: Encoded | None) -> tuple[Scored, int]:
         """The papers worth ranking with their relevance, and how many papers the query
         can page through (``total``).
 
@@ -300,19 +295,19 @@ class SearchEngine:
         few of the nearest papers pass it, every passing paper is scored, so a narrow filter
         still fills its page.
         """
-        lexical = Scored(*started.lexical)
+        lexical = Scored(*ranking.lexical)
         lexical_max = lexical.best(default=0.0)  # over the corpus: filters must not change it
-        lexical = lexical.within(started.allowed)
+        lexical = lexical.within(ranking.allowed)
         if encoded is None:  # a keyword search returns only papers with a term
             return lexical, len(lexical.rows)
         vector, found = encoded
         assert found is not None
         nearest = Scored(*found)
         best_dense = nearest.best(default=-1.0)  # the corpus's best, as for BM25
-        allowed = started.allowed
+        allowed = ranking.allowed
         total = len(self.index) if allowed is None else int(allowed.sum())
-        dense = self._dense_candidates(started, vector, nearest.within(allowed), lexical, total)
-        if started.mode is SearchMode.DENSE:
+        dense = self._dense_candidates(ranking, vector, nearest.within(allowed), lexical, total)
+        if ranking.mode is SearchMode.DENSE:
             return dense, total
         fused = hybrid_scores(
             dense.scores,
@@ -325,7 +320,7 @@ class SearchEngine:
 
     def _dense_candidates(
         self,
-        started: _Ranking,
+        ranking: _Ranking,
         vector: np.ndarray,
         nearest: Scored,
         lexical: Scored,
@@ -334,11 +329,11 @@ class SearchEngine:
         """The rows to rank with their dense scores: the nearest papers that pass the
         filter, every passing paper where too few do, and in hybrid mode the best BM25
         matches too, so a paper that matches the words well is ranked however far it is."""
-        allowed = started.allowed
-        if allowed is not None and len(nearest.rows) < min(started.wanted, total):
+        allowed = ranking.allowed
+        if allowed is not None and len(nearest.rows) < min(ranking.wanted, total):
             rows = np.flatnonzero(allowed)
             return Scored(rows, self.index.dense_scores_at(vector, rows))
-        if started.mode is not SearchMode.HYBRID:
+        if ranking.mode is not SearchMode.HYBRID:
             return nearest
         best_lexical = lexical.rows[best_first(lexical.rows, lexical.scores, CANDIDATES)]
         extra = np.setdiff1d(best_lexical, nearest.rows, assume_unique=True)
