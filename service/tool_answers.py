@@ -10,7 +10,7 @@ The shapes are defined once, here, and serve as the tools' output schemas too.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -117,6 +117,18 @@ class Page(BaseModel):
     )
 
 
+def page_fields(offset: int, total: int, hits: list[SearchHit], detail: Detail) -> dict[str, Any]:
+    """The fields every list answer fills the same way: its page, its hits in the detail
+    asked for, and where the next page starts."""
+    return {
+        "offset": offset,
+        "total": total,
+        "detail": detail,
+        "results": hits_in(hits, detail),
+        "next_offset": next_offset(offset, len(hits), total),
+    }
+
+
 class SearchAnswer(Page):
     """``search_papers``'s answer: the ``/search`` response, brief or full, with its next page."""
 
@@ -131,12 +143,9 @@ class SearchAnswer(Page):
 
     @classmethod
     def of(cls, response: SearchResponse, detail: Detail) -> SearchAnswer:
-        shown = len(response.results)
         return cls(
-            **response.model_dump(include={"query", "mode", "sort", "k", "offset", "total"}),
-            detail=detail,
-            results=hits_in(response.results, detail),
-            next_offset=next_offset(response.offset, shown, response.total),
+            **response.model_dump(include={"query", "mode", "sort", "k"}),
+            **page_fields(response.offset, response.total, response.results, detail),
         )
 
 
@@ -159,11 +168,7 @@ class SimilarAnswer(Page):
         return cls(
             paper=paper if detail is Detail.FULL else BriefPaper.of(paper),
             match_score=match_score,
-            total=page.total,
-            offset=page.offset,
-            detail=detail,
-            results=hits_in(page.results, detail),
-            next_offset=next_offset(page.offset, len(page.results), page.total),
+            **page_fields(page.offset, page.total, page.results, detail),
         )
 
 
@@ -182,11 +187,7 @@ class RecommendAnswer(Page):
         return cls(
             positive=response.positive,
             negative=response.negative,
-            total=response.total,
-            offset=response.offset,
-            detail=detail,
-            results=hits_in(response.results, detail),
-            next_offset=next_offset(response.offset, len(response.results), response.total),
+            **page_fields(response.offset, response.total, response.results, detail),
         )
 
 
