@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
 import rispy
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field
 
 from indexing.records import Paper
 from service.citations import (
@@ -25,7 +25,7 @@ from service.citations import (
     paper_url,
     write_bibtex,
 )
-from service.schemas import MAX_K, RequestModel, SearchRequest
+from service.schemas import MAX_K, PaperId, RequestModel, SearchRequest
 
 
 class ExportFormat(StrEnum):
@@ -49,7 +49,6 @@ FORMAT_FIELD = Field(
     description="`bibtex` (.bib), `ris` (.ris) or `csl-json` (.json, as Zotero and pandoc "
     "read it).",
 )
-PaperId = Annotated[str, StringConstraints(min_length=1, max_length=300)]
 
 
 class ExportSearch(SearchRequest):

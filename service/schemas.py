@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     computed_field,
     field_validator,
     model_validator,
@@ -28,6 +30,10 @@ from service.ranking import MODE_LABELS, RECENCY_LABELS, SORT_LABELS, SearchMode
 from service.typed_text import clean_text
 
 MAX_K = 100
+# The longest paper id a request may name (ids are slugs, arXiv ids and DOIs: far shorter).
+MAX_PAPER_ID_CHARS = 300
+# A paper id as requests give it.
+PaperId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PAPER_ID_CHARS)]
 # The longest half-life a recency boost takes (a century: anything longer boosts nothing).
 MAX_RECENCY_DAYS = 36_500
 # Examples one recommendation takes, of each kind.

@@ -10,15 +10,16 @@ The shapes are defined once, here, and serve as the tools' output schemas too.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field
 
 from service.citations import CREDITED_AUTHORS, author_credit
 from service.ranking import SearchMode, SortOrder
 from service.schemas import (
     MAX_OFFSET,
     CitedPaper,
+    PaperId,
     RecommendResponse,
     RequestModel,
     SearchHit,
@@ -48,10 +49,6 @@ class PageRequest(RequestModel):
         "citation, BibTeX, highlights). Ask get_papers for the full records of the few papers "
         "that matter.",
     )
-
-
-# A paper id as the API's paper routes bound it.
-PaperId = Annotated[str, StringConstraints(min_length=1, max_length=300)]
 
 
 class PaperIds(RequestModel):

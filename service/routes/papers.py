@@ -8,6 +8,7 @@ from service.deps import EngineDep
 from service.errors import error_responses
 from service.schemas import (
     MAX_LIST_OFFSET,
+    MAX_PAPER_ID_CHARS,
     CitedPaper,
     PaperPage,
     SimilarOptions,
@@ -20,8 +21,13 @@ router = APIRouter(
     responses=error_responses(404, 422, _404="No paper with that id"),
 )
 
-PaperId = Annotated[
-    str, Path(min_length=1, max_length=300, description="Paper id, e.g. arxiv:2504.05217")
+PaperIdPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_PAPER_ID_CHARS,
+        description="Paper id, e.g. arxiv:2504.05217",
+    ),
 ]
 
 
@@ -41,7 +47,7 @@ def list_papers(
     summary="Papers similar to a paper",
 )
 def similar_to_paper(
-    paper_id: PaperId, params: Annotated[SimilarOptions, Query()], engine: EngineDep
+    paper_id: PaperIdPath, params: Annotated[SimilarOptions, Query()], engine: EngineDep
 ) -> SimilarToPaperResponse:
     """The papers most like this one, by meaning and by its key terms (README: search
     quality), within the filters; never the paper itself."""
@@ -49,5 +55,5 @@ def similar_to_paper(
 
 
 @router.get("/{paper_id:path}", response_model=CitedPaper, summary="One paper")
-def get_paper(paper_id: PaperId, engine: EngineDep) -> CitedPaper:
+def get_paper(paper_id: PaperIdPath, engine: EngineDep) -> CitedPaper:
     return engine.paper(paper_id)
