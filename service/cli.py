@@ -22,6 +22,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from indexing.errors import PapersearchError
 from indexing.index_types import IndexType
 from models import BACKENDS, DEFAULT_BACKEND
+from service.export import ExportFormat
 from service.filters import SearchFilters
 from service.ranking import Fusion, SearchMode, SortOrder
 from service.schemas import MAX_K, MAX_OFFSET, SearchRequest
@@ -181,7 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search_options(export)
     _add_order_options(export)
     export.add_argument(
-        "--format", choices=["bibtex", "ris", "csl-json"], default="bibtex", help="file format"
+        "--format",
+        choices=[f.value for f in ExportFormat],
+        default=ExportFormat.BIBTEX.value,
+        help="file format",
     )
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
     export.add_argument("--index", type=Path, help="index folder")

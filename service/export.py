@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
-import rispy
 from pydantic import BaseModel, Field
 
 from indexing.records import Paper
@@ -25,6 +24,7 @@ from service.citations import (
     paper_url,
     write_bibtex,
 )
+from service.filters import Choice
 from service.schemas import MAX_K, PaperId, RequestModel, SearchRequest
 
 
@@ -41,6 +41,14 @@ MEDIA_TYPES = {
     ExportFormat.CSL_JSON: "application/vnd.citationstyles.csl+json",
 }
 EXTENSIONS = {ExportFormat.BIBTEX: "bib", ExportFormat.RIS: "ris", ExportFormat.CSL_JSON: "json"}
+NAMES = {ExportFormat.BIBTEX: "BibTeX", ExportFormat.RIS: "RIS", ExportFormat.CSL_JSON: "CSL-JSON"}
+
+
+def format_choices() -> list[Choice]:
+    """The formats as a form offers them (``GET /config``): "BibTeX (.bib)", …"""
+    return [Choice(value=f, label=f"{NAMES[f]} (.{EXTENSIONS[f]})") for f in ExportFormat]
+
+
 # Ids one export by id takes: a page of the corpus listing at its largest.
 MAX_EXPORT_IDS = MAX_K
 
@@ -130,6 +138,8 @@ def to_bibtex(papers: Sequence[Paper]) -> str:
 def to_ris(papers: Sequence[Paper]) -> str:
     """RIS records, ``UNPB`` (unpublished work): what the corpus holds are preprints and
     abstracts, not their published versions."""
+    import rispy  # only where RIS is written: the CLI imports this module for its options
+
     records: list[dict[str, Any]] = []
     for paper in papers:
         record: dict[str, Any] = {

@@ -382,10 +382,17 @@ class SearchForm(BaseModel):
     modes: list[Choice]
     sorts: list[Choice]
     recency: list[Choice] = Field(description="Recency boosts to offer: half-lives in days.")
+    export_formats: list[Choice] = Field(description="The file formats `/export` writes.")
     filters: list[FilterField] = Field(description="The filters, in the order a form shows them.")
 
     @classmethod
-    def of(cls, max_query_chars: int, max_text_chars: int, default_mode: SearchMode) -> SearchForm:
+    def of(
+        cls,
+        max_query_chars: int,
+        max_text_chars: int,
+        default_mode: SearchMode,
+        export_formats: list[Choice],
+    ) -> SearchForm:
         title = bounds_of(TitleLookup.model_fields["title"])
         return cls(
             max_query_chars=max_query_chars,
@@ -401,4 +408,5 @@ class SearchForm(BaseModel):
             recency=[Choice(value="", label="No recency boost")]
             + [Choice(value=str(days), label=label) for days, label in RECENCY_LABELS.items()],
             filters=filter_fields(),
+            export_formats=export_formats,
         )

@@ -82,6 +82,10 @@ export class SearchView {
     this.titleInput.minLength = config.title_min_chars;
     this.titleInput.maxLength = config.title_max_chars;
     $("#text-input").maxLength = config.max_text_chars;
+    fill(
+      $("#export-format"),
+      config.export_formats.map((f) => el("option", { value: f.value, text: f.label })),
+    );
     // The empty choice is the service's own default mode.
     const modes = config.modes.map((mode) =>
       mode.value === config.default_mode ? { value: "", label: mode.label } : mode,
