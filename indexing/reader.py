@@ -17,6 +17,7 @@ import faiss
 import numpy as np
 
 from indexing import paper_db
+from indexing.columns import PaperColumns
 from indexing.index_types import DenseIndex, IndexType, Neighbours, read_ann
 from indexing.manifest import (
     ANN_FILE,
@@ -58,31 +59,6 @@ class BuiltOnce(Generic[T]):
                 self._value = self._build()
                 self._build = None
         return self._value  # type: ignore[return-value]
-
-
-@dataclass(frozen=True)
-class PaperColumns:
-    """What filters and date sorting read, one array entry per row, held in memory."""
-
-    year: np.ndarray  # int32, 0 where the date is unknown
-    published: np.ndarray  # int64 day ordinal, -1 where unknown
-    category: np.ndarray  # lower-cased categories joined by newlines, "" where unknown
-    source: np.ndarray  # file name the paper was read from
-    has_code: np.ndarray  # bool
-    authors: np.ndarray  # lower-cased author names joined by newlines
-
-    @classmethod
-    def read(cls, db: sqlite3.Connection) -> PaperColumns:
-        rows = paper_db.filter_columns(db)
-        column = list(zip(*rows, strict=True)) if rows else [()] * len(paper_db.FILTER_COLUMNS)
-        return cls(
-            year=np.array(column[0], dtype=np.int32),
-            published=np.array(column[1], dtype=np.int64),
-            category=np.array(column[2], dtype=object),
-            source=np.array(column[3], dtype=object),
-            has_code=np.array(column[4], dtype=bool),
-            authors=np.array(column[5], dtype=object),
-        )
 
 
 def _ann(checked: CheckedBuild, *, mapped: bool) -> faiss.Index | None:
@@ -226,6 +202,14 @@ class PaperIndex:
 
     def vector(self, row: int) -> np.ndarray:
         return np.array(self.vectors[row])
+
+    def vectors_at(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The stored vectors of the given rows, in the given order, as an in-memory array."""
+        return np.asarray(self.vectors[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
+
+    def paper_ids(self) -> list[str]:
+        """Every paper's id, in row order."""
+        return [paper_id for paper_id, _, _, _ in self.map_labels()]
 
     def row_of(self, paper_id: str) -> int | None:
         with self._db_lock:

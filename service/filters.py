@@ -4,7 +4,7 @@
 evaluates it (``mask``), the CLI's options, the assistant tools' parameters and the page's
 filter form (``filter_fields``, served by ``GET /config``) are derived from it. Adding a
 filter is one field here, with its label, plus one condition in ``mask`` (and, where no
-filter column holds what it tests yet, that column in ``PaperColumns``, indexing/reader.py).
+filter column holds what it tests yet, that column in ``PaperColumns``, indexing/columns.py).
 """
 
 from __future__ import annotations
