@@ -121,23 +121,16 @@ class SearchFilters(BaseModel):
             keep &= (columns.year <= self.year_to) & (columns.year > 0)
         if self.category is not None:
             wanted = self.category.lower()
-            keep &= np.fromiter(
-                (
-                    any(c == wanted or c.rpartition(".")[2] == wanted for c in cats.split("\n"))
-                    for cats in columns.category
-                ),
-                dtype=bool,
-                count=len(columns.category),
+            keep &= columns.with_category(
+                code
+                for code, name in enumerate(columns.category_names)
+                if name == wanted or name.rpartition(".")[2] == wanted
             )
         if self.author is not None:
-            needle = self.author.lower()
-            keep &= np.fromiter(
-                (needle in names for names in columns.authors),
-                dtype=bool,
-                count=len(columns.authors),
-            )
+            keep &= columns.with_author_text(self.author.lower())
         if self.source is not None:
-            keep &= columns.source == self.source
+            known = [code for code, name in enumerate(columns.source_names) if name == self.source]
+            keep &= np.isin(columns.source, known)
         if self.has_code is not None:
             keep &= columns.has_code == self.has_code
         return keep
