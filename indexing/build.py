@@ -22,6 +22,7 @@ from indexing.manifest import FORMAT_VERSION, IndexUnusable, Manifest, checked_b
 from indexing.plural import counted
 from indexing.records import Paper, ParseIssue, embedding_text
 from indexing.sentences import sentence_spans
+from indexing.vector_files import SuppliedVectors, VectorFileError
 from indexing.writer import check_writable, write_index
 from models import DEFAULT_BACKEND, Embedder, ModelLoader, vector_space
 
@@ -48,6 +49,8 @@ class BuildReport:
     seconds: float
     issues: list[ParseIssue] = field(default_factory=list)
     unchanged: bool = False
+    supplied: int = 0  # vectors taken from ``vectors_file``
+    vectors_file: Path | None = None
 
     def summary(self) -> str:
         if self.unchanged:
@@ -55,12 +58,23 @@ class BuildReport:
                 f"index {self.index_dir} is current ({counted(self.papers, 'paper')}, same "
                 f"corpus and model): kept as it is"
             )
+        from_file = f"{self.supplied} from {self.vectors_file}, " if self.vectors_file else ""
         return (
             f"indexed {counted(self.papers, 'paper')} from {counted(self.files, 'file')} into "
-            f"{self.index_dir}: {self.embedded} embedded, {self.reused} reused from cache, "
-            f"{len(self.issues)} skipped, {counted(self.merged_duplicates, 'duplicate')} "
-            f"merged, {self.seconds:.1f} s"
+            f"{self.index_dir}: {from_file}{self.embedded} embedded, {self.reused} reused from "
+            f"cache, {len(self.issues)} skipped, "
+            f"{counted(self.merged_duplicates, 'duplicate')} merged, {self.seconds:.1f} s"
         )
+
+
+@dataclass(frozen=True)
+class EmbeddedPapers:
+    """Papers' vectors, row for row, and where they came from."""
+
+    vectors: np.ndarray  # (papers, dimension), float32, unit rows
+    embedded: int  # texts the model embedded now
+    reused: int  # texts found in the embedding cache
+    supplied: int  # papers whose vector came from a vector file
 
 
 def build_index(
@@ -76,21 +90,41 @@ def build_index(
     skip_if_current: bool = False,
     backend: str = DEFAULT_BACKEND,
     index_type: IndexType = IndexType.AUTO,
+    vectors: Path | None = None,
+    vectors_model: str | None = None,
+    vectors_backend: str | None = None,
 ) -> BuildReport:
     """Build an index from ``paths`` into ``index_dir``; the model is loaded only if needed.
 
-    ``load_model(model_name, backend)`` is called only if some paper is not in the cache,
-    where vectors are looked up by model and backend.
+    ``load_model(model_name, backend)`` is called only if some paper is neither in
+    ``vectors`` (a vector file, ``indexing.vector_files``) nor in the cache, where vectors are
+    looked up by model and backend. ``vectors_model`` and ``vectors_backend`` say what made
+    a vector file that does not say it itself.
 
     With ``skip_if_current``, an index already built from the same papers with the same
-    model and format is kept as it is (what evaluation reruns want: seconds, not minutes).
+    model and format is kept as it is (what evaluation reruns want: seconds, not minutes);
+    never when ``vectors`` are given, which may differ from the ones the index holds.
     """
     started = time.perf_counter()
     check_writable(index_dir)  # before minutes of embedding, not after
     corpus = read_papers(paths, capture_date)
+    # Read and checked before anything is embedded: a bad file fails in seconds.
+    supplied = (
+        SuppliedVectors.read(
+            vectors,
+            model=model_name,
+            backend=backend,
+            declared_model=vectors_model,
+            declared_backend=vectors_backend,
+        )
+        if vectors is not None
+        else None
+    )
     index_type = resolve_index_type(index_type, len(corpus.papers))
-    if skip_if_current and _is_current(
-        index_dir, corpus.checksum(), model_name, backend, index_type
+    if (
+        skip_if_current
+        and supplied is None
+        and _is_current(index_dir, corpus.checksum(), model_name, backend, index_type)
     ):
         return BuildReport(
             index_dir=index_dir,
@@ -104,9 +138,9 @@ def build_index(
             unchanged=True,
         )
 
-    texts = [embedding_text(paper) for paper in corpus.papers]
-    vectors, embedded, reused = embed_with_cache(
-        texts,
+    embedding = embed_papers(
+        corpus.papers,
+        supplied=supplied,
         cache_dir=cache_dir,
         model_name=model_name,
         backend=backend,
@@ -114,16 +148,17 @@ def build_index(
         batch_size=batch_size,
         progress=progress,
     )
-    lexical = LexicalIndex.build(texts)
+    paper_vectors = embedding.vectors
+    lexical = LexicalIndex.build([embedding_text(paper) for paper in corpus.papers])
     sentences = abstract_sentences(corpus.papers, progress)
-    map_points = _corpus_map(vectors, progress)
+    map_points = _corpus_map(paper_vectors, progress)
     seconds = time.perf_counter() - started
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         model=model_name,
         backend=backend,
         index_type=index_type,
-        dimension=int(vectors.shape[1]),
+        dimension=int(paper_vectors.shape[1]),
         paper_count=len(corpus.papers),
         corpus_checksum=corpus.checksum(),
         built_at=datetime.now(UTC),
@@ -132,17 +167,19 @@ def build_index(
         capture_date=capture_date.isoformat(),
     )
     write_index(
-        index_dir, corpus.papers, vectors, lexical, sentences, manifest, map_points=map_points
+        index_dir, corpus.papers, paper_vectors, lexical, sentences, manifest, map_points=map_points
     )
     return BuildReport(
         index_dir=index_dir,
         files=len(corpus.files),
         papers=len(corpus.papers),
-        embedded=embedded,
-        reused=reused,
+        embedded=embedding.embedded,
+        reused=embedding.reused,
         merged_duplicates=corpus.merged_duplicates,
         seconds=time.perf_counter() - started,
         issues=corpus.issues,
+        supplied=embedding.supplied,
+        vectors_file=vectors,
     )
 
 
@@ -157,6 +194,67 @@ def read_papers(paths: Sequence[Path], capture_date: date) -> Corpus:
             f"no papers could be read from {', '.join(map(str, paths))}; index unchanged{reasons}"
         )
     return corpus
+
+
+def embed_papers(
+    papers: Sequence[Paper],
+    *,
+    supplied: SuppliedVectors | None,
+    cache_dir: Path,
+    model_name: str,
+    backend: str,
+    load_model: ModelLoader,
+    batch_size: int,
+    progress: bool,
+) -> EmbeddedPapers:
+    """Every paper's vector, in paper order: from ``supplied`` where it holds the paper's id,
+    else from the embedding cache, else from the model (loaded only then). What a full build
+    and an incremental add both run.
+
+    Supplied vectors are not put in the cache: it holds what this machine's model computed,
+    and a text's cached vector must not depend on which file was once brought in.
+    """
+
+    def embedded_now(texts: Sequence[str]) -> tuple[np.ndarray, int, int]:
+        return embed_with_cache(
+            texts,
+            cache_dir=cache_dir,
+            model_name=model_name,
+            backend=backend,
+            load_model=load_model,
+            batch_size=batch_size,
+            progress=progress,
+        )
+
+    if supplied is None:
+        return EmbeddedPapers(*embedded_now([embedding_text(paper) for paper in papers]), 0)
+    rows = supplied.rows_for([paper.id for paper in papers])
+    from_file = np.flatnonzero(rows >= 0)
+    to_embed = np.flatnonzero(rows < 0)
+    embedded = reused = 0
+    computed: np.ndarray | None = None
+    if len(to_embed):
+        computed, embedded, reused = embedded_now(
+            [embedding_text(papers[int(i)]) for i in to_embed]
+        )
+    if computed is not None and computed.shape[1] != supplied.dimension:
+        raise VectorFileError(
+            f"{supplied.path} holds {supplied.dimension}-dimensional vectors, but {model_name} "
+            f"({backend}) makes {computed.shape[1]}-dimensional ones: they were not made by it"
+        )
+    vectors = np.empty((len(papers), supplied.dimension), dtype=np.float32)
+    with tqdm(
+        total=len(from_file),
+        desc=f"vectors from {supplied.path.name}",
+        unit="paper",
+        disable=not progress,
+        file=sys.stderr,
+    ) as bar:
+        vectors[from_file] = supplied.vectors[rows[from_file]]
+        bar.update(len(from_file))
+    if computed is not None:
+        vectors[to_embed] = computed
+    return EmbeddedPapers(vectors, embedded, reused, len(from_file))
 
 
 def embed_with_cache(

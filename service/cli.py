@@ -12,10 +12,10 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[t.value for t in IndexType],
         help="dense index structure (default: auto, exact below 100,000 papers)",
     )
+    _add_vector_options(index)
     index.add_argument(
         "--force", action="store_true", help="rebuild even if the index is already current"
     )
@@ -100,7 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--index", type=Path, help="index folder")
     add.add_argument("--cache-dir", type=Path, help="embedding cache (default: data/cache)")
     add.add_argument("--capture-date", type=_date, help="as for `papersearch index`")
+    _add_vector_options(add)
     add.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    export_vectors = commands.add_parser(
+        "export-vectors",
+        help="write an index's vectors to a Parquet file (what `index --vectors` reads)",
+    )
+    export_vectors.add_argument("--index", type=Path, help="index folder")
+    export_vectors.add_argument(
+        "--out", type=Path, required=True, metavar="FILE.parquet", help="file to write"
+    )
 
     remove = commands.add_parser(
         "remove",
@@ -222,6 +233,26 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--cache-dir", type=Path, help="embedding cache (default: data/cache)")
     evaluate.add_argument("--out", type=Path, help="also write the results as JSON here")
     return parser
+
+
+def _add_vector_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--vectors",
+        type=Path,
+        metavar="FILE.parquet",
+        help="precomputed vectors (columns id, vector; see `export-vectors`): papers with one "
+        "are not embedded",
+    )
+    parser.add_argument(
+        "--vectors-model",
+        metavar="MODEL",
+        help="the model that made --vectors, for a file whose metadata does not say",
+    )
+    parser.add_argument(
+        "--vectors-backend",
+        choices=list(BACKENDS),
+        help="the backend that made --vectors, for a file whose metadata does not say",
+    )
 
 
 def _add_backend_option(parser: argparse.ArgumentParser, *, building: bool) -> None:
@@ -349,7 +380,16 @@ def _described(error: ValidationError) -> str:
     return describe_validation_errors(error.errors())
 
 
-def _build(paths: Sequence[Path], settings: Settings, **options: bool) -> BuildReport:
+def _build(
+    paths: Sequence[Path],
+    settings: Settings,
+    *,
+    progress: bool = True,
+    skip_if_current: bool = False,
+    vectors: Path | None = None,
+    vectors_model: str | None = None,
+    vectors_backend: str | None = None,
+) -> BuildReport:
     """``build_index`` into the settings' index folder, with their cache, model and dates."""
     from indexing.build import build_index
     from models import load_embedder
@@ -364,7 +404,11 @@ def _build(paths: Sequence[Path], settings: Settings, **options: bool) -> BuildR
         index_type=settings.index_type,
         capture_date=settings.capture_date,
         batch_size=settings.batch_size,
-        **options,
+        progress=progress,
+        skip_if_current=skip_if_current,
+        vectors=vectors,
+        vectors_model=vectors_model,
+        vectors_backend=vectors_backend,
     )
 
 
@@ -374,14 +418,29 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
         settings,
         progress=not args.quiet,
         skip_if_current=not args.force,
+        vectors=args.vectors,
+        vectors_model=args.vectors_model,
+        vectors_backend=args.vectors_backend,
     )
     return _print_report(report)
 
 
 def _add(args: argparse.Namespace, settings: Settings) -> int:
+    import inspect
+
     from indexing.update import add_files
     from models import load_embedder
 
+    # Passed only when given, and refused while add_files does not take them yet (its
+    # `vectors` keyword is being added in indexing/update.py); then passed directly.
+    vector_options: dict[str, Any] = {
+        name: value
+        for name in ("vectors", "vectors_model", "vectors_backend")
+        if (value := getattr(args, name)) is not None
+    }
+    unsupported = set(vector_options) - set(inspect.signature(add_files).parameters)
+    if unsupported:
+        raise UsageError("`papersearch add` does not take --vectors yet; use `papersearch index`")
     report = add_files(
         args.paths,
         settings.index_dir,
@@ -390,8 +449,44 @@ def _add(args: argparse.Namespace, settings: Settings) -> int:
         load_model=load_embedder,
         batch_size=settings.batch_size,
         progress=not args.quiet,
+        **vector_options,
     )
     return _print_report(report)
+
+
+def _export_vectors(args: argparse.Namespace, settings: Settings) -> int:
+    """The index's vectors, in row order, a chunk at a time: a million of them never sit
+    in memory at once beside the memory-mapped index."""
+    import numpy as np
+
+    from indexing.manifest import checked_build
+    from indexing.plural import counted
+    from indexing.reader import PaperIndex
+    from indexing.vector_files import CHUNK_ROWS, write_vector_chunks
+
+    index = PaperIndex.open_checked(checked_build(settings.index_dir))
+    try:
+        ids, manifest = index.paper_ids(), index.manifest
+
+        def chunks() -> Iterator[tuple[list[str], np.ndarray]]:
+            for start in range(0, len(ids), CHUNK_ROWS):
+                rows = np.arange(start, min(start + CHUNK_ROWS, len(ids)))
+                yield ids[start : start + CHUNK_ROWS], index.vectors_at(rows)
+
+        count = write_vector_chunks(
+            args.out,
+            chunks(),
+            model=manifest.model,
+            backend=manifest.backend,
+            dimension=manifest.dimension,
+        )
+    finally:
+        index.close()
+    print(
+        f"exported {counted(count, 'vector')} of {settings.index_dir} ({manifest.model}, "
+        f"{manifest.backend}) to {args.out}"
+    )
+    return 0
 
 
 def _print_report(report: BuildReport | UpdateReport) -> int:
@@ -694,6 +789,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "mcp": _mcp,
     "prepare": _prepare,
     "export": _export,
+    "export-vectors": _export_vectors,
 }
 
 if __name__ == "__main__":
