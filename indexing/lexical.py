@@ -355,9 +355,15 @@ class LexicalIndex:
                 found_weights.append(times * idf * tf / (tf + norm))
         if not found_rows:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        unique, position = np.unique(np.concatenate(found_rows), return_inverse=True)
-        summed = np.bincount(position, weights=np.concatenate(found_weights))
-        return unique, summed.astype(np.float32)
+        rows, weights = np.concatenate(found_rows), np.concatenate(found_weights)
+        if len(found_rows) > 1 and len(rows):
+            # Each list ascends: a stable sort merges runs (timsort), cheaper than np.unique.
+            order = np.argsort(rows, kind="stable")
+            rows, weights = rows[order], weights[order]
+            first = np.concatenate(([True], rows[1:] != rows[:-1]))
+            weights = np.bincount(np.cumsum(first) - 1, weights=weights)
+            rows = rows[first]
+        return rows, weights.astype(np.float32)
 
     def idf(self, term: str) -> float:
         """Lucene's idf over the live papers, the weight a matching term gets when choosing
