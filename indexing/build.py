@@ -245,7 +245,7 @@ def embed_papers(
     vectors = np.empty((len(papers), supplied.dimension), dtype=np.float32)
     with tqdm(
         total=len(from_file),
-        desc=f"vectors from {supplied.path.name}",
+        desc="supplied",
         unit="paper",
         disable=not progress,
         file=sys.stderr,
