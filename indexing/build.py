@@ -16,14 +16,13 @@ from indexing.corpus import Corpus, read_corpus
 from indexing.corpus_map import project
 from indexing.embedding_cache import EmbeddingCache, text_hash
 from indexing.errors import PapersearchError
-from indexing.index_types import IndexType, resolve_index_type
-from indexing.lexical import LexicalIndex
-from indexing.manifest import FORMAT_VERSION, IndexUnusable, Manifest, checked_build
+from indexing.index_types import IndexType, build_ann, resolve_index_type
+from indexing.manifest import FORMAT_VERSION, IndexUnusable, Manifest, Segment, checked_build
 from indexing.plural import counted
 from indexing.records import Paper, ParseIssue, embedding_text
 from indexing.sentences import sentence_spans
 from indexing.vector_files import SuppliedVectors, VectorFileError
-from indexing.writer import check_writable, write_index
+from indexing.writer import check_writable, next_segment_name, segment_writer, write_index
 from models import DEFAULT_BACKEND, Embedder, ModelLoader, vector_space
 
 # Texts handed to the model per call: small enough for a smooth progress bar and for a
@@ -149,9 +148,9 @@ def build_index(
         progress=progress,
     )
     paper_vectors = embedding.vectors
-    lexical = LexicalIndex.build([embedding_text(paper) for paper in corpus.papers])
     sentences = abstract_sentences(corpus.papers, progress)
     map_points = _corpus_map(paper_vectors, progress)
+    ann = None if index_type is IndexType.FLAT else build_ann(index_type, paper_vectors)
     seconds = time.perf_counter() - started
     manifest = Manifest(
         format_version=FORMAT_VERSION,
@@ -165,10 +164,12 @@ def build_index(
         build_seconds=round(seconds, 3),
         sources=[path.name for path in corpus.files],
         capture_date=capture_date.isoformat(),
+        segments=[
+            Segment(name=next_segment_name(None), rows=len(corpus.papers), ann=ann is not None)
+        ],
     )
-    write_index(
-        index_dir, corpus.papers, paper_vectors, lexical, sentences, manifest, map_points=map_points
-    )
+    segment = segment_writer(corpus.papers, paper_vectors, sentences, map_points, ann=ann)
+    write_index(index_dir, manifest, segment)
     return BuildReport(
         index_dir=index_dir,
         files=len(corpus.files),

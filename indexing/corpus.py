@@ -83,14 +83,26 @@ def _in_an_index(file: Path, root: Path) -> bool:
 def papers_checksum(papers: Sequence[Paper]) -> str:
     """Changes whenever any stored paper changes: ties an index to the corpus it came from.
 
-    Fields added to the record later (``doi``, ``categories``) count only where a paper
-    fills them, so an index built before they existed stays current for the same corpus.
+    The sum of the papers' own digests (modulo 2^256), so it does not depend on their order
+    and an update adjusts it from the papers it adds and removes alone (``changed_checksum``),
+    without reading the others. Fields added to the record later (``doi``, ``categories``)
+    count only where a paper fills them, so an index built before they existed stays current
+    for the same corpus.
     """
-    digest = hashlib.sha256()
-    for paper in papers:
-        left_out = {name for name in LATER_FIELDS if not getattr(paper, name)}
-        digest.update(paper.model_dump_json(exclude=left_out or None).encode("utf-8"))
-    return digest.hexdigest()
+    return changed_checksum(f"{0:064x}", added=papers, removed=())
+
+
+def changed_checksum(checksum: str, *, added: Sequence[Paper], removed: Sequence[Paper]) -> str:
+    """``papers_checksum`` of a corpus of checksum ``checksum`` once ``added`` are added to
+    it and ``removed`` (papers it held, as it held them) are taken out."""
+    total = int(checksum, 16) + sum(map(_paper_digest, added)) - sum(map(_paper_digest, removed))
+    return f"{total % (1 << 256):064x}"
+
+
+def _paper_digest(paper: Paper) -> int:
+    left_out = {name for name in LATER_FIELDS if not getattr(paper, name)}
+    data = paper.model_dump_json(exclude=left_out or None).encode("utf-8")
+    return int.from_bytes(hashlib.sha256(data).digest())
 
 
 def corpus_files(paths: Sequence[Path]) -> list[Path]:

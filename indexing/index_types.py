@@ -16,12 +16,15 @@ The README's performance table has the recall@10 against exact search of each ty
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import faiss
 import numpy as np
+
+from indexing.row_space import RowSpace
 
 # Below this many papers ``auto`` means exact search (see the module doc).
 AUTO_FLAT_LIMIT = 100_000
@@ -92,14 +95,25 @@ class Neighbours(NamedTuple):
 
 
 class DenseIndex:
-    """Nearest papers by meaning: exact float32 vectors, plus an ANN structure or not."""
+    """Nearest papers of one segment by meaning: exact float32 vectors, plus an ANN structure
+    or not, without the segment's removed papers. Rows are the segment's own."""
 
-    def __init__(self, vectors: np.ndarray, ann: faiss.Index | None) -> None:
+    def __init__(
+        self, vectors: np.ndarray, ann: faiss.Index | None, deleted: np.ndarray | None = None
+    ) -> None:
         self.vectors = vectors
         self.ann = ann
-        # A fixed, evenly spread sample of rows: its lowest score to a query stands in for the
-        # corpus minimum that hybrid scaling needs, without scoring every paper.
-        self._sample = np.ascontiguousarray(vectors[:: max(1, len(vectors) // MIN_SAMPLE)])
+        self.deleted = np.zeros(0, np.int64) if deleted is None else np.asarray(deleted, np.int64)
+        live = np.setdiff1d(np.arange(len(vectors)), self.deleted, assume_unique=True)
+        self.live_count = len(live)
+        # A fixed, evenly spread sample of live rows: its lowest score to a query stands in
+        # for the corpus minimum that hybrid scaling needs, without scoring every paper.
+        self._sample = np.ascontiguousarray(vectors[live[:: max(1, len(live) // MIN_SAMPLE)]])
+        # Removed papers are skipped inside the ANN search, so they take no candidate's place.
+        self._skip: list[faiss.IDSelector] = []
+        if ann is not None and len(self.deleted):
+            removed = faiss.IDSelectorBatch(self.deleted)
+            self._skip = [removed, faiss.IDSelectorNot(removed)]  # the Not points at the batch
 
     def nearest(self, vector: np.ndarray, n: int, search_depth: int) -> Neighbours:
         """(About) the ``n`` papers closest to ``vector``, best first, with exact scores.
@@ -112,38 +126,106 @@ class DenseIndex:
     def nearest_many(self, vectors: np.ndarray, n: int, search_depth: int) -> list[Neighbours]:
         """``nearest`` for several queries in one pass: a batch costs far less than its
         queries one by one (the query encoder batches them)."""
-        n = min(n, len(self.vectors))
+        n = min(n, self.live_count)
         queries = np.ascontiguousarray(vectors, dtype=np.float32)
         if n <= 0:
             return [Neighbours(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in queries]
         if self.ann is None:  # the inner products are the exact scores already
-            scores, rows = faiss.knn(queries, self.vectors, n, metric=faiss.METRIC_INNER_PRODUCT)
-            return [Neighbours(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores, strict=True)]
+            wanted = min(n + len(self.deleted), len(self.vectors))
+            scores, rows = faiss.knn(
+                queries, self.vectors, wanted, metric=faiss.METRIC_INNER_PRODUCT
+            )
+            kept = [
+                (r[self._alive(r)][:n], s[self._alive(r)][:n])
+                for r, s in zip(rows, scores, strict=True)
+            ]
+            return [Neighbours(r, sc) for r, sc in kept]
         _, rows = self.ann.search(queries, n, params=self._search_parameters(search_depth))
         found = [r[r >= 0] for r in rows]
         return [Neighbours(r, self.scores_at(q, r)) for q, r in zip(queries, found, strict=True)]
+
+    def _alive(self, rows: np.ndarray) -> np.ndarray:
+        """Which of ``rows`` (as FAISS returns them, -1 for none) are live papers."""
+        alive = rows >= 0
+        if len(self.deleted):
+            alive &= ~np.isin(rows, self.deleted)
+        return alive
 
     def scores_at(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact cosine similarity of the given rows to one normalised query vector."""
         scores: np.ndarray = self.vectors[rows] @ np.asarray(vector, dtype=np.float32).reshape(-1)
         return scores
 
-    def score_range(self, vector: np.ndarray, best: float) -> tuple[float, float]:
-        """(lowest, highest) score over the corpus; the low end is estimated from a sample."""
-        low = float((self._sample @ np.asarray(vector, dtype=np.float32).reshape(-1)).min())
-        return min(low, best), best
+    def lowest(self, vector: np.ndarray) -> float:
+        """The lowest score over the segment, estimated from a sample of its live rows."""
+        if not len(self._sample):
+            return np.inf
+        return float((self._sample @ np.asarray(vector, dtype=np.float32).reshape(-1)).min())
 
     def _search_parameters(self, search_depth: int) -> faiss.SearchParameters:
         if isinstance(self.ann, faiss.IndexHNSW):
             # faiss's stubs leave SearchParametersHNSW out; the class exists at run time.
-            hnsw: faiss.SearchParameters = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
-                efSearch=search_depth
-            )
-            return hnsw
-        # Field by field: the stubs allow no keyword arguments (at run time they only set fields).
-        ivf = faiss.SearchParametersIVF()
-        ivf.nprobe = search_depth
-        return ivf
+            hnsw: Any = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
+            hnsw.efSearch = search_depth
+            parameters: faiss.SearchParameters = hnsw
+        else:
+            # Field by field: the stubs allow no keyword arguments (at run time they only set
+            # fields).
+            parameters = faiss.SearchParametersIVF()
+            parameters.nprobe = search_depth
+        if self._skip:
+            parameters.sel = self._skip[1]
+        return parameters
+
+
+class SegmentedDense:
+    """Nearest papers over every segment, in the index's rows (see ``row_space``): each
+    segment is searched (exactly, or through its ANN structure) and the best of all are kept,
+    with the same exact scores one index of the same papers would give."""
+
+    def __init__(self, parts: Sequence[DenseIndex], rows: RowSpace) -> None:
+        self.parts = list(parts)
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return self.rows.size
+
+    def nearest(self, vector: np.ndarray, n: int, search_depth: int) -> Neighbours:
+        return self.nearest_many(np.asarray(vector).reshape(1, -1), n, search_depth)[0]
+
+    def nearest_many(self, vectors: np.ndarray, n: int, search_depth: int) -> list[Neighbours]:
+        found = [part.nearest_many(vectors, n, search_depth) for part in self.parts]
+        if len(self.parts) == 1:  # the usual case after a build or a merge: rows are local
+            return [Neighbours(self.rows.to_global(0, hit.rows)[0], hit.scores) for hit in found[0]]
+        merged = []
+        for query in range(len(vectors)):
+            rows = [self.rows.to_global(i, hits[query].rows)[0] for i, hits in enumerate(found)]
+            scores = np.concatenate([hits[query].scores for hits in found])
+            all_rows = np.concatenate(rows)
+            best = np.lexsort((all_rows, -scores))[:n]  # best first; ties by row, as one index
+            merged.append(Neighbours(all_rows[best], scores[best]))
+        return merged
+
+    def scores_at(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        scores = np.empty(len(rows), dtype=np.float32)
+        for segment, positions, local in self.rows.split(rows):
+            scores[positions] = self.parts[segment].scores_at(vector, local)
+        return scores
+
+    def vectors_at(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        dimension = self.parts[0].vectors.shape[1]
+        vectors = np.empty((len(rows), dimension), dtype=np.float32)
+        for segment, positions, local in self.rows.split(rows):
+            # Sorted reads of a memory-mapped file, put back in the order asked.
+            order = np.argsort(local, kind="stable")
+            vectors[positions[order]] = self.parts[segment].vectors[local[order]]
+        return vectors
+
+    def score_range(self, vector: np.ndarray, best: float) -> tuple[float, float]:
+        """(lowest, highest) score over the corpus; the low end is estimated from a sample."""
+        low = min(part.lowest(vector) for part in self.parts)
+        return min(low, best), best
 
 
 def read_ann(path: Path, *, mapped: bool = True) -> faiss.Index:

@@ -1,21 +1,32 @@
 """The index's on-disk layout and its manifest: what a build folder holds, and the checks that
 decide whether a build may be served or updated.
 
-An index is a folder holding:
+An index is a folder holding ``manifest.json`` and its papers in **segments**, as search
+engines keep them (Lucene, Tantivy): a large base segment from the last full build or merge,
+and small ones that later ``add``s wrote, each under ``segments/<name>/``:
 
-- ``manifest.json``: format version, model, dimension, paper count, corpus checksum, build time,
-  and the size and sha256 of every other file of the build, checked before the index is served
-  or updated, so a missing, truncated or altered file is refused with what to run;
 - ``vectors.npy``: one L2-normalised float32 vector per paper (inner product = cosine
   similarity), memory-mapped when served: the pages are the operating system's file cache, so
   several workers serving one index share a single copy;
-- ``ann.faiss``: for the approximate index types only (see ``index_types``), the FAISS
-  structure that proposes candidates; their exact scores always come from ``vectors.npy``;
+- ``ann.faiss``: for the approximate index types only (see ``index_types``), in the segments a
+  full build or a merge wrote: the FAISS structure that proposes candidates; their exact scores
+  always come from ``vectors.npy``. Small segments are searched exactly;
 - ``papers.sqlite``: the paper records, row ``i`` describing vector ``i`` (see ``paper_db``);
 - ``map.npy``: the corpus map, one float32 ``(x, y)`` in [-1, 1] per paper, row for row (see
-  ``corpus_map``): computed when the index is built, because a t-SNE takes seconds to minutes,
-  far too long for a request;
-- ``lexical/``: the BM25 index of the same papers, row for row (bm25s's own files).
+  ``corpus_map``);
+- ``lexical/``: the BM25 postings of the same papers, row for row (see ``lexical``);
+- ``deleted.npy``: where papers of the segment were removed or replaced since it was written,
+  their rows (tombstones): the segment's other files stay as they were written.
+
+A segment's files never change once written: the next build links them (hard links, no copy)
+and writes only what changed, a new segment and new tombstones, so an update costs what
+changed, not the corpus. The manifest lists the segments in order: the live papers of the
+first, then of the second, and so on, are the index's rows (see ``reader``). Merging rewrites
+several segments' live papers as one (see ``update``).
+
+The manifest also records the format version, model, dimension, paper count, corpus checksum,
+build time, and the size and sha256 of every other file of the build, checked before the index
+is served or updated, so a missing, truncated or altered file is refused with what to run.
 
 The folder named by the user (``data/index``) is a symbolic link to a build folder beside it
 (see ``writer``). ``checked_build`` is the one way in: every reader and writer follows the link
@@ -25,6 +36,8 @@ once, reads the manifest once and verifies the files once through it.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,13 +54,19 @@ from indexing.index_types import IndexType
 # 3: exact vectors as a memory-mappable .npy, optional ANN structure, backend in the manifest.
 # 4: size and sha256 of every data file in the manifest, verified before serving or updating.
 # 5: map.npy, the 2-D corpus map computed at index time.
-FORMAT_VERSION = 5
+# 6: segments with tombstones; BM25 postings of our own, memory-mapped; order-free checksum.
+FORMAT_VERSION = 6
 MANIFEST_FILE = "manifest.json"
+SEGMENTS_DIR = "segments"
+# The files of a segment, inside its folder.
 VECTORS_FILE = "vectors.npy"
 ANN_FILE = "ann.faiss"
 PAPERS_FILE = "papers.sqlite"
 MAP_FILE = "map.npy"
 LEXICAL_DIR = "lexical"
+DELETED_FILE = "deleted.npy"
+# Beside the builds: which files were already hashed (see ``VerifiedFiles``).
+VERIFIED_FILE = ".verified.json"
 
 
 class IndexUnusable(PapersearchError, RuntimeError):
@@ -64,6 +83,23 @@ class FileDigest(BaseModel):
     sha256: str
 
 
+class Segment(BaseModel):
+    """One segment as the manifest lists it."""
+
+    name: str = Field(pattern=r"^[0-9]{6,}$")  # a sequence number: later segments, larger
+    rows: int = Field(ge=0)  # papers written into it, live or not
+    deleted: int = Field(0, ge=0)  # of those, removed or replaced since (in ``deleted.npy``)
+    ann: bool = False  # holds an ANN structure (the segments a full build or a merge wrote)
+
+    @property
+    def live(self) -> int:
+        return self.rows - self.deleted
+
+    def path(self, name: str) -> str:
+        """Where the file ``name`` of this segment lies, relative to the build folder."""
+        return f"{SEGMENTS_DIR}/{self.name}/{name}"
+
+
 class Manifest(BaseModel):
     format_version: int
     model: str
@@ -76,6 +112,7 @@ class Manifest(BaseModel):
     build_seconds: float
     sources: list[str]
     capture_date: str
+    segments: list[Segment] = Field(default_factory=list)
     # Every data file of the build by its path relative to the build folder, recorded by the
     # writer as it writes (callers leave it empty). Empty in a manifest of an older format: that
     # one is refused for its version, which says what to run, before its files are looked at.
@@ -176,22 +213,32 @@ def _verify_files(index_dir: Path, manifest: Manifest, build: Path) -> None:
     """Check every data file of ``build`` against the size and sha256 the manifest recorded
     when the build was written.
 
-    A file that is missing, truncated or altered (a failed copy, a full disk, a hand edit, a
-    bad sector) would otherwise be served as wrong answers or fail on some later request;
-    here it is refused up front, naming the file and what to run. Hashing reads every byte,
-    so it is paid when an index is opened or updated, never per request.
+    A file that is missing, truncated or altered (a failed copy, a full disk, a hand edit)
+    would otherwise be served as wrong answers or fail on some later request; here it is
+    refused up front, naming the file and what to run. Hashing reads every byte, so it is paid
+    once per file, never per request: a file already hashed, and unchanged since by its size
+    and modification time, is not read again (``VerifiedFiles``), which is what lets an update
+    or a reload cost what changed rather than the corpus.
     """
-    required = [VECTORS_FILE, PAPERS_FILE, MAP_FILE]
-    if manifest.index_type is not IndexType.FLAT:
-        required.append(ANN_FILE)
-    unlisted = [name for name in required if name not in manifest.files]
-    if not any(name.startswith(f"{LEXICAL_DIR}/") for name in manifest.files):
-        unlisted.append(f"{LEXICAL_DIR}/")
+    if not manifest.segments or manifest.paper_count != sum(s.live for s in manifest.segments):
+        raise IndexUnusable(
+            f"inconsistent index at {index_dir}: its manifest counts {manifest.paper_count} "
+            f"papers, its segments hold {sum(s.live for s in manifest.segments)}: "
+            f"{rebuild_hint(index_dir)}"
+        )
+    unlisted = [
+        name
+        for segment in manifest.segments
+        for name in required_files(segment, manifest.index_type)
+        if name not in manifest.files
+        and not (name.endswith("/") and any(f.startswith(name) for f in manifest.files))
+    ]
     if unlisted:
         raise IndexUnusable(
             f"the manifest of the index at {index_dir} records no checksum for "
             f"{', '.join(unlisted)}: {rebuild_hint(index_dir)}"
         )
+    verified = VerifiedFiles.read(builds_dir(index_dir))
     for name, expected in manifest.files.items():
         if Path(name).is_absolute() or ".." in Path(name).parts:
             raise IndexUnusable(
@@ -200,8 +247,12 @@ def _verify_files(index_dir: Path, manifest: Manifest, build: Path) -> None:
             )
         path = build / name
         try:
-            size = path.stat().st_size
-            digest = file_digest(path) if size == expected.size else None
+            stat = path.stat()
+            size = stat.st_size
+            if size != expected.size or verified.get(stat) == expected.sha256:
+                digest = verified.get(stat)
+            else:
+                digest = file_digest(path)
         except FileNotFoundError:
             raise IndexUnusable(
                 f"{name} is missing from the index at {index_dir}: {rebuild_hint(index_dir)}"
@@ -220,6 +271,57 @@ def _verify_files(index_dir: Path, manifest: Manifest, build: Path) -> None:
                 f"{name} of the index at {index_dir} does not match the sha256 its manifest "
                 f"recorded (damaged or modified): {rebuild_hint(index_dir)}"
             )
+
+
+def required_files(segment: Segment, index_type: IndexType) -> list[str]:
+    """What a segment must hold, as the manifest names them (a folder ends with "/")."""
+    names = [VECTORS_FILE, PAPERS_FILE, MAP_FILE, f"{LEXICAL_DIR}/"]
+    if segment.ann and index_type is not IndexType.FLAT:
+        names.append(ANN_FILE)
+    if segment.deleted:
+        names.append(DELETED_FILE)
+    return [segment.path(name) for name in names]
+
+
+def builds_dir(index_dir: Path) -> Path:
+    """The folder beside ``index_dir`` that holds its builds (the live one and leftovers)."""
+    return index_dir.parent / f".{index_dir.name}-builds"
+
+
+class VerifiedFiles:
+    """The sha256 of files already hashed, by what identifies a file's state on disk: device,
+    inode, size and modification time (to the nanosecond).
+
+    Any write changes the modification time, so a file found here unchanged need not be read
+    again; a copy is a new inode and is hashed. Only the writer records files (under its
+    lock, replacing the record atomically); readers consult it and hash what it lacks. Kept
+    beside the builds: a plain folder nobody wrote through the writer is always hashed.
+    """
+
+    def __init__(self, digests: dict[str, str]) -> None:
+        self.digests = digests
+
+    @staticmethod
+    def key(stat: os.stat_result) -> str:
+        return f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+
+    def get(self, stat: os.stat_result) -> str | None:
+        return self.digests.get(self.key(stat))
+
+    @classmethod
+    def read(cls, builds: Path) -> VerifiedFiles:
+        try:
+            digests = json.loads((builds / VERIFIED_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return cls({})  # none recorded, or unreadable: every file is hashed
+        valid = isinstance(digests, dict) and all(isinstance(v, str) for v in digests.values())
+        return cls(digests if valid else {})
+
+    def write(self, builds: Path) -> None:
+        """Replace the record atomically (the writer calls this with its lock held)."""
+        temporary = builds / f"{VERIFIED_FILE}.{os.getpid()}"
+        temporary.write_text(json.dumps(self.digests), encoding="utf-8")
+        os.replace(temporary, builds / VERIFIED_FILE)
 
 
 def file_digest(path: Path) -> str:

@@ -81,6 +81,43 @@ def row_of(db: sqlite3.Connection, paper_id: str) -> int | None:
     return found[0][0] if found else None
 
 
+def rows_of(db: sqlite3.Connection, paper_ids: Sequence[str]) -> dict[str, int]:
+    """The rows of those of ``paper_ids`` this table holds (through the id's unique index)."""
+    found: dict[str, int] = {}
+    unique = list(dict.fromkeys(paper_ids))
+    for start in range(0, len(unique), 500):  # SQLite's bound-parameter limit
+        chunk = unique[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        found.update(db.execute(f"SELECT id, row FROM papers WHERE id IN ({marks})", chunk))
+    return found
+
+
+def copy_rows(path: Path, sources: Sequence[tuple[Path, Sequence[int]]]) -> None:
+    """Create ``path`` holding the rows of other tables but their ``deleted`` ones, numbered
+    afresh in the order given: what a merge writes, without decoding one record."""
+    db = sqlite3.connect(path)
+    try:
+        db.execute(_SCHEMA)
+        db.execute("CREATE TEMP TABLE deleted (row INTEGER PRIMARY KEY)")
+        next_row = 0
+        for source, deleted in sources:
+            db.execute("ATTACH DATABASE ? AS source", (f"file:{source}?mode=ro",))
+            db.execute("DELETE FROM deleted")
+            db.executemany("INSERT INTO deleted VALUES (?)", ((int(row),) for row in deleted))
+            copied = db.execute(
+                "INSERT INTO papers SELECT ? + row_number() OVER (ORDER BY row) - 1, id, title, "
+                "record, year, published, category, source, has_code, authors, sentences "
+                "FROM source.papers WHERE row NOT IN (SELECT row FROM deleted) ORDER BY row",
+                (next_row,),
+            ).rowcount
+            next_row += copied
+            db.commit()
+            db.execute("DETACH DATABASE source")
+        db.commit()
+    finally:
+        db.close()
+
+
 def row_of_arxiv(db: sqlite3.Connection, arxiv_id: str) -> int | None:
     """The row of the paper with this arXiv id, whatever id the corpus gave it: a scan, for
     the rare paper whose id is not ``arxiv:<id>``."""
@@ -103,13 +140,6 @@ def sentences_at(db: sqlite3.Connection, rows: Sequence[int]) -> list[str]:
     return _by_row(db, "sentences", rows)
 
 
-def records_page(db: sqlite3.Connection, limit: int, offset: int) -> list[str]:
-    found = db.execute(
-        "SELECT record FROM papers ORDER BY row LIMIT ? OFFSET ?", (limit, offset)
-    ).fetchall()
-    return [record for (record,) in found]
-
-
 def titles(db: sqlite3.Connection) -> list[tuple[int, str]]:
     """(row, title) of every paper that has a title."""
     return db.execute(
@@ -117,13 +147,32 @@ def titles(db: sqlite3.Connection) -> list[tuple[int, str]]:
     ).fetchall()
 
 
-def map_labels(db: sqlite3.Connection) -> list[tuple[str, str | None, str | None, str | None]]:
-    """(id, title, category, arxiv_id) of every paper in row order; the category as its
-    source wrote it (the filter column is lower-cased), since people read it."""
-    return db.execute(
-        "SELECT id, title, json_extract(record, '$.category'), "
-        "json_extract(record, '$.arxiv_id') FROM papers ORDER BY row"
-    ).fetchall()
+Label = tuple[str, str | None, str | None, str | None]
+
+
+def map_labels(db: sqlite3.Connection, rows: Sequence[int] | None = None) -> list[Label]:
+    """(id, title, category, arxiv_id) of the given rows in the given order (every paper in
+    row order where None); the category as its source wrote it (the filter column is
+    lower-cased), since people read it."""
+    columns = "id, title, json_extract(record, '$.category'), json_extract(record, '$.arxiv_id')"
+    if rows is None:
+        return db.execute(f"SELECT {columns} FROM papers ORDER BY row").fetchall()
+    found: dict[int, Label] = {}
+    for start in range(0, len(rows), 500):
+        chunk = list(rows[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        found.update(
+            (row, label)
+            for row, *label in db.execute(
+                f"SELECT row, {columns} FROM papers WHERE row IN ({marks})", chunk
+            )
+        )
+    return [found[row] for row in rows]
+
+
+def ids(db: sqlite3.Connection) -> list[str]:
+    """Every paper's id, in row order."""
+    return [paper_id for (paper_id,) in db.execute("SELECT id FROM papers ORDER BY row")]
 
 
 def category_lists(db: sqlite3.Connection) -> list[list[str]]:
@@ -153,8 +202,9 @@ def decode_spans(text: str) -> Spans:
 
 
 def _by_row(db: sqlite3.Connection, column: str, rows: Sequence[int]) -> list[str]:
-    if not rows:
-        return []
-    marks = ",".join("?" * len(rows))
-    found = dict(db.execute(f"SELECT row, {column} FROM papers WHERE row IN ({marks})", rows))
-    return [found[row] for row in rows]
+    found: dict[int, str] = {}
+    for start in range(0, len(rows), 500):  # SQLite's bound-parameter limit
+        chunk = [int(row) for row in rows[start : start + 500]]
+        marks = ",".join("?" * len(chunk))
+        found.update(db.execute(f"SELECT row, {column} FROM papers WHERE row IN ({marks})", chunk))
+    return [found[int(row)] for row in rows]

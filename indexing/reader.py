@@ -1,7 +1,9 @@
-"""Reading a checked build: ``PaperIndex`` for serving it, ``read_contents`` for updating it.
+"""Reading a checked build: ``PaperIndex`` for serving it, ``open_segments`` for updating it.
 
 Both go through ``manifest.checked_build`` first, so nothing is read from a build whose
-manifest was not checked and whose files were not verified.
+manifest was not checked and whose files were not verified. Nothing proportional to the
+papers' text is held in memory: vectors and postings are memory-mapped, records stay in
+SQLite and are read for the rows asked for.
 """
 
 from __future__ import annotations
@@ -18,25 +20,28 @@ import numpy as np
 
 from indexing import paper_db
 from indexing.columns import PaperColumns
-from indexing.index_types import DenseIndex, IndexType, Neighbours, read_ann
+from indexing.index_types import DenseIndex, IndexType, Neighbours, SegmentedDense, read_ann
 from indexing.manifest import (
     ANN_FILE,
+    DELETED_FILE,
     LEXICAL_DIR,
     MAP_FILE,
     PAPERS_FILE,
+    SEGMENTS_DIR,
     VECTORS_FILE,
     CheckedBuild,
     IndexUnusable,
-    Manifest,
+    Segment,
     checked_build,
     rebuild_hint,
 )
 from indexing.records import Paper
+from indexing.row_space import RowSpace, live_rows
 
 if TYPE_CHECKING:
-    # BM25 (bm25s, scipy) is imported where an index is opened: `serve` verifies an index
-    # before its workers start, and that check needs neither.
-    from indexing.lexical import LexicalIndex
+    # BM25 (the stemmer) is imported where an index is opened: `serve` verifies an index
+    # before its workers start, and that check needs none of it.
+    from indexing.lexical import SegmentPostings
 
 T = TypeVar("T")
 
@@ -61,67 +66,117 @@ class BuiltOnce(Generic[T]):
         return self._value  # type: ignore[return-value]
 
 
-def _ann(checked: CheckedBuild, *, mapped: bool) -> faiss.Index | None:
-    """The build's approximate-index structure (see ``read_ann``); None for a flat index."""
-    if checked.manifest.index_type is IndexType.FLAT:
-        return None
-    return read_ann(checked.build / ANN_FILE, mapped=mapped)
-
-
 @dataclass
-class IndexContents:
-    """Everything an index holds, in memory: what an incremental update reads and rewrites."""
+class OpenSegment:
+    """One segment of a checked build, its files open: vectors and postings memory-mapped,
+    its records through a read-only SQLite connection."""
 
-    papers: list[Paper]
-    vectors: np.ndarray
-    sentences: list[list[tuple[int, int]]]
-    manifest: Manifest
-    ann: faiss.Index | None  # None for a flat index
-    map_points: np.ndarray  # (papers, 2) float32, row for row with the vectors
+    entry: Segment
+    folder: Path
+    vectors: np.ndarray  # (rows, dimension) float32, memory-mapped, read-only
+    ann: faiss.Index | None
+    db: sqlite3.Connection
+    map_points: np.ndarray  # (rows, 2) float32
+    deleted: np.ndarray  # its tombstoned rows, ascending
+    live: np.ndarray | None  # its live rows, ascending; None when all are
+
+    def postings(self) -> SegmentPostings:
+        from indexing.lexical import SegmentPostings
+
+        return SegmentPostings.open(self.folder / LEXICAL_DIR)
+
+    def close(self) -> None:
+        self.db.close()
 
 
-def read_contents(checked: CheckedBuild) -> IndexContents:
-    """The whole of a build in memory, the BM25 index aside (an update recomputes it)."""
-    build = checked.build
+def open_segments(checked: CheckedBuild, *, mapped: bool = True) -> list[OpenSegment]:
+    """Open every segment of a checked build, cross-checking each file's shape against the
+    manifest. ``mapped``: the ANN structures memory-mapped (serving), else in memory (a merge
+    refills a copy of one). The caller closes them."""
+    opened: list[OpenSegment] = []
+    manifest = checked.manifest
     try:
-        db = paper_db.open_read_only(build / PAPERS_FILE)
-        try:
-            papers, sentences = paper_db.all_papers(db)
-        finally:
-            db.close()
-        return IndexContents(
-            papers=papers,
-            vectors=np.load(build / VECTORS_FILE, allow_pickle=False),
-            sentences=sentences,
-            manifest=checked.manifest,
-            ann=_ann(checked, mapped=False),
-            map_points=np.load(build / MAP_FILE, allow_pickle=False),
-        )
+        for entry in manifest.segments:
+            opened.append(_open_segment(checked, entry, mapped=mapped))
     except (RuntimeError, OSError, ValueError, sqlite3.Error) as exc:
+        for segment in opened:
+            segment.close()
+        if isinstance(exc, IndexUnusable):
+            raise
         raise _damaged(checked.index_dir, exc) from exc
+    return opened
+
+
+def _open_segment(checked: CheckedBuild, entry: Segment, *, mapped: bool) -> OpenSegment:
+    folder = checked.build / SEGMENTS_DIR / entry.name
+    manifest = checked.manifest
+    vectors = np.load(folder / VECTORS_FILE, mmap_mode="r", allow_pickle=False)
+    ann = None
+    if entry.ann and manifest.index_type is not IndexType.FLAT:
+        ann = read_ann(folder / ANN_FILE, mapped=mapped)
+    map_points = np.load(folder / MAP_FILE, allow_pickle=False)
+    deleted = np.zeros(0, dtype=np.int64)
+    if entry.deleted:
+        deleted = np.load(folder / DELETED_FILE, allow_pickle=False).astype(np.int64)
+    db = paper_db.open_read_only(folder / PAPERS_FILE, shared=True)
+    rows = paper_db.row_count(db)
+    count, width = vectors.shape if vectors.ndim == 2 else (-1, -1)
+    ann_count = ann.ntotal if ann is not None else count
+    map_count, map_width = map_points.shape if map_points.ndim == 2 else (-1, -1)
+    tombstones_fit = len(deleted) == entry.deleted and (
+        not len(deleted)
+        or (deleted[0] >= 0 and deleted[-1] < entry.rows and bool(np.all(np.diff(deleted) > 0)))
+    )
+    found = (count, ann_count, rows, map_count, width, map_width)
+    expected = (entry.rows,) * 4 + (manifest.dimension, 2)
+    if (
+        found != expected
+        or (vectors.dtype, map_points.dtype) != (np.float32, np.float32)
+        or not tombstones_fit
+    ):
+        db.close()
+        raise IndexUnusable(
+            f"inconsistent index at {checked.index_dir}: the manifest says segment "
+            f"{entry.name} holds {entry.rows} papers of dimension {manifest.dimension} "
+            f"({entry.deleted} removed), found {count} vectors of dimension {width} "
+            f"({ann_count} in the ANN index), {rows} records, {map_count} {MAP_FILE} points of "
+            f"dimension {map_width} (2 expected) and {len(deleted)} removed rows: "
+            f"{rebuild_hint(checked.index_dir)}"
+        )
+    map_points.flags.writeable = False
+    return OpenSegment(
+        entry, folder, vectors, ann, db, map_points, deleted, live_rows(entry.rows, deleted)
+    )
 
 
 class PaperIndex:
-    """A loaded index: vectors, the BM25 index and the paper records they point to."""
+    """A loaded index: vectors, BM25 postings and the paper records they point to, over all
+    its segments. Rows are the index's rows (``row_space``): the same for every part."""
 
-    def __init__(
-        self,
-        checked: CheckedBuild,
-        vectors: np.ndarray,
-        ann: faiss.Index | None,
-        lexical: LexicalIndex,
-        db: sqlite3.Connection,
-        map_points: np.ndarray,
-    ) -> None:
+    def __init__(self, checked: CheckedBuild, segments: list[OpenSegment]) -> None:
+        from indexing.lexical import LexicalIndex
+
         self.index_dir = checked.index_dir
         self.build_dir = checked.build  # what the link pointed to when this was opened
         self.manifest = checked.manifest
-        self.vectors = vectors  # (papers, dimension) float32, memory-mapped, read-only
-        self.dense = DenseIndex(vectors, ann)
-        self.lexical = lexical
-        self.map_points = map_points  # (papers, 2) float32 in [-1, 1], read-only
-        self._db = db
-        self._db_lock = threading.Lock()  # one connection, shared by the server's threads
+        self.segments = segments
+        self.rows = RowSpace([s.entry.rows for s in segments], [s.live for s in segments])
+        self.dense = SegmentedDense(
+            [DenseIndex(s.vectors, s.ann, s.deleted) for s in segments], self.rows
+        )
+        postings = [segment.postings() for segment in segments]
+        if any(p.size != s.entry.rows for p, s in zip(postings, segments, strict=True)):
+            raise IndexUnusable(
+                f"inconsistent index at {self.index_dir}: BM25 postings and records disagree "
+                f"on a segment's papers: {rebuild_hint(self.index_dir)}"
+            )
+        self.lexical = LexicalIndex([(p, s.live) for p, s in zip(postings, segments, strict=True)])
+        # Small (8 bytes a paper), and sent by the map endpoint: held in memory.
+        self.map_points = np.concatenate(
+            [s.map_points if s.live is None else s.map_points[s.live] for s in segments]
+        )
+        self.map_points.flags.writeable = False
+        self._db_lock = threading.Lock()  # the connections, shared by the server's threads
         self._columns = BuiltOnce(self._read_columns)
 
     @property
@@ -132,20 +187,21 @@ class PaperIndex:
 
     def _read_columns(self) -> PaperColumns:
         with self._db_lock:
-            return PaperColumns.read(self._db)
+            return PaperColumns.concat([PaperColumns.read(s.db, s.live) for s in self.segments])
 
     @classmethod
     def open(
         cls,
         index_dir: Path,
         *,
-        model: str,
+        model: str | None = None,
         backend: str | None = None,
         dimension: int | None = None,
     ) -> PaperIndex:
         """Load and cross-check an index; fail fast with a rebuild hint on any mismatch.
 
-        ``backend`` is the one whose query vectors will search it (None: whichever built it).
+        ``model`` and ``backend`` are those whose query vectors will search it (None:
+        whichever built it).
         """
         checked = checked_build(index_dir, model=model, backend=backend)
         return cls.open_checked(checked, dimension=dimension)
@@ -154,42 +210,24 @@ class PaperIndex:
     def open_checked(cls, checked: CheckedBuild, *, dimension: int | None = None) -> PaperIndex:
         """``open`` for a build ``checked_build`` has just checked: a caller that needs the
         manifest before it opens the index (to load the model it names) reads it once."""
-        index_dir, build, manifest = checked.index_dir, checked.build, checked.manifest
-        try:
-            vectors = np.load(build / VECTORS_FILE, mmap_mode="r", allow_pickle=False)
-            ann = _ann(checked, mapped=True)
-            db = paper_db.open_read_only(build / PAPERS_FILE, shared=True)
-            rows = paper_db.row_count(db)
-            from indexing.lexical import LexicalIndex
-
-            lexical = LexicalIndex.load(build / LEXICAL_DIR)
-            # Small, and sent whole by the map endpoint: held in memory.
-            map_points = np.load(build / MAP_FILE, allow_pickle=False)
-        except (RuntimeError, OSError, ValueError, sqlite3.Error) as exc:
-            raise _damaged(index_dir, exc) from exc
-        count, width = vectors.shape if vectors.ndim == 2 else (-1, -1)
-        ann_count = ann.ntotal if ann is not None else count
-        map_count, map_width = map_points.shape if map_points.ndim == 2 else (-1, -1)
-        found = (count, ann_count, rows, lexical.size, map_count, width, map_width)
-        expected = (manifest.paper_count,) * 5 + (manifest.dimension, 2)
-        dtypes = (vectors.dtype, map_points.dtype)
-        if (
-            found != expected
-            or dtypes != (np.float32, np.float32)
-            or (dimension and dimension != width)
-        ):
+        if dimension and dimension != checked.manifest.dimension:
             raise IndexUnusable(
-                f"inconsistent index at {index_dir}: manifest says {manifest.paper_count} "
-                f"papers of dimension {manifest.dimension}, found {count} vectors of "
-                f"dimension {width} ({ann_count} in the ANN index), {rows} records, "
-                f"{lexical.size} BM25 documents and {map_count} {MAP_FILE} points of dimension "
-                f"{map_width} (2 expected): {rebuild_hint(index_dir)}"
+                f"index at {checked.index_dir} holds vectors of dimension "
+                f"{checked.manifest.dimension}, the model makes {dimension}: "
+                f"{rebuild_hint(checked.index_dir)}"
             )
-        map_points.flags.writeable = False
-        return cls(checked, vectors, ann, lexical, db, map_points)
+        segments = open_segments(checked)
+        try:
+            return cls(checked, segments)
+        except (RuntimeError, OSError, ValueError, sqlite3.Error) as exc:
+            for segment in segments:
+                segment.close()
+            if isinstance(exc, IndexUnusable):
+                raise
+            raise _damaged(checked.index_dir, exc) from exc
 
     def __len__(self) -> int:
-        return len(self.vectors)
+        return self.rows.size
 
     def nearest(self, vector: np.ndarray, n: int, search_depth: int) -> Neighbours:
         return self.dense.nearest(vector, n, search_depth)
@@ -201,19 +239,27 @@ class PaperIndex:
         return self.dense.score_range(vector, best)
 
     def vector(self, row: int) -> np.ndarray:
-        return np.array(self.vectors[row])
+        vector: np.ndarray = self.dense.vectors_at([row])[0]
+        return vector
 
     def vectors_at(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         """The stored vectors of the given rows, in the given order, as an in-memory array."""
-        return np.asarray(self.vectors[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
+        return self.dense.vectors_at(rows)
 
     def paper_ids(self) -> list[str]:
         """Every paper's id, in row order."""
-        return [paper_id for paper_id, _, _, _ in self.map_labels()]
+        with self._db_lock:
+            return [
+                paper_id
+                for segment in self.segments
+                for paper_id in _live(paper_db.ids(segment.db), segment.live)
+            ]
 
     def row_of(self, paper_id: str) -> int | None:
+        """The row of the paper with this id: the live copy, in whichever segment holds it."""
         with self._db_lock:
-            return paper_db.row_of(self._db, paper_id)
+            found = [paper_db.row_of(segment.db, paper_id) for segment in self.segments]
+        return self._live_row(found)
 
     def row_of_arxiv(self, arxiv_id: str) -> int | None:
         """The paper with this arXiv id: ``arxiv:<id>`` as most corpora name it, else
@@ -222,44 +268,93 @@ class PaperIndex:
         if row is not None:
             return row
         with self._db_lock:
-            return paper_db.row_of_arxiv(self._db, arxiv_id)
+            found = [paper_db.row_of_arxiv(segment.db, arxiv_id) for segment in self.segments]
+        return self._live_row(found)
 
-    def papers_at(self, rows: Sequence[int]) -> list[Paper]:
+    def _live_row(self, local_rows: Sequence[int | None]) -> int | None:
+        """The first live one of each segment's local row, as an index row."""
+        for segment, local in enumerate(local_rows):
+            if local is not None:
+                rows, _ = self.rows.to_global(segment, np.array([local]))
+                if len(rows):
+                    return int(rows[0])
+        return None
+
+    def papers_at(self, rows: Sequence[int] | np.ndarray) -> list[Paper]:
         """Records for the given rows, in the given order."""
-        with self._db_lock:
-            records = paper_db.records_at(self._db, rows)
-        return [paper_db.decode_paper(record) for record in records]
+        return [paper_db.decode_paper(record) for record in self._column_at("record", rows)]
 
-    def sentences_at(self, rows: Sequence[int]) -> list[list[tuple[int, int]]]:
+    def sentences_at(self, rows: Sequence[int] | np.ndarray) -> list[list[tuple[int, int]]]:
         """Sentence ``(start, end)`` offsets into each row's abstract, in the given order."""
+        return [paper_db.decode_spans(spans) for spans in self._column_at("sentences", rows)]
+
+    def _column_at(self, column: str, rows: Sequence[int] | np.ndarray) -> list[str]:
+        """A stored column of the given rows, in the given order (decoded by the caller,
+        without holding the connections)."""
+        found: list[str] = [""] * len(rows)
+        read = paper_db.records_at if column == "record" else paper_db.sentences_at
         with self._db_lock:
-            stored = paper_db.sentences_at(self._db, rows)
-        return [paper_db.decode_spans(spans) for spans in stored]
+            for segment, positions, local in self.rows.split(rows):
+                values = read(self.segments[segment].db, local.tolist())
+                for position, value in zip(positions.tolist(), values, strict=True):
+                    found[position] = value
+        return found
 
     def list_papers(self, limit: int, offset: int) -> list[Paper]:
-        with self._db_lock:
-            records = paper_db.records_page(self._db, limit, offset)
-        return [paper_db.decode_paper(record) for record in records]
+        """A page of papers in row order: read by row number, so a deep page costs no more
+        than the first."""
+        return self.papers_at(range(offset, min(offset + limit, len(self))))
 
     def titles(self) -> list[tuple[int, str]]:
         """(row, title) of every paper that has a title: what title look-ups search."""
+        titled: list[tuple[int, str]] = []
         with self._db_lock:
-            return paper_db.titles(self._db)
+            for number, segment in enumerate(self.segments):
+                found = paper_db.titles(segment.db)
+                local = np.array([row for row, _ in found], dtype=np.int64)
+                rows, kept = self.rows.to_global(number, local)
+                titles = [title for (_, title), keep in zip(found, kept, strict=True) if keep]
+                titled += zip(rows.tolist(), titles, strict=True)
+        return titled
 
-    def map_labels(self) -> list[tuple[str, str | None, str | None, str | None]]:
-        """(id, title, category, arxiv_id) of every paper in row order, row ``i`` labelling
-        ``map_points[i]``."""
+    def map_labels(self, rows: Sequence[int] | None = None) -> list[paper_db.Label]:
+        """(id, title, category, arxiv_id) of the given rows in the given order (every row
+        where None), row ``i`` labelling ``map_points[i]``."""
         with self._db_lock:
-            return paper_db.map_labels(self._db)
+            if rows is None:
+                return [
+                    label
+                    for segment in self.segments
+                    for label in _live(paper_db.map_labels(segment.db), segment.live)
+                ]
+            labels: list[paper_db.Label | None] = [None] * len(rows)
+            for segment, positions, local in self.rows.split(rows):
+                found = paper_db.map_labels(self.segments[segment].db, local.tolist())
+                for position, label in zip(positions.tolist(), found, strict=True):
+                    labels[position] = label
+        return [label for label in labels if label is not None]
 
     def category_lists(self) -> list[list[str]]:
         """Every paper's categories as written, in row order (for the facets' counts)."""
         with self._db_lock:
-            return paper_db.category_lists(self._db)
+            return [
+                categories
+                for segment in self.segments
+                for categories in _live(paper_db.category_lists(segment.db), segment.live)
+            ]
 
     def close(self) -> None:
         with self._db_lock:
-            self._db.close()
+            for segment in self.segments:
+                segment.close()
+
+
+T_ = TypeVar("T_")
+
+
+def _live(values: list[T_], live: np.ndarray | None) -> list[T_]:
+    """A segment's values of its live rows only (``values`` in row order)."""
+    return values if live is None else [values[row] for row in live.tolist()]
 
 
 def _damaged(index_dir: Path, exc: BaseException) -> IndexUnusable:

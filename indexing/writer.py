@@ -15,38 +15,33 @@ import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
 
 from indexing import paper_db
-from indexing.index_types import IndexType, build_ann
 from indexing.manifest import (
     ANN_FILE,
+    DELETED_FILE,
     LEXICAL_DIR,
     MANIFEST_FILE,
     MAP_FILE,
     PAPERS_FILE,
+    SEGMENTS_DIR,
     VECTORS_FILE,
+    CheckedBuild,
     FileDigest,
     IndexUnusable,
     Manifest,
+    VerifiedFiles,
+    builds_dir,
     checked_build,
     file_digest,
 )
-from indexing.reader import IndexContents, read_contents
-from indexing.records import Paper
-
-if TYPE_CHECKING:
-    from indexing.lexical import LexicalIndex
-
-
-def builds_dir(index_dir: Path) -> Path:
-    """The folder beside ``index_dir`` that holds its builds (the live one and leftovers)."""
-    return index_dir.parent / f".{index_dir.name}-builds"
+from indexing.records import Paper, embedding_text
 
 
 def check_writable(index_dir: Path) -> None:
@@ -60,102 +55,90 @@ def check_writable(index_dir: Path) -> None:
         )
 
 
-def write_index(
-    index_dir: Path,
+SegmentWriter = Callable[[Path], None]
+"""Writes a new segment's files into the (empty) folder it is given."""
+
+
+def segment_writer(
     papers: Sequence[Paper],
     vectors: np.ndarray,
-    lexical: LexicalIndex,
     sentences: Sequence[Sequence[tuple[int, int]]],
-    manifest: Manifest,
-    *,
     map_points: np.ndarray,
+    *,
     ann: faiss.Index | None = None,
-) -> None:
-    """Write a complete index beside ``index_dir`` and switch ``index_dir`` to it atomically.
+) -> SegmentWriter:
+    """What writes a segment of ``papers``, row for row with their vectors, sentence offsets
+    and map points; ``ann`` is its ANN structure, for a segment that has one."""
+    if len({len(papers), len(vectors), len(sentences), len(map_points)}) != 1:
+        raise ValueError("papers, vectors, sentences and map points disagree on the count")
+    if ann is not None and ann.ntotal != len(papers):
+        raise ValueError("the ANN structure does not hold the segment's papers")
 
-    ``map_points`` are the papers' corpus-map coordinates (``corpus_map.project``). ``ann`` is
-    the approximate index's structure when the caller has one already (an update reuses the
-    trained one); otherwise it is built here for a non-flat ``index_type``.
+    def write(folder: Path) -> None:
+        from indexing.lexical import SegmentPostings
+
+        np.save(folder / VECTORS_FILE, np.ascontiguousarray(vectors, dtype=np.float32))
+        np.save(folder / MAP_FILE, np.ascontiguousarray(map_points, dtype=np.float32))
+        if ann is not None:
+            faiss.write_index(ann, str(folder / ANN_FILE))
+        SegmentPostings.write(folder / LEXICAL_DIR, [embedding_text(paper) for paper in papers])
+        paper_db.write_papers(folder / PAPERS_FILE, papers, sentences)
+
+    return write
+
+
+@dataclass(frozen=True)
+class IndexChange:
+    """The next build, as what differs from the current one.
+
+    ``manifest`` lists the next build's segments: those named in ``written`` are new, each
+    written by its function; every other one is carried over from the current build, its
+    files linked, with ``deleted`` (where given) as its new tombstones.
     """
+
+    manifest: Manifest
+    written: dict[str, SegmentWriter] = field(default_factory=dict)
+    deleted: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def write_index(index_dir: Path, manifest: Manifest, segment: SegmentWriter) -> None:
+    """Write a complete index of one segment beside ``index_dir`` and switch ``index_dir`` to
+    it atomically. ``manifest`` names that one segment."""
     check_writable(index_dir)
+    (entry,) = manifest.segments
     with _writer_lock(index_dir):
-        _write_build(
-            index_dir, papers, vectors, lexical, sentences, manifest, ann, map_points=map_points
-        )
+        _write_build(index_dir, IndexChange(manifest, {entry.name: segment}), current=None)
 
 
-def update_index(
-    index_dir: Path,
-    change: Callable[[IndexContents], tuple[IndexContents, LexicalIndex] | None],
-) -> None:
-    """Read the current index, let ``change`` derive the next one, and swap it in atomically.
+def update_index(index_dir: Path, change: Callable[[CheckedBuild], IndexChange | None]) -> None:
+    """Check the current index, let ``change`` derive the next one, and swap it in atomically.
 
-    The writer lock is held from the read to the swap, so two updates never lose each other's
-    papers. ``change`` returns None when there is nothing to write. The current build is
-    checked first: a damaged build is refused, not carried into the next one.
+    The writer lock is held from the check to the swap, so two updates never lose each
+    other's papers. ``change`` returns None when there is nothing to write. The current build
+    is checked first: a damaged build is refused, not carried into the next one.
     """
     with _writer_lock(index_dir):
-        changed = change(read_contents(checked_build(index_dir)))
+        current = checked_build(index_dir)
+        changed = change(current)
         if changed is not None:
-            new, lexical = changed
-            _write_build(
-                index_dir,
-                new.papers,
-                new.vectors,
-                lexical,
-                new.sentences,
-                new.manifest,
-                new.ann,
-                map_points=new.map_points,
-            )
+            _write_build(index_dir, changed, current=current)
 
 
-def _write_build(
-    index_dir: Path,
-    papers: Sequence[Paper],
-    vectors: np.ndarray,
-    lexical: LexicalIndex,
-    sentences: Sequence[Sequence[tuple[int, int]]],
-    manifest: Manifest,
-    ann: faiss.Index | None,
-    *,
-    map_points: np.ndarray,
-) -> None:
-    counts = {
-        len(papers),
-        len(vectors),
-        lexical.size,
-        len(sentences),
-        len(map_points),
-        manifest.paper_count,
-    }
-    if ann is not None:
-        counts.add(ann.ntotal)
-    if len(counts) != 1:
-        raise ValueError(
-            "papers, vectors, BM25, sentences, map points and manifest disagree on the count"
-        )
+def next_segment_name(manifest: Manifest | None) -> str:
+    """The name of the next segment written: one past the largest so far."""
+    last = max((int(segment.name) for segment in manifest.segments), default=0) if manifest else 0
+    return f"{last + 1:06d}"
+
+
+def _write_build(index_dir: Path, change: IndexChange, *, current: CheckedBuild | None) -> None:
+    manifest = change.manifest
+    if manifest.paper_count != sum(segment.live for segment in manifest.segments):
+        raise ValueError("the manifest's paper count is not its segments' live papers")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     build = builds_dir(index_dir) / f"{stamp}-{os.getpid()}"
     build.mkdir()
     try:
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        np.save(build / VECTORS_FILE, vectors, allow_pickle=False)
-        map_points = np.ascontiguousarray(map_points, dtype=np.float32)
-        np.save(build / MAP_FILE, map_points, allow_pickle=False)
-        if manifest.index_type is not IndexType.FLAT:
-            ann = ann if ann is not None else build_ann(manifest.index_type, vectors)
-            faiss.write_index(ann, str(build / ANN_FILE))
-        lexical.save(build / LEXICAL_DIR)
-        paper_db.write_papers(build / PAPERS_FILE, papers, sentences)
-        # Digests of the files as written, so a reader can tell they are still what was written.
-        files = {
-            path.relative_to(build).as_posix(): FileDigest(
-                size=path.stat().st_size, sha256=file_digest(path)
-            )
-            for path in sorted(build.rglob("*"))
-            if path.is_file()
-        }
+        files = _write_segments(build, change, current)
         manifest = manifest.model_copy(update={"files": files})
         # The manifest goes last: a build folder without one is, by construction, unfinished.
         (build / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
@@ -165,6 +148,66 @@ def _write_build(
         shutil.rmtree(build, ignore_errors=True)
         raise
     _remove_stale_builds(index_dir)
+    _record_verified(index_dir, build, files)
+
+
+def _write_segments(
+    build: Path, change: IndexChange, current: CheckedBuild | None
+) -> dict[str, FileDigest]:
+    """Write or link every segment of the next build; the digests of all its files.
+
+    A carried-over segment's files are hard links to the current build's: no byte is copied
+    and their digests are the ones already recorded. Only new files are hashed.
+    """
+    previous = {s.name: s for s in current.manifest.segments} if current else {}
+    files: dict[str, FileDigest] = {}
+    for segment in change.manifest.segments:
+        folder = build / SEGMENTS_DIR / segment.name
+        folder.mkdir(parents=True)
+        writer = change.written.get(segment.name)
+        if writer is not None:
+            writer(folder)
+        else:
+            if current is None or segment.name not in previous:
+                raise ValueError(f"segment {segment.name} is neither written nor carried over")
+            old = current.build / SEGMENTS_DIR / segment.name
+            for path in sorted(old.rglob("*")):
+                name = path.relative_to(current.build).as_posix()
+                target = build / name
+                if path.is_dir():
+                    target.mkdir()
+                elif path.name != DELETED_FILE:
+                    os.link(path, target)
+                    files[name] = current.manifest.files[name]
+        deleted = change.deleted.get(segment.name)
+        if deleted is None and writer is None and previous[segment.name].deleted:
+            os.link(current.build / segment.path(DELETED_FILE), folder / DELETED_FILE)  # type: ignore[union-attr]
+            files[segment.path(DELETED_FILE)] = current.manifest.files[segment.path(DELETED_FILE)]  # type: ignore[union-attr]
+        elif deleted is not None and len(deleted):
+            np.save(folder / DELETED_FILE, np.unique(np.asarray(deleted, dtype=np.int64)))
+        if segment.deleted != _tombstones(folder):
+            raise ValueError(f"segment {segment.name}: the manifest's deleted count is wrong")
+    # Digests of the files as written, so a reader can tell they are still what was written.
+    for path in sorted(build.rglob("*")):
+        name = path.relative_to(build).as_posix()
+        if path.is_file() and name not in files:
+            files[name] = FileDigest(size=path.stat().st_size, sha256=file_digest(path))
+    return files
+
+
+def _tombstones(folder: Path) -> int:
+    path = folder / DELETED_FILE
+    return len(np.load(path, allow_pickle=False)) if path.exists() else 0
+
+
+def _record_verified(index_dir: Path, build: Path, files: dict[str, FileDigest]) -> None:
+    """Note the live build's files as verified: this writer wrote or checked every one, so a
+    reader need not hash them again (see ``manifest.VerifiedFiles``). Files of builds that
+    are gone are forgotten."""
+    verified = VerifiedFiles({})
+    for name, digest in files.items():
+        verified.digests[VerifiedFiles.key((build / name).stat())] = digest.sha256
+    verified.write(builds_dir(index_dir))
 
 
 @contextmanager

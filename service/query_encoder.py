@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from indexing.index_types import DenseIndex, Neighbours
+from indexing.index_types import Neighbours, SegmentedDense
 from models import Embedder
 
 _STOP = object()
@@ -33,7 +33,7 @@ _STOP = object()
 class NearestSearch:
     """What a request wants searched with its vector: ``n`` nearest rows of ``index``."""
 
-    index: DenseIndex
+    index: SegmentedDense
     n: int
     depth: int
 

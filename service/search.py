@@ -467,10 +467,10 @@ class SearchEngine:
     def _example_vector(self, positive: Sequence[int], negative: Sequence[int]) -> np.ndarray:
         """One query vector for a set of examples: the positives' mean, pushed away from
         the negatives' mean by as much again (Qdrant's average-vector strategy)."""
-        vectors = np.asarray(self.index.dense.vectors[sorted(positive)], dtype=np.float32)
+        vectors = self.index.vectors_at(sorted(positive))
         vector = vectors.mean(axis=0)
         if negative:
-            unlike = np.asarray(self.index.dense.vectors[sorted(negative)], dtype=np.float32)
+            unlike = self.index.vectors_at(sorted(negative))
             vector = 2 * vector - unlike.mean(axis=0)
         unit: np.ndarray = (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
         return unit

@@ -18,6 +18,7 @@ from indexing.update import add_files, add_papers, remove_papers
 from models import DEFAULT_MODEL, load_embedder
 from service.settings import SEED_CAPTURE_DATE
 from tests.conftest import SEEDS
+from tests.utils.index_files import in_first_segment
 
 # Seed files of an index that the last one is then added to: 48 papers, then 50 more.
 FIRST_SEEDS = sorted(SEEDS.iterdir())[:4]
@@ -29,7 +30,7 @@ def opened(index_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     index = PaperIndex.open(index_dir, model=DEFAULT_MODEL)
     try:
         ids = [paper_id for paper_id, *_ in index.map_labels()]
-        return np.array(index.vectors), index.map_points.copy(), ids
+        return index.vectors_at(range(len(index))), index.map_points.copy(), ids
     finally:
         index.close()
 
@@ -64,7 +65,7 @@ def test_the_seed_index_holds_a_checksummed_map_of_every_paper(seed_build):
         papers = index.list_papers(limit=98, offset=0)
     finally:
         index.close()
-    assert MAP_FILE in read_manifest(seed_build.index_dir).files
+    assert in_first_segment(MAP_FILE) in read_manifest(seed_build.index_dir).files
     # Row i labels point i, with the category as the source wrote it (not the filter's "ir").
     assert labels == [(p.id, p.title, p.category, p.arxiv_id) for p in papers]
     assert labels[0][2] == "IR"
@@ -153,25 +154,36 @@ def test_added_papers_are_placed_by_their_neighbours_and_old_points_stay(cache_d
 
 
 def test_a_replaced_paper_moves_only_if_its_text_changed(cache_dir, tmp_path):
+    """A replaced paper leaves its row for the segment the update writes: points are
+    compared by paper id."""
+
+    def points_by_id() -> dict[str, np.ndarray]:
+        _, points, ids = opened(index_dir)
+        return dict(zip(ids, points, strict=True))
+
     index_dir = build(FIRST_SEEDS, tmp_path / "index", cache_dir)
-    _, before, ids = opened(index_dir)
+    _, _, ids = opened(index_dir)
+    before = points_by_id()
     index = PaperIndex.open(index_dir, model=DEFAULT_MODEL)
     first, other = index.papers_at([0, 30])
     index.close()
     options = {"cache_dir": cache_dir, "load_model": load_embedder}
 
     add_papers([first.model_copy(update={"category": "XX"})], index_dir, **options)
-    _, points, _ = opened(index_dir)
-    assert np.array_equal(points, before)  # same text, same vector: the point stays
+    after = points_by_id()
+    assert after.keys() == before.keys()
+    assert all(np.array_equal(after[i], before[i]) for i in ids)  # same vector: it stays
 
-    # Row 0 now has the text of row 30 (an embedding the cache holds): it moves onto row 30,
-    # placed among the others, not held back by its own old point.
+    # The first paper now has the text of the 31st (an embedding the cache holds): it moves
+    # onto that one, placed among the others, not held back by its own old point.
     rewritten = first.model_copy(update={"title": other.title, "abstract": other.abstract})
     report = add_papers([rewritten], index_dir, **options)
     assert (report.added, report.replaced) == (0, 1)
-    _, points, after_ids = opened(index_dir)
-    assert after_ids == ids and np.array_equal(points[1:], before[1:])
-    assert np.linalg.norm(points[0] - before[30]) < 0.01 < np.linalg.norm(before[0] - before[30])
+    after = points_by_id()
+    assert after.keys() == before.keys()
+    assert all(np.array_equal(after[i], before[i]) for i in ids[1:])
+    moved, target, old = after[ids[0]], before[ids[30]], before[ids[0]]
+    assert np.linalg.norm(moved - target) < 0.01 < np.linalg.norm(old - target)
 
 
 def test_removed_papers_leave_the_map_and_the_others_keep_their_points(cache_dir, tmp_path):

@@ -10,24 +10,31 @@ import numpy as np
 import pytest
 
 from indexing.build import BuildError, BuildReport, build_index
-from indexing.lexical import LexicalIndex, analyse
+from indexing.lexical import analyse
 from indexing.manifest import (
     FORMAT_VERSION,
     LEXICAL_DIR,
     VECTORS_FILE,
     IndexUnusable,
-    checked_build,
+    Segment,
     read_manifest,
 )
-from indexing.reader import PaperIndex, read_contents
-from indexing.records import embedding_text
-from indexing.writer import builds_dir, leftovers, pending_link, write_index
+from indexing.reader import PaperIndex
+from indexing.writer import (
+    builds_dir,
+    leftovers,
+    next_segment_name,
+    pending_link,
+    segment_writer,
+    write_index,
+)
 from models import DEFAULT_MODEL, Embedder, load_embedder
 from service.settings import SEED_CAPTURE_DATE
 from tests.conftest import SEEDS
 from tests.utils.index_files import (
     build_folders,
     edit_manifest,
+    in_first_segment,
     index_file,
     live_build,
     manifest_path,
@@ -111,35 +118,37 @@ def test_only_new_papers_are_embedded(seed_build, cache_dir, tmp_path):
     assert (report.papers, report.embedded, report.reused, loader.calls) == (99, 1, 98, 1)
 
 
-class InterruptedLexical(LexicalIndex):
-    """A BM25 index whose saving is cut short by Ctrl-C: the new build is half written (its
-    vectors, map and BM25 files are on disk, its records and manifest are not)."""
-
-    def save(self, folder: Path) -> None:
-        super().save(folder)
-        raise KeyboardInterrupt
-
-
 def test_interrupted_build_leaves_the_previous_index_servable(seed_build, cache_dir, tmp_path):
     index_dir = tmp_path / "index"
     before = rebuild(index_dir, cache_dir)
-    checksum = read_manifest(index_dir).corpus_checksum
+    manifest = read_manifest(index_dir)
+    current = PaperIndex.open(index_dir)
+    rows = range(len(current))
+    write = segment_writer(
+        current.papers_at(rows),
+        current.vectors_at(rows),
+        current.sentences_at(rows),
+        current.map_points,
+    )
+    current.close()
 
-    current = read_contents(checked_build(index_dir))
+    def interrupted(folder: Path) -> None:
+        """A segment whose writing is cut short by Ctrl-C: the new build is half written
+        (its segment's files are on disk, its manifest is not)."""
+        write(folder)
+        raise KeyboardInterrupt
+
+    segment = Segment(name=next_segment_name(manifest), rows=len(rows))
     with pytest.raises(KeyboardInterrupt):
         write_index(
             index_dir,
-            current.papers,
-            current.vectors,
-            InterruptedLexical.build([embedding_text(paper) for paper in current.papers]),
-            current.sentences,
-            current.manifest.model_copy(update={"corpus_checksum": "another corpus"}),
-            map_points=current.map_points,
+            manifest.model_copy(update={"corpus_checksum": "another", "segments": [segment]}),
+            interrupted,
         )
 
     index = PaperIndex.open(index_dir, model=DEFAULT_MODEL)
     assert len(index) == before.papers == 98
-    assert index.manifest.corpus_checksum == checksum
+    assert index.manifest.corpus_checksum == manifest.corpus_checksum
     assert build_folders(index_dir) == [live_build(index_dir)]  # the half-written one is gone
 
     # A build killed outright (no chance to clean up) leaves a folder without a manifest, or
@@ -227,7 +236,7 @@ def test_missing_or_damaged_index_is_refused(seed_build, tmp_path, damage):
         garbled = (
             manifest_path(target)
             if damage == "garbage-manifest"
-            else index_file(target, VECTORS_FILE)
+            else index_file(target, in_first_segment(VECTORS_FILE))
         )
         garbled.write_bytes(b"\x00garbage")
     with pytest.raises(IndexUnusable, match=f"papersearch index --out {target}`"):
@@ -254,7 +263,7 @@ def test_the_bm25_index_is_stored_row_for_row_with_the_vectors(seed_build):
 
 def test_a_damaged_bm25_index_is_refused(seed_build, tmp_path):
     copy = plain_copy(seed_build.index_dir, tmp_path / "index")
-    for part in index_file(copy, LEXICAL_DIR).iterdir():
+    for part in index_file(copy, in_first_segment(LEXICAL_DIR)).iterdir():
         part.write_bytes(b"\x00garbage")
     with pytest.raises(IndexUnusable, match=f"papersearch index --out {copy}`"):
         PaperIndex.open(copy, model=DEFAULT_MODEL)

@@ -36,10 +36,13 @@ from tests.utils.index_files import (
     index_file,
     linked_copy,
     live_build,
+    in_first_segment,
     switch_link,
 )
 
-FILES = [VECTORS_FILE, PAPERS_FILE, MAP_FILE, f"{LEXICAL_DIR}/vocab.index.json"]
+VECTORS, PAPERS, MAP = map(in_first_segment, [VECTORS_FILE, PAPERS_FILE, MAP_FILE])
+TERMS = in_first_segment(f"{LEXICAL_DIR}/terms.bin")
+FILES = [VECTORS, PAPERS, MAP, TERMS]
 DAMAGES = ["missing", "truncated", "tampered"]
 MESSAGES = {
     "missing": "{name} is missing from the index at {index}",
@@ -82,8 +85,8 @@ def test_a_damaged_file_is_refused_naming_it_and_what_to_run(index_copy, name, h
 
 def test_an_update_refuses_a_damaged_index_instead_of_copying_it(index_copy):
     served = live_build(index_copy)
-    damage_file(index_copy, PAPERS_FILE, "tampered")
-    with pytest.raises(IndexUnusable, match=r"papers.sqlite of the index at .* does not match"):
+    damage_file(index_copy, PAPERS, "tampered")
+    with pytest.raises(IndexUnusable, match=rf"{PAPERS} of the index at .* does not match"):
         remove_papers(["arxiv:2502.09375"], index_copy)
     assert live_build(index_copy) == served
     assert build_folders(index_copy) == [served]  # nothing written
@@ -94,31 +97,31 @@ def test_an_update_refuses_a_damaged_index_instead_of_copying_it(index_copy):
     [
         (
             lambda m: m.pop("files"),
-            "records no checksum for vectors.npy, papers.sqlite, map.npy, lexical/",
+            f"records no checksum for {VECTORS}, {PAPERS}, {MAP}, {in_first_segment(LEXICAL_DIR)}/",
         ),
-        (lambda m: m["files"].pop(VECTORS_FILE), "records no checksum for vectors.npy:"),
-        (lambda m: m["files"].pop(MAP_FILE), "records no checksum for map.npy:"),
+        (lambda m: m["files"].pop(VECTORS), f"records no checksum for {VECTORS}:"),
+        (lambda m: m["files"].pop(MAP), f"records no checksum for {MAP}:"),
         (
             lambda m: m.pop("dimension"),
             "unreadable manifest in {index} (dimension: Field required)",
         ),
         (
-            lambda m: m["files"][PAPERS_FILE].pop("sha256"),
-            "(files.papers.sqlite.sha256: Field required)",
+            lambda m: m["files"][PAPERS].pop("sha256"),
+            f"(files.{PAPERS}.sha256: Field required)",
         ),
         (
-            lambda m: m["files"].update({"../escape": m["files"][VECTORS_FILE]}),
+            lambda m: m["files"].update({"../escape": m["files"][VECTORS]}),
             "names a file outside it (../escape)",
         ),
         # An index of format 3 has no checksums: refused for its version first.
         (
             lambda m: (m.pop("files"), m.update(format_version=3)),
-            "has format version 3, this version of papersearch reads version 5",
+            "has format version 3, this version of papersearch reads version 6",
         ),
         # One of format 4 has every checksum but no map: refused for its version too.
         (
-            lambda m: (m["files"].pop(MAP_FILE), m.update(format_version=4)),
-            "has format version 4, this version of papersearch reads version 5",
+            lambda m: (m["files"].pop(MAP), m.update(format_version=4)),
+            "has format version 4, this version of papersearch reads version 6",
         ),
     ],
 )
@@ -133,11 +136,11 @@ def test_a_manifest_missing_what_it_must_record_is_refused(index_copy, edit, mes
 @pytest.mark.parametrize("shape", [(97, 2), (98, 3), (98,)])
 def test_a_map_of_the_wrong_shape_is_refused_even_with_its_checksum_recorded(index_copy, shape):
     """A writer's bug, not damage: the checksum matches, the row-for-row check catches it."""
-    path = index_file(index_copy, MAP_FILE)
+    path = index_file(index_copy, MAP)
     np.save(path, np.zeros(shape, dtype=np.float32), allow_pickle=False)
     data = path.read_bytes()
     digest = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    edit_manifest(index_copy, lambda m: m["files"].update({MAP_FILE: digest}))
+    edit_manifest(index_copy, lambda m: m["files"].update({MAP: digest}))
     with pytest.raises(IndexUnusable, match=r"inconsistent index .* map\.npy points") as error:
         PaperIndex.open(index_copy, model=DEFAULT_MODEL)
     assert f"run `papersearch index --out {index_copy}`" in str(error.value)
@@ -160,15 +163,14 @@ def test_rerunning_the_advised_command_rebuilds_a_damaged_index(seed_build, cach
 
     assert not build().unchanged
     assert build().unchanged
-    damage_file(tmp_path / "index", VECTORS_FILE, "tampered")
+    damage_file(tmp_path / "index", VECTORS, "tampered")
     assert not build().unchanged
     assert len(PaperIndex.open(tmp_path / "index", model=DEFAULT_MODEL)) == 7
 
 
 @pytest.mark.parametrize(
     ("name", "how"),
-    [(VECTORS_FILE, "missing"), (f"{LEXICAL_DIR}/vocab.index.json", "truncated"),
-     (PAPERS_FILE, "tampered")],
+    [(VECTORS, "missing"), (TERMS, "truncated"), (PAPERS, "tampered")],
 )  # fmt: skip
 def test_serve_refuses_a_damaged_index_in_one_line(index_copy, name, how):
     size = damage_file(index_copy, name, how)
@@ -200,7 +202,7 @@ def test_a_running_server_keeps_serving_the_old_build_when_the_new_one_is_damage
         progress=False,
     )
     damaged = add_build(other.index_dir, index, "damaged")
-    damage(damaged / VECTORS_FILE, "tampered")
+    damage(damaged / VECTORS, "tampered")
     with running_server(
         index, PAPERSEARCH_RELOAD_INTERVAL="0.1", PAPERSEARCH_CACHE_DIR=str(cache_dir)
     ) as server:
@@ -211,7 +213,7 @@ def test_a_running_server_keeps_serving_the_old_build_when_the_new_one_is_damage
         assert httpx.get(f"{server.url}/readyz").json() == old
         found = httpx.get(f"{server.url}/search", params={"q": "live-streaming", "k": 3})
         assert found.status_code == 200 and len(found.json()["results"]) == 3
-        assert "new index build not served, keeping the old one: vectors.npy" in server.output()
+        assert f"new index build not served, keeping the old one: {VECTORS}" in server.output()
 
         # The same build intact is swapped in: the refusal above was the checksum's doing.
         switch_link(index, add_build(other.index_dir, index, "intact"))

@@ -14,10 +14,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from indexing.manifest import MANIFEST_FILE
-from indexing.writer import builds_dir
+from indexing.manifest import MANIFEST_FILE, Segment
+from indexing.writer import builds_dir, next_segment_name
 
 Damage = Literal["missing", "truncated", "tampered"]
+
+
+FIRST_SEGMENT = Segment(name=next_segment_name(None), rows=0)
+
+
+def in_first_segment(name: str) -> str:
+    """A file of the (only) segment a full build writes, as its manifest names it: what
+    ``index_file`` and manifest edits take."""
+    return FIRST_SEGMENT.path(name)
 
 
 def live_build(index_dir: Path) -> Path:
