@@ -267,3 +267,15 @@ def test_export_of_a_missing_index_is_one_line(capsys, tmp_path):
     assert err.startswith(f"papersearch: error: no index at {tmp_path / 'nothing'}")
     assert err.count("\n") == 1
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_export_after_a_removal_holds_the_papers_left(capsys, seed_build, seed_vectors, tmp_path):
+    own = linked_copy(seed_build.index_dir, tmp_path / "index")
+    removed = seed_vectors[0][10]
+    assert run_cli(capsys, "remove", removed, "--index", str(own))[0] == 0
+    out = tmp_path / "left.parquet"
+    code, said, err = export(capsys, own, out)
+    assert (code, err) == (0, "") and said.startswith("exported 97 vectors of ")
+    left = SuppliedVectors.read(out, model=DEFAULT_MODEL, backend=DEFAULT_BACKEND)
+    assert sorted(left.ids) == sorted(set(seed_vectors[0]) - {removed})
+    assert np.array_equal(left.vectors, by_id(*seed_vectors, left.ids))
