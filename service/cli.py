@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -426,21 +426,9 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _add(args: argparse.Namespace, settings: Settings) -> int:
-    import inspect
-
     from indexing.update import add_files
     from models import load_embedder
 
-    # Passed only when given, and refused while add_files does not take them yet (its
-    # `vectors` keyword is being added in indexing/update.py); then passed directly.
-    vector_options: dict[str, Any] = {
-        name: value
-        for name in ("vectors", "vectors_model", "vectors_backend")
-        if (value := getattr(args, name)) is not None
-    }
-    unsupported = set(vector_options) - set(inspect.signature(add_files).parameters)
-    if unsupported:
-        raise UsageError("`papersearch add` does not take --vectors yet; use `papersearch index`")
     report = add_files(
         args.paths,
         settings.index_dir,
@@ -449,7 +437,9 @@ def _add(args: argparse.Namespace, settings: Settings) -> int:
         load_model=load_embedder,
         batch_size=settings.batch_size,
         progress=not args.quiet,
-        **vector_options,
+        vectors=args.vectors,
+        vectors_model=args.vectors_model,
+        vectors_backend=args.vectors_backend,
     )
     return _print_report(report)
 

@@ -4,6 +4,7 @@ was."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -279,3 +280,61 @@ def test_export_after_a_removal_holds_the_papers_left(capsys, seed_build, seed_v
     left = SuppliedVectors.read(out, model=DEFAULT_MODEL, backend=DEFAULT_BACKEND)
     assert sorted(left.ids) == sorted(set(seed_vectors[0]) - {removed})
     assert np.array_equal(left.vectors, by_id(*seed_vectors, left.ids))
+
+
+def _new_papers(folder: Path) -> tuple[Path, list[str]]:
+    corpus = folder / "new.jsonl"
+    ids = ["vectors-test-1", "vectors-test-2"]
+    corpus.write_text(
+        "".join(
+            json.dumps({"id": paper_id, "title": f"Paper {paper_id}", "abstract": "Words."}) + "\n"
+            for paper_id in ids
+        )
+    )
+    return corpus, ids
+
+
+def test_add_takes_the_added_papers_vectors_from_the_file(capsys, seed_build, tmp_path):
+    own = linked_copy(seed_build.index_dir, tmp_path / "index")
+    corpus, ids = _new_papers(tmp_path)
+    vectors = np.random.default_rng(3).normal(size=(2, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    supplied = tmp_path / "new.parquet"
+    write_vectors(supplied, ids, vectors, model=DEFAULT_MODEL, backend=DEFAULT_BACKEND)
+    code, said, err = run_cli(
+        capsys, "add", str(corpus), "--index", str(own), "--vectors", str(supplied),
+        "--cache-dir", str(tmp_path / "empty-cache"), "--quiet",
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    assert ": 2 added, 0 replaced, 0 removed; 0 embedded, 2 from a vector file, " in said
+    assert np.array_equal(by_id(*index_vectors(own), ids), vectors)
+
+
+@pytest.mark.parametrize(
+    ("dimension", "backend", "message"),
+    [
+        (
+            100,
+            DEFAULT_BACKEND,
+            "holds 100-dimensional vectors, but the index's are 384-dimensional",
+        ),
+        (384, "torch", f"holds vectors of {DEFAULT_MODEL} (torch), but the index uses "),
+    ],
+)
+def test_add_refuses_vectors_unlike_the_index(
+    capsys, seed_build, cache_dir, tmp_path, dimension, backend, message
+):
+    own = linked_copy(seed_build.index_dir, tmp_path / "index")
+    before = (live_build(own), read_manifest(own))
+    corpus, ids = _new_papers(tmp_path)
+    supplied = tmp_path / "new.parquet"
+    write_vectors(supplied, ids, np.ones((2, dimension), np.float32), model=DEFAULT_MODEL,
+                  backend=backend)  # fmt: skip
+    code, said, err = run_cli(
+        capsys, "add", str(corpus), "--index", str(own), "--vectors", str(supplied),
+        "--cache-dir", str(cache_dir), "--quiet",
+    )  # fmt: skip
+    assert code == 1 and said == ""
+    assert err.startswith("papersearch: error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert (live_build(own), read_manifest(own)) == before
