@@ -51,7 +51,7 @@ _STEMMER = Stemmer.Stemmer("english")
 
 # Postings are read and written this many at a time: merges and tombstone counts stream
 # tens of millions of postings in bounded memory.
-_CHUNK: Final = 1 << 22
+_CHUNK: Final = 1 << 20
 # Texts analysed between two flushes of their postings into arrays while writing a segment.
 _TEXTS_PER_BATCH: Final = 20_000
 
@@ -178,7 +178,10 @@ class SegmentPostings:
             for term_ids, rows, counts in batches:
                 ranked = rank[term_ids]
                 order = np.argsort(ranked, kind="stable")  # rows stay ascending within a term
-                sink.add(ranked[order], rows[order], counts[order])
+                ranked = ranked[order]
+                first = np.flatnonzero(np.diff(ranked, prepend=-1))  # where each term's run starts
+                runs = np.diff(np.append(first, len(ranked)))
+                sink.add(ranked[first], runs, rows[order], counts[order])
             sink.close()
             _write_vocabulary(building, vocabulary)
             _save(building / SegmentPostings.LENGTHS, lengths)
@@ -418,14 +421,23 @@ def merge_postings(parts: Parts, folder: Path) -> None:
         for part, mapping in zip(placed, mappings, strict=True):
             if part.live_count == 0:
                 continue
-            segment = part.segment
-            for start, docs in _chunks(segment.docs):
-                terms = np.searchsorted(segment.indptr, start + np.arange(len(docs)), "right") - 1
-                counts = segment.counts[start : start + len(docs)]
+            indptr = part.segment.indptr
+            for start, docs in _chunks(part.segment.docs):
+                end = start + len(docs)
+                # The terms whose postings this chunk holds, first to last, and how many each.
+                first = int(np.searchsorted(indptr, start, "right")) - 1
+                last = int(np.searchsorted(indptr, end - 1, "right")) - 1
+                bounds = np.clip(indptr[first : last + 2], start, end) - start
+                counts = part.segment.counts[start:end]
                 if part.alive is not None and part.rank is not None:
                     keep = part.alive[docs]
-                    terms, docs, counts = terms[keep], part.rank[docs[keep]], counts[keep]
-                sink.add(renumber[mapping[terms]], docs.astype(np.int64) + part.offset, counts)
+                    kept_before = np.concatenate(([0], np.cumsum(keep)))
+                    runs = np.diff(kept_before[bounds])
+                    docs, counts = part.rank[docs[keep]], counts[keep]
+                else:
+                    runs = np.diff(bounds)
+                terms = renumber[mapping[first : last + 1]]
+                sink.add(terms, runs, docs + np.int32(part.offset), counts)
         sink.close()
         _write_vocabulary(building, list(compress(union, kept.tolist())))
         lengths = [
@@ -438,9 +450,10 @@ def merge_postings(parts: Parts, folder: Path) -> None:
 class _PostingsSink:
     """Places postings into a segment's ``docs`` and ``counts`` files, term by term.
 
-    Each ``add`` gives postings sorted by term (then row), every row above the rows earlier
-    calls gave for the same term; a cursor a term says where its next posting goes, so the
-    arrays come out sorted by (term, row) without a sort over all of them.
+    Each ``add`` gives postings in runs of one term each (terms ascending, rows ascending
+    within a run), every row above the rows earlier calls gave for the same term; a cursor a
+    term says where its next posting goes, so the arrays come out sorted by (term, row)
+    without a sort over all of them.
     """
 
     def __init__(self, folder: Path, frequencies: np.ndarray, count_dtype: np.dtype) -> None:
@@ -453,16 +466,20 @@ class _PostingsSink:
         self._docs = _output(folder / SegmentPostings.DOCS, np.dtype(np.int32), total)
         self._counts = _output(folder / SegmentPostings.COUNTS, count_dtype, total)
 
-    def add(self, terms: np.ndarray, docs: np.ndarray, counts: np.ndarray) -> None:
+    def add(
+        self, terms: np.ndarray, runs: np.ndarray, docs: np.ndarray, counts: np.ndarray
+    ) -> None:
+        """``runs[i]`` postings of ``terms[i]``, one run after another in ``docs``/``counts``;
+        a run may be empty (a term whose postings in this chunk are all dead)."""
+        held = runs > 0
+        terms, runs = terms[held], runs[held]  # distinct terms: += below adds once each
         if len(terms) == 0:
             return
-        starts = np.flatnonzero(np.concatenate(([True], terms[1:] != terms[:-1])))
-        sizes = np.diff(np.append(starts, len(terms)))
-        within = np.arange(len(terms)) - np.repeat(starts, sizes)
-        places = self._cursor[terms] + within
+        run_starts = np.cumsum(runs) - runs
+        places = np.arange(len(docs)) + np.repeat(self._cursor[terms] - run_starts, runs)
         self._docs[places] = docs
         self._counts[places] = counts
-        self._cursor[terms[starts]] += sizes
+        self._cursor[terms] += runs
 
     def close(self) -> None:
         for array in (self._docs, self._counts):
