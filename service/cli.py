@@ -123,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("paper_ids", nargs="+", metavar="ID", help="ids of the papers to remove")
     remove.add_argument("--index", type=Path, help="index folder")
 
+    merge = commands.add_parser(
+        "merge",
+        help="merge an index's segments into one",
+        description="Merge every segment of an index into one, dropping removed papers. add and "
+        "remove merge on their own past a threshold; this merges now (before copying an index "
+        "away, or after many updates).",
+    )
+    merge.add_argument("--index", type=Path, help="index folder")
+
     serve = commands.add_parser("serve", help="serve the HTTP API (OpenAPI docs at /docs)")
 
     # Each default is the environment's where it sets one (Settings reads PAPERSEARCH_*).
@@ -507,6 +516,27 @@ def _remove(args: argparse.Namespace, settings: Settings) -> int:
     return 1
 
 
+def _merge(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from indexing.manifest import read_manifest
+    from indexing.plural import counted
+    from indexing.update import merge_segments
+
+    started = time.perf_counter()
+    merged = merge_segments(settings.index_dir, full=True)
+    papers = read_manifest(settings.index_dir).paper_count
+    seconds = time.perf_counter() - started
+    if merged:
+        print(
+            f"merged {counted(merged, 'segment')} of {settings.index_dir} into one: "
+            f"{counted(papers, 'paper')}, {seconds:.1f} s"
+        )
+    else:
+        print(f"index {settings.index_dir} is one segment already ({counted(papers, 'paper')})")
+    return 0
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -771,6 +801,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "index": _index,
     "add": _add,
     "remove": _remove,
+    "merge": _merge,
     "serve": _serve,
     "search": _search,
     "similar": _similar,
