@@ -125,6 +125,7 @@ def write_vector_chunks(
                 rows += len(chunk_ids)
         with open(temporary, "rb") as written:
             os.fsync(written.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the file from other users
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -166,6 +166,7 @@ def test_written_vectors_round_trip(tmp_path):
     out = tmp_path / "v.parquet"
     write_vectors(out, ids, mapped, model="some-model", backend="torch")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.npy", "v.parquet"]  # no temp left
+    assert out.stat().st_mode & 0o777 == 0o644
     assert pq.ParquetFile(out).num_row_groups == 2
     read = SuppliedVectors.read(out, model="some-model", backend="torch", dimension=16)
     assert read.ids == ids
