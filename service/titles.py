@@ -60,6 +60,29 @@ class TitleCandidate:
     score: float
 
 
+# Titles scored exactly per look-up; a larger corpus first narrows to this many candidates.
+CANDIDATES = 1000
+# Bits of a title's signatures: its letter pairs hashed into 256 bits, those of its head
+# (fewer pairs) into 128: 48 bytes a title.
+WHOLE_BITS = 256
+HEAD_BITS = 128
+# A title's head, the squashed characters a typed prefix is compared with: long enough for
+# the short name and first words people type, short enough that few bits are set.
+HEAD_CHARS = 24
+# Titles whose signatures are built (and scanned) at a time: bounds the temporary arrays.
+_CHUNK = 8192
+# Titles compared with the typed text at a time in a look-up.
+_SCAN_CHUNK = 1 << 16
+# Squashed titles hold only these; "^" marks a title's start, so the pair of "^" and the
+# first letter says how a title begins.
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz^"
+_START = len(_ALPHABET) - 1
+_CODE = np.full(256, _START, dtype=np.int64)
+_CODE[np.frombuffer(_ALPHABET.encode(), dtype=np.uint8)] = np.arange(len(_ALPHABET))
+# Each letter pair's bit: a fixed scramble, so similar pairs ("ab", "ac") fall apart.
+_PAIR_BIT = np.random.default_rng(20240613).integers(0, WHOLE_BITS, len(_ALPHABET) ** 2)
+
+
 class TitleMatcher:
     """Fuzzy title look-up over every titled paper of the index.
 
@@ -68,17 +91,50 @@ class TitleMatcher:
     (typos, a missing word) and cut to the typed length (a prefix such as "Trinity" or "long
     term intrest clock"); the better of the two is the score, 0-100. Token-set and partial
     scorers are avoided on purpose: they rate any title that shares "on the" highly.
+
+    A server holds this for every title, so it keeps bytes, not Python strings: the titles as
+    one UTF-8 blob, and per title two 256-bit signatures of its letter pairs (of the whole
+    squashed title and of its head). A look-up compares the typed text's pairs with every
+    signature in numpy (pairs shared, relative to the typed pairs for a prefix, to both for
+    a whole title), and scores only the ``candidates`` best of each exactly: a typo changes
+    two pairs, so the title meant stays far ahead of titles that merely share letters.
+    Corpora of at most ``candidates`` titles are scored whole.
     """
 
-    def __init__(self, titles: list[tuple[int, str]]) -> None:
-        self._rows = [row for row, _ in titles]
-        self._titles = [title for _, title in titles]
-        self._normalised = [normalise_title(title) for title in self._titles]
-        self._squashed = [_squash(title) for title in self._normalised]
-        # The short name many papers lead with ("Trinity: ...", "Long-Term Interest Clock:
-        # ..."): what people type when they search for the paper itself.
-        self._names = [_squash(normalise_title(title.partition(":")[0])) for title in self._titles]
-        self._position = {row: i for i, row in enumerate(self._rows)}
+    def __init__(self, titles: Sequence[tuple[int, str]], candidates: int = CANDIDATES) -> None:
+        self._candidates = candidates
+        rows = np.fromiter((row for row, _ in titles), dtype=np.int64, count=len(titles))
+        self._rows = rows.astype(_offset_type(int(rows.max()) if len(rows) else 0))
+        # Rows come ascending from the index; an order to search them is kept otherwise.
+        ascending = bool(np.all(rows[1:] > rows[:-1]))
+        self._by_row = None if ascending else np.argsort(rows, kind="stable")
+        # Built a chunk at a time, so the temporary strings and arrays are a chunk's.
+        texts, lengths, whole, head = [], [], [], []
+        for start in range(0, len(titles), _CHUNK):
+            chunk = [title for _, title in titles[start : start + _CHUNK]]
+            encoded = [title.encode("utf-8") for title in chunk]
+            texts.append(b"".join(encoded))
+            lengths.append(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)))
+            squashed = [_squash(normalise_title(title)) for title in chunk]
+            whole.append(_signatures(squashed, None, WHOLE_BITS))
+            head.append(_signatures(squashed, HEAD_CHARS, HEAD_BITS))
+            del chunk, encoded, squashed
+        self._text = b"".join(texts)
+        del texts
+        ends = np.cumsum(np.concatenate(lengths)) if lengths else np.zeros(0, np.int64)
+        self._starts = np.concatenate([[0], ends]).astype(_offset_type(len(self._text)))
+        # Word by word (a row of ``bits // 64`` words per title, transposed), so a look-up
+        # works on contiguous columns.
+        self._whole = _stacked(whole, WHOLE_BITS)
+        self._head = _stacked(head, HEAD_BITS)
+        self._whole_bits = _shared(self._whole, None)
+        self._head_bits = _shared(self._head, None)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def title(self, position: int) -> str:
+        return self._text[self._starts[position] : self._starts[position + 1]].decode("utf-8")
 
     def naming_scores(self, query: str, rows: Sequence[int]) -> list[float]:
         """How closely ``query`` is the whole title or the short name of each row's paper.
@@ -90,30 +146,108 @@ class TitleMatcher:
         typed = _squash(normalise_title(query))
         scores = []
         for row in rows:
-            i = self._position.get(row)
-            if i is None or not typed:
+            position = self._position(int(row))
+            if position is None or not typed:
                 scores.append(0.0)
                 continue
-            scores.append(
-                max(fuzz.ratio(typed, self._squashed[i]), fuzz.ratio(typed, self._names[i]))
-            )
+            title = self.title(position)
+            name = _squash(normalise_title(title.partition(":")[0]))
+            squashed = _squash(normalise_title(title))
+            scores.append(max(fuzz.ratio(typed, squashed), fuzz.ratio(typed, name)))
         return scores
 
     def closest(self, typed: str, limit: int = 5) -> list[TitleCandidate]:
         query = normalise_title(typed)
-        if not query or not self._normalised:
+        if not query or not len(self):
             return []
         typed_squashed = _squash(query)
+        positions = self._candidate_positions(typed_squashed)
+        normalised = [normalise_title(self.title(i)) for i in positions.tolist()]
         whole = process.cdist(
-            [typed_squashed], self._squashed, scorer=fuzz.ratio, dtype=np.float32
+            [typed_squashed],
+            [_squash(title) for title in normalised],
+            scorer=fuzz.ratio,
+            dtype=np.float32,
         )[0]
-        prefixes = [_squash(_cut_after_word(title, len(query))) for title in self._normalised]
+        prefixes = [_squash(_cut_after_word(title, len(query))) for title in normalised]
         prefix = process.cdist([typed_squashed], prefixes, scorer=fuzz.ratio, dtype=np.float32)[0]
-        scores = np.maximum(whole, prefix)
+        scores = np.maximum(whole, prefix).astype(np.float32)
         best = np.argsort(-scores, kind="stable")[:limit]
         return [
-            TitleCandidate(self._rows[i], self._titles[i], round(float(scores[i]), 1)) for i in best
+            TitleCandidate(
+                int(self._rows[positions[i]]), self.title(positions[i]), round(float(scores[i]), 1)
+            )
+            for i in best
         ]
+
+    def _candidate_positions(self, typed_squashed: str) -> np.ndarray:
+        """Positions of the titles worth scoring exactly, ascending (so ties keep the
+        corpus's order): every title of a small corpus, else the best by three estimates
+        from the letter pairs shared with the typed text: of the typed head found in the
+        title's head (a prefix; ties go to the head with fewest other pairs), of the typed
+        text found anywhere in the title (a long prefix), and of both titles' pairs shared
+        (a whole title)."""
+        if len(self) <= self._candidates:
+            return np.arange(len(self))
+        typed = _signatures([typed_squashed], None, WHOLE_BITS)[0]
+        typed_head = _signatures([typed_squashed], HEAD_CHARS, HEAD_BITS)[0]
+        typed_bits = int(np.bitwise_count(typed).sum())
+        typed_head_bits = int(np.bitwise_count(typed_head).sum())
+        estimates = np.empty((3, len(self)), dtype=np.float32)
+        for start in range(0, len(self), _SCAN_CHUNK):
+            part = slice(start, start + _SCAN_CHUNK)
+            in_head = _shared(self._head[:, part], typed_head)
+            in_whole = _shared(self._whole[:, part], typed)
+            extra = self._head_bits[part] - in_head
+            estimates[0, part] = in_head / typed_head_bits - 1e-3 * extra
+            estimates[1, part] = in_whole / typed_bits
+            estimates[2, part] = 2 * in_whole / (typed_bits + self._whole_bits[part])
+        share = max(self._candidates // 3, 1)
+        chosen = np.argpartition(-estimates, share, axis=1)[:, :share]
+        return np.unique(chosen)
+
+    def _position(self, row: int) -> int | None:
+        at = int(np.searchsorted(self._rows, row, sorter=self._by_row))
+        position = at if self._by_row is None or at == len(self) else int(self._by_row[at])
+        return position if at < len(self) and self._rows[position] == row else None
+
+
+def _signatures(squashed: Sequence[str], head: int | None, bits: int) -> np.ndarray:
+    """Per title, the set of its letter pairs (the first ``head`` characters' only, where
+    given), "^" and the first letter included, hashed into ``bits`` bits: rows of
+    ``bits // 64`` uint64."""
+    marked = [b"^" + (text[:head] if head else text).encode("ascii") for text in squashed]
+    lengths = np.fromiter(map(len, marked), dtype=np.int64, count=len(marked))
+    codes = _CODE[np.frombuffer(b"".join(marked), dtype=np.uint8)]
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    # A pair at every position but each title's last (whose next letter is the next title's).
+    pair_at = np.ones(len(codes), dtype=bool)
+    pair_at[starts[1:] - 1] = False
+    first = np.flatnonzero(pair_at)
+    pair_bits = _PAIR_BIT[codes[first] * len(_ALPHABET) + codes[first + 1]] % bits
+    title_of = np.searchsorted(starts, first, side="right") - 1
+    flags = np.zeros((len(marked), bits), dtype=bool)
+    flags[title_of, pair_bits] = True
+    return np.ascontiguousarray(np.packbits(flags, axis=1)).view(np.uint64)
+
+
+def _stacked(signatures: list[np.ndarray], bits: int) -> np.ndarray:
+    if not signatures:
+        return np.zeros((bits // 64, 0), dtype=np.uint64)
+    return np.ascontiguousarray(np.concatenate(signatures).T)
+
+
+def _shared(words: np.ndarray, typed: np.ndarray | None) -> np.ndarray:
+    """Per title (a column of ``words``), the bits it shares with ``typed`` (all its bits
+    where None)."""
+    count = np.zeros(words.shape[1], dtype=np.uint16)
+    for i, word in enumerate(words):
+        count += np.bitwise_count(word if typed is None else word & typed[i])
+    return count
+
+
+def _offset_type(largest: int) -> type[np.integer]:
+    return np.uint32 if largest < 2**32 else np.int64
 
 
 def _squash(normalised: str) -> str:
