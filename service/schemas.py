@@ -308,10 +308,13 @@ class Facets(BaseModel):
 
 
 class CorpusMap(BaseModel):
-    """Every paper as a point of the 2-D map computed at index time, in columns (one entry
-    per paper in each list): a fraction of the size of one object per paper."""
+    """Papers as points of the 2-D map computed at index time, in columns (one entry per
+    shown paper in each list): a fraction of the size of one object per paper. A corpus of
+    more than the map's limit is shown as a sample spread over the whole map (``shown`` of
+    its ``papers``), the same sample on every request."""
 
-    papers: int
+    papers: int = Field(description="Papers in the corpus.")
+    shown: int = Field(description="Papers in this map: all of them, or a sample.")
     categories: list[str] = Field(description="Category names, most papers first.")
     ids: list[str]
     labels: list[str] = Field(description="Title; where none, `arXiv:<id>` or the paper id.")

@@ -1,7 +1,9 @@
-// The corpus map: every paper as a dot on a canvas, coloured by category. Hover names a
-// paper, a click opens it, the wheel (or the +/- buttons and keys) zooms and dragging pans.
-// `highlight(ids)` lights up the current results, numbered by rank.
+// The corpus map: every paper as a dot on a canvas (a large corpus: a sample spread over
+// the map), coloured by category. Hover names a paper, a click opens it, the wheel (or the
+// +/- buttons and keys) zooms and dragging pans. `highlight(ids)` lights up the current
+// results, numbered by rank, asking the API where those the sample lacks lie.
 
+import { getJson } from "./api.js";
 import { el, fill, paperHref } from "./render.js";
 
 // Colour-blind-safe categorical palette (Okabe-Ito, then Tableau's extras); categories
@@ -49,10 +51,11 @@ export class CorpusMap {
     matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => this.draw());
   }
 
-  // `data` is the /map answer (columns, one entry per paper).
+  // `data` is the /map answer (columns, one entry per shown paper).
   show(data) {
     this.data = data;
     this.rowOf = new Map(data.ids.map((id, row) => [id, row]));
+    this.asked = new Set(); // ids already asked of /map?ids=, found or not
     this.colours = data.categories.map((_, i) => PALETTE[i] || null);
     // Rows by colour, drawn in this order: "other" first, then the largest categories, so
     // the small ones stay visible on top.
@@ -63,6 +66,7 @@ export class CorpusMap {
       groups.get(colour).push(row);
     });
     this.groups = [...groups].sort(([a], [b]) => a - b);
+    this.legendCounts = new Map(this.groups.map(([colour, rows]) => [colour, rows.length]));
     // The whole map fills the canvas at zoom 1: its bounding box, not the -1..1 square.
     const [minX, maxX] = bounds(data.x);
     const [minY, maxY] = bounds(data.y);
@@ -76,7 +80,8 @@ export class CorpusMap {
       return [box.left + x, box.top + y];
     };
     this.renderLegend();
-    this.root.dataset.points = String(data.papers);
+    this.root.dataset.points = String(data.shown);
+    this.root.dataset.papers = String(data.papers);
     // Results that arrived before the map did.
     this.highlight(this.pending?.ranked ?? [], this.pending?.focus);
   }
@@ -97,18 +102,54 @@ export class CorpusMap {
     this.root.dataset.highlighted = String(this.lit.size);
     this.describe();
     this.draw();
+    const missing = [...ranked, focus].filter(
+      (id) => id && !this.rowOf.has(id) && !this.asked.has(id),
+    );
+    if (missing.length) this.place(missing);
+  }
+
+  // Results the sampled map lacks: their points, added to the map (not to the legend's
+  // counts), then lit as they were asked to be.
+  async place(ids) {
+    ids.forEach((id) => this.asked.add(id));
+    let found;
+    try {
+      found = await getJson("/map", { ids: ids.join(",") });
+    } catch {
+      return; // the results still show; only their dots are missing
+    }
+    const data = this.data;
+    found.ids.forEach((id, i) => {
+      if (this.rowOf.has(id)) return;
+      const row = data.ids.length;
+      data.ids.push(id);
+      data.labels.push(found.labels[i]);
+      data.category.push(found.category[i]);
+      data.x.push(found.x[i]);
+      data.y.push(found.y[i]);
+      this.rowOf.set(id, row);
+      const colour = this.colours[found.category[i]] ? found.category[i] : -1;
+      const group = this.groups.find(([c]) => c === colour);
+      if (group) group[1].push(row);
+      else this.groups = [...this.groups, [colour, [row]]].sort(([a], [b]) => a - b);
+    });
+    this.highlight(this.pending.ranked, this.pending.focus);
   }
 
   describe() {
-    const papers = this.data.papers.toLocaleString("en");
+    const { papers, shown } = this.data;
+    const corpus =
+      shown < papers
+        ? `Showing ${shown.toLocaleString("en")} of ${papers.toLocaleString("en")} papers`
+        : `${papers.toLocaleString("en")} papers`;
     const lit = this.lit.size;
     this.caption.textContent = lit
-      ? `${papers} papers; the ${lit} shown in the list are lit. Hover for a title, click to open.`
-      : `${papers} papers; nearby dots are papers on similar subjects. Hover for a title, click to open.`;
+      ? `${corpus}; the ${lit} shown in the list are lit. Hover for a title, click to open.`
+      : `${corpus}; nearby dots are papers on similar subjects. Hover for a title, click to open.`;
   }
 
   renderLegend() {
-    const counts = new Map(this.groups.map(([colour, rows]) => [colour, rows.length]));
+    const counts = this.legendCounts;
     const entries = this.data.categories
       .map((name, i) => [name, i])
       .filter(([, i]) => this.colours[i]);
@@ -183,7 +224,7 @@ export class CorpusMap {
     const surface = style.getPropertyValue("--surface").trim() || "#fff";
     g.clearRect(0, 0, width, height);
     const t = this.transform();
-    const n = this.data.papers;
+    const n = this.data.shown;
     const radius = Math.max(1.2, Math.min(4, 300 / Math.sqrt(n))) * Math.sqrt(this.view.scale);
     g.globalAlpha = this.lit.size ? 0.28 : 0.85;
     // Colour by colour; dots under 2.5 px are squares, which look the same at that size and
@@ -254,7 +295,7 @@ export class CorpusMap {
       if (d < 10 ** 2 && d < bestDistance) [best, bestDistance] = [row, d];
     }
     if (best >= 0) return best;
-    for (let row = 0; row < this.data.papers; row++) {
+    for (let row = 0; row < this.data.ids.length; row++) {
       const [px, py] = this.screen(row, t);
       const d = (px - mx) ** 2 + (py - my) ** 2;
       if (d < bestDistance) [best, bestDistance] = [row, d];
