@@ -218,13 +218,13 @@ class SegmentPostings:
 
     def term(self, term_id: int) -> str:
         start, end = self.term_offsets[term_id : term_id + 2]
-        return self._term_bytes[int(start) : int(end)].decode("utf-8")
+        return self._term_bytes[int(start) : int(end)].decode("utf-8", "surrogatepass")
 
     def terms(self) -> list[str]:
         """The whole vocabulary, in term id order (for merges, never for serving)."""
         data = bytes(self._term_bytes)
         bounds = self.term_offsets.tolist()
-        return [data[start:end].decode("utf-8") for start, end in pairwise(bounds)]
+        return [data[start:end].decode("utf-8", "surrogatepass") for start, end in pairwise(bounds)]
 
     def term_id(self, term: str) -> int | None:
         """The term's id, by bisection over the sorted vocabulary; None where it is absent."""
