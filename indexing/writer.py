@@ -122,6 +122,8 @@ def update_index(index_dir: Path, change: Callable[[CheckedBuild], IndexChange |
         changed = change(current)
         if changed is not None:
             _write_build(index_dir, changed, current=current)
+        else:
+            _remove_stale_builds(index_dir)  # what killed writers left, as any writer does
 
 
 def next_segment_name(manifest: Manifest | None) -> str:

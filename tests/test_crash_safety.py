@@ -1,6 +1,7 @@
-"""``kill -9`` of the indexing job at random points: the index folder always serves the last
-complete build (checksums verified), the next run completes, and the embedding cache the
-killed runs wrote into gives the vectors a cache that no run ever interrupted gives."""
+"""``kill -9`` of the indexing job, and of ``add``, ``remove`` and ``merge``, at random points:
+the index folder always serves the last complete build (checksums verified), the next run
+completes, and the embedding cache the killed runs wrote into gives the vectors a cache that
+no run ever interrupted gives."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from indexing.corpus import read_corpus
 from indexing.embedding_cache import CACHE_FILE
-from indexing.manifest import Manifest
+from indexing.manifest import Manifest, read_manifest
 from indexing.reader import PaperIndex
 from indexing.writer import builds_dir, leftovers
 from models import DEFAULT_MODEL
@@ -191,7 +192,72 @@ def test_killing_the_indexing_job_never_serves_a_partial_index_or_poisons_the_ca
     try:
         rows = [reference.row_of(paper.id) for paper in final.list_papers(len(final), 0)]
         assert len(rows) == len(parts) * PART_SIZE and None not in rows
-        assert np.allclose(final.vectors, reference.vectors[rows], atol=1e-5)
+        assert np.allclose(
+            final.vectors_at(range(len(final))), reference.vectors_at(rows), atol=1e-5
+        )
     finally:
         final.close()
         reference.close()
+
+
+def served_state(index_dir: Path) -> tuple[frozenset[str], tuple[tuple[int, int], ...]]:
+    """The papers the folder serves, and its segments' rows and tombstones, after every file
+    is checked against the manifest."""
+    index = PaperIndex.open(index_dir)
+    try:
+        segments = tuple((s.entry.rows, s.entry.deleted) for s in index.segments)
+        return frozenset(index.paper_ids()), segments
+    finally:
+        index.close()
+
+
+def test_killing_an_update_or_a_merge_serves_the_old_index_or_the_new_one(seed_build, tmp_path):
+    """Each update is killed at random points of a run and once as it writes its build; the
+    folder serves the papers before it or after it, intact, and a rerun completes."""
+    rng = random.Random(SEED + 1)
+    first, added = write_parts(seed_build.index_dir, tmp_path / "corpus", 2)
+    index_dir = tmp_path / "data" / "index"
+    indexer = Indexer(index_dir, tmp_path / "cache", tmp_path / "updates.log")
+    indexer.run([first])
+    removed = sorted(served_state(index_dir)[0])[:3]
+    where = ["--index", str(index_dir)]
+    updates = [
+        ("add", [PAPERSEARCH, "add", str(added), *where, "--cache-dir", str(indexer.cache_dir),
+                 "--capture-date", SEED_CAPTURE_DATE.isoformat(), "--quiet"]),
+        ("remove", [PAPERSEARCH, "remove", *removed, *where]),
+        ("merge", [PAPERSEARCH, "merge", *where]),
+    ]  # fmt: skip
+    for name, command in updates:
+        before = served_state(index_dir)
+        # The update's own duration, on a copy of the index, spaces the kills over a run.
+        copy = tmp_path / name / "index"
+        copy.parent.mkdir()
+        copy.symlink_to(live_build(index_dir))
+        started = time.monotonic()
+        at_copy = [str(copy) if part == str(index_dir) else part for part in command]
+        assert subprocess.run(at_copy, capture_output=True, timeout=120).returncode == 0
+        duration = time.monotonic() - started
+        after = served_state(copy)
+        with indexer.log.open("a") as log:
+            for kill in range(KILLS_BY_TIME + 1):
+                seen = indexer.build_started() if kill == KILLS_BY_TIME else lambda: True
+                delay = rng.uniform(0, 0.01) if kill == KILLS_BY_TIME else rng.uniform(0, duration)
+                process = subprocess.Popen(command, stdout=log, stderr=log)
+                while process.poll() is None and not seen():
+                    time.sleep(0.0005)
+                time.sleep(delay)
+                process.send_signal(signal.SIGKILL)
+                status = process.wait(timeout=30)
+                served_now = served_state(index_dir)  # complete and intact
+                print(f"{name}: SIGKILL after {delay:.3f} s: status {status}, serving the "
+                      f"{'new' if served_now == after != before else 'previous'} papers")  # fmt: skip
+                assert served_now in (before, after)
+                if served_now == after:
+                    break  # done: killing a rerun would find nothing left to do
+        if served_state(index_dir) != after:  # every run was killed before its swap
+            assert subprocess.run(command, capture_output=True, timeout=120).returncode == 0
+        assert served_state(index_dir) == after
+    # A merge with nothing to merge still clears what the killed runs left.
+    assert subprocess.run(updates[-1][1], capture_output=True, timeout=120).returncode == 0
+    assert build_folders(index_dir) == [live_build(index_dir)] and leftovers(index_dir) == []
+    assert [(s.rows, s.deleted) for s in read_manifest(index_dir).segments] == [(17, 0)]

@@ -25,6 +25,7 @@ from indexing.build import BuildError
 from indexing.corpus import CorpusError
 from indexing.errors import PapersearchError
 from indexing.manifest import IndexUnusable
+from indexing.vector_files import VectorFileError
 from service.access import RateLimited, RequestTooLarge
 from service.app import create_app
 from service.cli import UsageError
@@ -70,6 +71,7 @@ CASES = [
     Case(PapersearchError("unexpected"), 500, "internal_error"),
     Case(IndexUnusable("no index at data/index: run `papersearch index`"), 503, "index_unusable"),
     Case(BuildError("no papers to add; index unchanged"), 422, "build_failed"),
+    Case(VectorFileError("x.parquet holds no vectors"), 422, "invalid_vectors"),
     Case(CorpusError("seeds/x: no such file or folder"), 422, "corpus_unreadable"),
     Case(EvalInputError("queries.jsonl: no queries"), 422, "eval_input_invalid"),
     Case(UsageError("k: must be between 1 and 100"), 422, "invalid_request"),
