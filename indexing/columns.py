@@ -17,7 +17,7 @@ import numpy as np
 from indexing import paper_db
 
 # Rows read from SQLite at a time: the Python tuples of one batch are all that exist at once.
-_BATCH = 20_000
+_BATCH = 5_000
 # The authors blob is scanned in windows of this many bytes, so the candidate positions of a
 # common first letter never take more memory than a window's worth.
 _SCAN_WINDOW = 1 << 20
@@ -36,10 +36,11 @@ class PaperColumns:
     source: np.ndarray  # uint16/int32 index into source_names
     source_names: tuple[str, ...]  # file names the papers were read from
     category_ids: np.ndarray  # int32 indexes into category_names, row after row (CSR)
-    category_starts: np.ndarray  # int64, rows + 1: row i's ids are [starts[i], starts[i + 1])
+    category_starts: np.ndarray  # uint32 (int64 past 4 G), rows + 1: row i's ids are
+    # category_ids[starts[i]:starts[i + 1]]
     category_names: tuple[str, ...]  # lower-cased
     authors: bytes  # lower-cased names, each followed by a newline, row after row
-    author_starts: np.ndarray  # int64, rows + 1: row i's names are blob[starts[i]:starts[i + 1]]
+    author_starts: np.ndarray  # as category_starts, into authors
 
     def __len__(self) -> int:
         return len(self.year)
@@ -68,7 +69,10 @@ class PaperColumns:
 
     @classmethod
     def concat(cls, parts: Sequence[PaperColumns]) -> PaperColumns:
-        """Segments' columns back to back, in the order given; their code tables merged."""
+        """Segments' columns back to back, in the order given; their code tables merged.
+        One segment's are returned as they are (no copy of a corpus's worth of arrays)."""
+        if len(parts) == 1:
+            return parts[0]
         sources, source_codes = _merged_tables([part.source_names for part in parts])
         categories, category_codes = _merged_tables([part.category_names for part in parts])
         category_ends = np.cumsum([len(part.category_ids) for part in parts])
@@ -122,7 +126,8 @@ class PaperColumns:
 
     def _rows_at(self, starts: np.ndarray, positions: np.ndarray) -> np.ndarray:
         keep = np.zeros(len(self), dtype=bool)
-        keep[np.searchsorted(starts, positions, side="right") - 1] = True
+        at = np.searchsorted(starts, positions.astype(starts.dtype), side="right")
+        keep[at.astype(np.int64) - 1] = True
         return keep
 
 
@@ -136,7 +141,7 @@ class _Builder:
         self.category_ids: list[np.ndarray] = []
         self.category_counts: list[np.ndarray] = []
         self.category_codes: dict[str, int] = {}
-        self.authors = bytearray()
+        self.authors: list[bytes] = []  # a batch's names each, joined once at the end
         self.author_lengths: list[np.ndarray] = []
 
     def add(self, batch: list[tuple[int, int, int, str, str, int, str]]) -> None:
@@ -154,14 +159,13 @@ class _Builder:
         )
         ids: list[int] = []
         counts: list[int] = []
-        lengths: list[int] = []
-        for _, _, _, category, _, _, authors in batch:
+        names = [authors.encode("utf-8") + _SEPARATOR for *_, authors in batch]
+        for _, _, _, category, _, _, _ in batch:
             listed = [c for c in category.split("\n") if c]
             ids.extend(self.category_codes.setdefault(c, len(self.category_codes)) for c in listed)
             counts.append(len(listed))
-            names = authors.encode("utf-8") + _SEPARATOR
-            self.authors += names
-            lengths.append(len(names))
+        self.authors.append(b"".join(names))
+        lengths = [len(text) for text in names]
         self.category_ids.append(np.array(ids, dtype=np.int32))
         self.category_counts.append(np.array(counts, dtype=np.int64))
         self.author_lengths.append(np.array(lengths, dtype=np.int64))
@@ -177,7 +181,7 @@ class _Builder:
             category_ids=_joined(self.category_ids, np.int32),
             category_starts=_starts(_joined(self.category_counts, np.int64)),
             category_names=tuple(self.category_codes),
-            authors=bytes(self.authors),
+            authors=b"".join(self.authors),
             author_starts=_starts(_joined(self.author_lengths, np.int64)),
         )
 
@@ -189,15 +193,23 @@ def _joined(arrays: Sequence[np.ndarray], dtype: type[np.generic]) -> np.ndarray
 def _starts(lengths: np.ndarray) -> np.ndarray:
     starts = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=starts[1:])
-    return starts
+    return _narrowed(starts)
+
+
+def _narrowed(starts: np.ndarray) -> np.ndarray:
+    """Offsets in four bytes where they fit (a blob under 4 GB), else eight."""
+    fits = not len(starts) or int(starts[-1]) <= np.iinfo(np.uint32).max
+    return starts.astype(np.uint32 if fits else np.int64)
 
 
 def _joined_starts(parts: Sequence[np.ndarray], ends: np.ndarray) -> np.ndarray:
     """Row offsets of parts laid back to back: each part's own offsets (but its first 0)
     shifted by the length of the parts before it."""
     shifts = np.concatenate([[0], ends[:-1]]) if len(ends) else np.zeros(0, np.int64)
-    tails = [starts[1:] + shift for starts, shift in zip(parts, shifts, strict=True)]
-    return np.concatenate([np.zeros(1, np.int64), *tails]).astype(np.int64)
+    tails = [
+        starts[1:].astype(np.int64) + shift for starts, shift in zip(parts, shifts, strict=True)
+    ]
+    return _narrowed(np.concatenate([np.zeros(1, np.int64), *tails]).astype(np.int64))
 
 
 def _codes_array(codes: np.ndarray, names: int) -> np.ndarray:
