@@ -217,19 +217,21 @@ class SuppliedVectors:
         return cls(path, made_by[0], made_by[1], ids, vectors, normalised)
 
     def rows_for(self, paper_ids: Sequence[str]) -> np.ndarray:
-        """Each paper's row in ``vectors``, ``-1`` where the file has none; refused when the
-        file holds ids none of ``paper_ids`` is, since a typo'd or stale id would otherwise
-        silently fall back to embedding."""
+        """Each paper's row in ``vectors``, ``-1`` where the file has none.
+
+        A file may hold more papers than are being indexed: vectors of a whole dump, computed
+        once on a GPU, serve each slice added from it. One that holds none of them is
+        refused: its ids are not the corpus's (another id scheme, a stale file), and every
+        paper would silently be embedded instead.
+        """
         row_of = {paper_id: row for row, paper_id in enumerate(self.ids)}
         rows = np.fromiter(
             (row_of.get(paper_id, -1) for paper_id in paper_ids), dtype=np.int64, count=-1
         )
-        known = set(paper_ids)
-        unknown = [paper_id for paper_id in self.ids if paper_id not in known]
-        if unknown:
+        if len(self.ids) and not (rows >= 0).any():
             raise VectorFileError(
-                f"{self.path} holds vectors for {counted(len(unknown), 'id')} the corpus does "
-                f"not: {_named(unknown)}; ids must be the corpus's own "
+                f"{self.path} holds vectors for {counted(len(self.ids), 'id')}, none of them a "
+                f"paper of the corpus: {_named(self.ids)}; ids must be the corpus's own "
                 f"(`papersearch export-vectors` shows them)"
             )
         return rows
