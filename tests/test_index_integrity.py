@@ -33,10 +33,10 @@ from tests.utils.index_files import (
     damage,
     damage_file,
     edit_manifest,
+    in_first_segment,
     index_file,
     linked_copy,
     live_build,
-    in_first_segment,
     switch_link,
 )
 
