@@ -108,33 +108,40 @@ class TitleMatcher:
         # Rows come ascending from the index; an order to search them is kept otherwise.
         ascending = bool(np.all(rows[1:] > rows[:-1]))
         self._by_row = None if ascending else np.argsort(rows, kind="stable")
-        # Built a chunk at a time, so the temporary strings and arrays are a chunk's.
-        texts, lengths, whole, head = [], [], [], []
-        for start in range(0, len(titles), _CHUNK):
-            chunk = [title for _, title in titles[start : start + _CHUNK]]
-            encoded = [title.encode("utf-8") for title in chunk]
-            texts.append(b"".join(encoded))
-            lengths.append(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)))
+        count = len(titles)
+        lengths = (len(title.encode("utf-8")) for _, title in titles)
+        offsets = np.zeros(count + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(lengths, dtype=np.int64, count=count), out=offsets[1:])
+        # Each array allocated once at its final size and filled a chunk at a time, so the
+        # temporaries are a chunk's and the heap keeps no corpus's worth of them. The
+        # signatures are stored word by word (a row of ``bits // 64`` words per title,
+        # transposed), so a look-up works on contiguous columns.
+        self._starts = offsets.astype(_offset_type(int(offsets[-1])))
+        del offsets
+        self._text = np.empty(int(self._starts[-1]), dtype=np.uint8)  # the titles, UTF-8
+        self._whole = np.empty((WHOLE_BITS // 64, count), dtype=np.uint64)
+        self._head = np.empty((HEAD_BITS // 64, count), dtype=np.uint64)
+        self._whole_bits = np.empty(count, dtype=np.uint16)
+        self._head_bits = np.empty(count, dtype=np.uint16)
+        for start in range(0, count, _CHUNK):
+            stop = min(start + _CHUNK, count)
+            chunk = [title for _, title in titles[start:stop]]
+            encoded = "".join(chunk).encode("utf-8")
+            at = slice(int(self._starts[start]), int(self._starts[stop]))
+            self._text[at] = np.frombuffer(encoded, dtype=np.uint8)
             squashed = [_squash(normalise_title(title)) for title in chunk]
-            whole.append(_signatures(squashed, None, WHOLE_BITS))
-            head.append(_signatures(squashed, HEAD_CHARS, HEAD_BITS))
+            self._whole[:, start:stop] = _signatures(squashed, None, WHOLE_BITS).T
+            self._head[:, start:stop] = _signatures(squashed, HEAD_CHARS, HEAD_BITS).T
+            self._whole_bits[start:stop] = _shared(self._whole[:, start:stop], None)
+            self._head_bits[start:stop] = _shared(self._head[:, start:stop], None)
             del chunk, encoded, squashed
-        self._text = b"".join(texts)
-        del texts
-        ends = np.cumsum(np.concatenate(lengths)) if lengths else np.zeros(0, np.int64)
-        self._starts = np.concatenate([[0], ends]).astype(_offset_type(len(self._text)))
-        # Word by word (a row of ``bits // 64`` words per title, transposed), so a look-up
-        # works on contiguous columns.
-        self._whole = _stacked(whole, WHOLE_BITS)
-        self._head = _stacked(head, HEAD_BITS)
-        self._whole_bits = _shared(self._whole, None)
-        self._head_bits = _shared(self._head, None)
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def title(self, position: int) -> str:
-        return self._text[self._starts[position] : self._starts[position + 1]].decode("utf-8")
+        text = self._text[self._starts[position] : self._starts[position + 1]]
+        return text.tobytes().decode("utf-8")
 
     def naming_scores(self, query: str, rows: Sequence[int]) -> list[float]:
         """How closely ``query`` is the whole title or the short name of each row's paper.
@@ -229,12 +236,6 @@ def _signatures(squashed: Sequence[str], head: int | None, bits: int) -> np.ndar
     flags = np.zeros((len(marked), bits), dtype=bool)
     flags[title_of, pair_bits] = True
     return np.ascontiguousarray(np.packbits(flags, axis=1)).view(np.uint64)
-
-
-def _stacked(signatures: list[np.ndarray], bits: int) -> np.ndarray:
-    if not signatures:
-        return np.zeros((bits // 64, 0), dtype=np.uint64)
-    return np.ascontiguousarray(np.concatenate(signatures).T)
 
 
 def _shared(words: np.ndarray, typed: np.ndarray | None) -> np.ndarray:
