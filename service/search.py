@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 from collections import Counter
 from collections.abc import Sequence
@@ -123,6 +124,20 @@ def limit_blas_threads() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
+def release_freed_memory() -> None:
+    """Hand the heap that loading freed back to the operating system (glibc keeps it for
+    reuse otherwise): reading a million rows makes short-lived objects by the million, and a
+    serving process should not stay as large as its start-up was. Nothing where the C library
+    is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
 class SearchEngine:
     """An index plus the model that embeds queries for it; loaded once, shared by all requests."""
 
@@ -194,6 +209,7 @@ class SearchEngine:
         # sight, a full collection no longer walks it, which stalled every request of a
         # worker for tens of milliseconds, a few times a minute under load.
         gc.freeze()
+        release_freed_memory()
         return self
 
     def close(self) -> None:
