@@ -106,7 +106,9 @@ def _paper_digest(paper: Paper) -> int:
 
 
 def corpus_files(paths: Sequence[Path]) -> list[Path]:
-    """Expand folders into the corpus files they hold; a BEIR folder yields its corpus.jsonl."""
+    """Expand folders into the corpus files they hold; a BEIR folder yields its corpus.jsonl.
+    Hidden files and folders are not read (an editor's swap files, an index's builds and
+    their bookkeeping beside it)."""
     files: list[Path] = []
     for path in paths:
         if not path.exists():
@@ -119,7 +121,10 @@ def corpus_files(paths: Sequence[Path]) -> list[Path]:
             found = sorted(
                 p
                 for p in path.rglob("*")
-                if p.is_file() and p.name.endswith(CORPUS_SUFFIXES) and not _in_an_index(p, path)
+                if p.is_file()
+                and p.name.endswith(CORPUS_SUFFIXES)
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                and not _in_an_index(p, path)
             )
             if not found:
                 raise CorpusError(f"{path}: no corpus files ({', '.join(CORPUS_SUFFIXES)}) inside")
