@@ -36,6 +36,7 @@ from indexing.manifest import (
     FileDigest,
     IndexUnusable,
     Manifest,
+    Segment,
     VerifiedFiles,
     builds_dir,
     checked_build,
@@ -161,7 +162,6 @@ def _write_segments(
     A carried-over segment's files are hard links to the current build's: no byte is copied
     and their digests are the ones already recorded. Only new files are hashed.
     """
-    previous = {s.name: s for s in current.manifest.segments} if current else {}
     files: dict[str, FileDigest] = {}
     for segment in change.manifest.segments:
         folder = build / SEGMENTS_DIR / segment.name
@@ -170,22 +170,10 @@ def _write_segments(
         if writer is not None:
             writer(folder)
         else:
-            if current is None or segment.name not in previous:
-                raise ValueError(f"segment {segment.name} is neither written nor carried over")
-            old = current.build / SEGMENTS_DIR / segment.name
-            for path in sorted(old.rglob("*")):
-                name = path.relative_to(current.build).as_posix()
-                target = build / name
-                if path.is_dir():
-                    target.mkdir()
-                elif path.name != DELETED_FILE:
-                    os.link(path, target)
-                    files[name] = current.manifest.files[name]
+            tombstones = segment.name not in change.deleted
+            files |= _linked_segment(build, segment, current, tombstones=tombstones)
         deleted = change.deleted.get(segment.name)
-        if deleted is None and writer is None and previous[segment.name].deleted:
-            os.link(current.build / segment.path(DELETED_FILE), folder / DELETED_FILE)  # type: ignore[union-attr]
-            files[segment.path(DELETED_FILE)] = current.manifest.files[segment.path(DELETED_FILE)]  # type: ignore[union-attr]
-        elif deleted is not None and len(deleted):
+        if deleted is not None and len(deleted):
             np.save(folder / DELETED_FILE, np.unique(np.asarray(deleted, dtype=np.int64)))
         if segment.deleted != _tombstones(folder):
             raise ValueError(f"segment {segment.name}: the manifest's deleted count is wrong")
@@ -194,6 +182,27 @@ def _write_segments(
         name = path.relative_to(build).as_posix()
         if path.is_file() and name not in files:
             files[name] = FileDigest(size=path.stat().st_size, sha256=file_digest(path))
+    return files
+
+
+def _linked_segment(
+    build: Path, segment: Segment, current: CheckedBuild | None, *, tombstones: bool
+) -> dict[str, FileDigest]:
+    """Carry a segment of the current build into ``build``: its files hard-linked, and its
+    tombstones with them where ``tombstones`` (else the caller writes new ones: a new file,
+    never the link, which would change the current build's). Their digests are the ones the
+    current manifest recorded: nothing is read."""
+    if current is None or segment.name not in {s.name for s in current.manifest.segments}:
+        raise ValueError(f"segment {segment.name} is neither written nor carried over")
+    files: dict[str, FileDigest] = {}
+    old = current.build / SEGMENTS_DIR / segment.name
+    for path in sorted(old.rglob("*")):
+        name = path.relative_to(current.build).as_posix()
+        if path.is_dir():
+            (build / name).mkdir()
+        elif path.name != DELETED_FILE or tombstones:
+            os.link(path, build / name)
+            files[name] = current.manifest.files[name]
     return files
 
 
