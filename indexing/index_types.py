@@ -135,11 +135,11 @@ class DenseIndex:
             scores, rows = faiss.knn(
                 queries, self.vectors, wanted, metric=faiss.METRIC_INNER_PRODUCT
             )
-            kept = [
-                (r[self._alive(r)][:n], s[self._alive(r)][:n])
-                for r, s in zip(rows, scores, strict=True)
+            alive = [self._alive(r) for r in rows]
+            return [
+                Neighbours(r[keep][:n], s[keep][:n])
+                for r, s, keep in zip(rows, scores, alive, strict=True)
             ]
-            return [Neighbours(r, sc) for r, sc in kept]
         _, rows = self.ann.search(queries, n, params=self._search_parameters(search_depth))
         found = [r[r >= 0] for r in rows]
         return [Neighbours(r, self.scores_at(q, r)) for q, r in zip(queries, found, strict=True)]
