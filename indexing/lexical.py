@@ -42,6 +42,9 @@ from bm25s.stopwords import STOPWORDS_EN
 
 K1 = 1.5
 B = 0.75
+# Past this share of the corpus in postings (1/DENSE_MERGE_SHARE), a query's lists are summed
+# into one array over every paper rather than merged by sorting (see ``matches``).
+DENSE_MERGE_SHARE = 16
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 _WORD_CHAR = re.compile(r"\w")
@@ -358,6 +361,16 @@ class LexicalIndex:
                 found_weights.append(times * idf * tf / (tf + norm))
         if not found_rows:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        postings = sum(len(rows) for rows in found_rows)
+        if len(found_rows) > 1 and postings * DENSE_MERGE_SHARE > self.size:
+            # Common words: adding each list into one array over every paper costs less than
+            # sorting a corpus's worth of postings (a term's rows are distinct, so ``+=`` on
+            # fancy indexes adds each once). A paper holding a term scores above zero.
+            summed = np.zeros(self.size, dtype=np.float64)
+            for rows, weights in zip(found_rows, found_weights, strict=True):
+                summed[rows] += weights
+            held = np.flatnonzero(summed)
+            return held, summed[held].astype(np.float32)
         rows, weights = np.concatenate(found_rows), np.concatenate(found_weights)
         if len(found_rows) > 1 and len(rows):
             # Each list ascends: a stable sort merges runs (timsort), cheaper than np.unique.

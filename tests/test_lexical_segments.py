@@ -15,6 +15,7 @@ import bm25s
 import numpy as np
 import pytest
 
+from indexing import lexical
 from indexing.corpus import read_corpus
 from indexing.lexical import LexicalIndex, Parts, SegmentPostings, analyse, merge_postings
 from indexing.records import embedding_text
@@ -242,3 +243,17 @@ def test_live_rows_are_checked(texts: list[str], tmp_path: Path) -> None:
             LexicalIndex([(segment, live)])
     with pytest.raises(ValueError, match="1-D integer"):
         LexicalIndex([(segment, np.array([0.5]))])
+
+
+def test_both_ways_of_summing_a_querys_postings_agree(monkeypatch, tmp_path):
+    """Lists summed into an array over every paper (common words) or merged by sorting
+    (rare ones): the same rows and scores."""
+    corpus = read_corpus([SEEDS], SEED_CAPTURE_DATE)
+    index = LexicalIndex.build([embedding_text(p) for p in corpus.papers], tmp_path / "lexical")
+    query = analyse("recommendation model users video ranking")
+    monkeypatch.setattr(lexical, "DENSE_MERGE_SHARE", 1 << 30)  # always summed densely
+    summed = index.matches(query)
+    monkeypatch.setattr(lexical, "DENSE_MERGE_SHARE", 0)  # always merged by sorting
+    merged = index.matches(query)
+    assert np.array_equal(summed[0], merged[0]) and len(summed[0]) > 20
+    assert np.allclose(summed[1], merged[1], atol=1e-6)
