@@ -1,215 +1,401 @@
-"""The columns filters and date sorting read: a few bytes per paper, in memory.
+"""The columns filters and date sorting read: written once per segment, memory-mapped when served.
 
-A serving process holds these for every paper, so none of them holds a Python object per
-paper: numbers are numpy arrays, texts that repeat (sources, categories) are small integer
-codes into a table of names, and the authors are one UTF-8 blob that a substring filter
-scans in C. At a million papers they stay tens of megabytes, not gigabytes.
+A serving process reads these for every paper, so they are files, not objects: numbers are
+``.npy`` arrays, texts that repeat (sources, categories) small integer codes into a table of
+names (JSON), and the authors one UTF-8 blob that a substring filter scans in C. They are
+written when a segment is written (``write``) or merged (``merge``, from the segments'
+columns: no record is read again), and opening them maps the files, so a start-up or a reload
+costs milliseconds at any corpus size and the pages are the operating system's file cache,
+shared by every worker.
+
+The numbers (year, date, code, source: a few bytes a paper) of several segments are joined
+in memory over the index's rows; the text-derived parts (categories, authors) stay in their
+segments' files, each filter evaluated on them segment by segment.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
-from indexing import paper_db
+from indexing.records import Paper, all_categories
 
-# Rows read from SQLite at a time: the Python tuples of one batch are all that exist at once.
-_BATCH = 5_000
 # The authors blob is scanned in windows of this many bytes, so the candidate positions of a
 # common first letter never take more memory than a window's worth.
 _SCAN_WINDOW = 1 << 20
+# Rows copied at a time by a merge: bounded memory at any corpus size.
+_COPY_ROWS = 16_384
 # Separates papers and authors in the blob; filters never contain it (control characters are
 # refused in typed text), so no match spans two names.
 _SEPARATOR = b"\n"
 
+# The files of a columns folder.
+_NAMES = "names.json"  # {"sources": [...], "categories": [...]}: the code tables
+_YEAR = "year.npy"
+_PUBLISHED = "published.npy"
+_HAS_CODE = "has_code.npy"
+_SOURCE = "source.npy"
+_CATEGORY_IDS = "category_ids.npy"
+_CATEGORY_STARTS = "category_starts.npy"
+_AUTHORS = "authors.npy"
+_AUTHOR_STARTS = "author_starts.npy"
+
+
+@dataclass(frozen=True)
+class TextColumns:
+    """One segment's categories and authors, as written (memory-mapped), over its local rows."""
+
+    category_ids: np.ndarray  # int32 codes into the segment's table, row after row (CSR)
+    category_starts: np.ndarray  # uint32 (int64 past 4 G), rows + 1: row i's ids are
+    # category_ids[starts[i]:starts[i + 1]]
+    authors: np.ndarray  # uint8: lower-cased names, each followed by a newline, row after row
+    author_starts: np.ndarray  # as category_starts, into authors
+    live: np.ndarray | None  # the live local rows, ascending; None: all
+    category_codes: np.ndarray  # the segment's category code -> the columns' code
+
+    @property
+    def rows(self) -> int:
+        return len(self.category_starts) - 1
+
+    def live_rows(self, keep: np.ndarray) -> np.ndarray:
+        """A per-local-row array narrowed to the live rows (itself when all are live)."""
+        return keep if self.live is None else keep[self.live]
+
+    def rows_at(self, starts: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """One boolean per live row: does one of ``positions`` (into the CSR values) fall in it."""
+        keep = np.zeros(self.rows, dtype=bool)
+        at = np.searchsorted(starts, positions.astype(starts.dtype), side="right")
+        keep[at.astype(np.int64) - 1] = True
+        return self.live_rows(keep)
+
 
 @dataclass(frozen=True)
 class PaperColumns:
-    """What filters and date sorting read, one entry per row (global rows once concatenated)."""
+    """What filters and date sorting read, one entry per row (the index's rows once
+    concatenated)."""
 
     year: np.ndarray  # int16, 0 where the date is unknown
     published: np.ndarray  # int32 day ordinal, -1 where unknown
     has_code: np.ndarray  # bool
     source: np.ndarray  # uint16/int32 index into source_names
     source_names: tuple[str, ...]  # file names the papers were read from
-    category_ids: np.ndarray  # int32 indexes into category_names, row after row (CSR)
-    category_starts: np.ndarray  # uint32 (int64 past 4 G), rows + 1: row i's ids are
-    # category_ids[starts[i]:starts[i + 1]]
     category_names: tuple[str, ...]  # lower-cased
-    authors: bytes  # lower-cased names, each followed by a newline, row after row
-    author_starts: np.ndarray  # as category_starts, into authors
+    texts: tuple[TextColumns, ...]  # per segment, in row order
 
     def __len__(self) -> int:
         return len(self.year)
 
-    @classmethod
-    def read(cls, db: sqlite3.Connection, live: np.ndarray | None = None) -> PaperColumns:
-        """One table's columns, of the ``live`` rows only (ascending; all rows where None).
-
-        The rows are streamed in batches rather than read whole as ``paper_db.filter_columns``
-        does: a million rows of Python tuples and strings would be a gigabyte for a moment,
-        and memory a process once took is seldom given back.
-        """
-        cursor = db.execute(
-            f"SELECT row, {', '.join(paper_db.FILTER_COLUMNS)} FROM papers ORDER BY row"
+    @staticmethod
+    def write(folder: Path, papers: Sequence[Paper]) -> None:
+        """Write the columns of a new segment's ``papers`` (row for row) into ``folder``,
+        which it creates: the values ``paper_db.write_papers`` stores."""
+        folder.mkdir(parents=True, exist_ok=False)
+        sources: dict[str, int] = {}
+        categories: dict[str, int] = {}
+        ids: list[int] = []
+        category_counts: list[int] = []
+        names: list[bytes] = []
+        for paper in papers:
+            listed = [c for c in "\n".join(all_categories(paper)).lower().split("\n") if c]
+            ids.extend(categories.setdefault(c, len(categories)) for c in listed)
+            category_counts.append(len(listed))
+            names.append("\n".join(paper.authors).lower().encode("utf-8") + _SEPARATOR)
+        count = len(papers)
+        save_array(
+            folder / _YEAR,
+            np.fromiter((p.published.year if p.published else 0 for p in papers), np.int16, count),
         )
-        builder = _Builder()
-        while batch := cursor.fetchmany(_BATCH):
-            if live is not None:
-                batch_rows = np.fromiter(
-                    (row[0] for row in batch), dtype=np.int64, count=len(batch)
-                )
-                keep = np.isin(batch_rows, live)
-                batch = [row for row, kept in zip(batch, keep.tolist(), strict=True) if kept]
-            builder.add(batch)
-        return builder.columns()
+        save_array(
+            folder / _PUBLISHED,
+            np.fromiter(
+                (p.published.toordinal() if p.published else -1 for p in papers), np.int32, count
+            ),
+        )
+        save_array(folder / _HAS_CODE, np.fromiter((p.has_code for p in papers), np.bool_, count))
+        codes = np.fromiter(
+            (sources.setdefault(p.source, len(sources)) for p in papers), np.int64, count
+        )
+        save_array(folder / _SOURCE, _codes_array(codes, len(sources)))
+        save_array(folder / _CATEGORY_IDS, np.array(ids, dtype=np.int32))
+        save_array(folder / _CATEGORY_STARTS, _starts(np.array(category_counts, dtype=np.int64)))
+        save_array(folder / _AUTHORS, np.frombuffer(b"".join(names), dtype=np.uint8))
+        lengths = np.fromiter(map(len, names), np.int64, count)
+        save_array(folder / _AUTHOR_STARTS, _starts(lengths))
+        _write_names(folder, list(sources), list(categories))
+
+    @staticmethod
+    def merge(parts: Sequence[tuple[Path, np.ndarray | None]], folder: Path) -> None:
+        """Write the columns of the live rows (ascending local rows; None: all) of several
+        segments' column folders back to back into ``folder``, which it creates: arrays
+        taken and joined, the blobs' live slices copied a chunk of rows at a time."""
+        folder.mkdir(parents=True, exist_ok=False)
+        opened = [PaperColumns.open(path, None) for path, _ in parts]
+        lives = [live for _, live in parts]
+        sources, source_codes = _merged_tables([part.source_names for part in opened])
+        categories, category_codes = _merged_tables([part.category_names for part in opened])
+        for name, field in ((_YEAR, "year"), (_PUBLISHED, "published"), (_HAS_CODE, "has_code")):
+            save_array(
+                folder / name,
+                _joined(
+                    [
+                        _taken(getattr(part, field), live)
+                        for part, live in zip(opened, lives, strict=True)
+                    ]
+                ),
+            )
+        codes = [
+            recode[_taken(part.source, live)]
+            for part, live, recode in zip(opened, lives, source_codes, strict=True)
+        ]
+        save_array(folder / _SOURCE, _codes_array(_joined(codes), len(sources)))
+        texts = [part.texts[0] for part in opened]
+        merge_ragged(
+            [
+                (text.category_ids, text.category_starts, live, recode)
+                for text, live, recode in zip(texts, lives, category_codes, strict=True)
+            ],
+            folder / _CATEGORY_IDS,
+            folder / _CATEGORY_STARTS,
+            np.int32,
+        )
+        merge_ragged(
+            [
+                (text.authors, text.author_starts, live, None)
+                for text, live in zip(texts, lives, strict=True)
+            ],
+            folder / _AUTHORS,
+            folder / _AUTHOR_STARTS,
+            np.uint8,
+        )
+        _write_names(folder, list(sources), list(categories))
+
+    @classmethod
+    def open(cls, folder: Path, live: np.ndarray | None) -> PaperColumns:
+        """Memory-map a segment's columns; ``live``: its live rows, ascending (None: all;
+        the numbers of the live rows are then taken into memory, a few bytes a paper).
+        Raises ValueError when its files disagree."""
+        names = json.loads((folder / _NAMES).read_text(encoding="utf-8"))
+        sources, categories = names["sources"], names["categories"]
+        if not all(isinstance(n, str) for n in [*sources, *categories]):
+            raise ValueError(f"{folder / _NAMES}: not lists of names")
+        numbers = [load_array(folder / name) for name in (_YEAR, _PUBLISHED, _HAS_CODE, _SOURCE)]
+        text = TextColumns(
+            category_ids=load_array(folder / _CATEGORY_IDS),
+            category_starts=load_array(folder / _CATEGORY_STARTS),
+            authors=load_array(folder / _AUTHORS),
+            author_starts=load_array(folder / _AUTHOR_STARTS),
+            live=live,
+            category_codes=np.arange(len(categories), dtype=np.int64),
+        )
+        rows = text.rows
+        if (
+            any(len(array) != rows for array in numbers)
+            or len(text.author_starts) != rows + 1
+            or int(text.category_starts[-1]) != len(text.category_ids)
+            or int(text.author_starts[-1]) != len(text.authors)
+            or (live is not None and len(live) and int(live[-1]) >= rows)
+        ):
+            raise ValueError(f"the column files in {folder} disagree on their papers")
+        year, published, has_code, source = (_taken(array, live) for array in numbers)
+        return cls(year, published, has_code, source, tuple(sources), tuple(categories), (text,))
 
     @classmethod
     def concat(cls, parts: Sequence[PaperColumns]) -> PaperColumns:
         """Segments' columns back to back, in the order given; their code tables merged.
-        One segment's are returned as they are (no copy of a corpus's worth of arrays)."""
+        The numbers are joined in memory; the categories and authors stay where they are.
+        One segment's are returned as they are (no copy at all)."""
         if len(parts) == 1:
             return parts[0]
         sources, source_codes = _merged_tables([part.source_names for part in parts])
         categories, category_codes = _merged_tables([part.category_names for part in parts])
-        category_ends = np.cumsum([len(part.category_ids) for part in parts])
-        author_ends = np.cumsum([len(part.authors) for part in parts])
         return cls(
-            year=_joined([part.year for part in parts], np.int16),
-            published=_joined([part.published for part in parts], np.int32),
-            has_code=_joined([part.has_code for part in parts], np.bool_),
+            year=_joined([part.year for part in parts]),
+            published=_joined([part.published for part in parts]),
+            has_code=_joined([part.has_code for part in parts]),
             source=_codes_array(
                 _joined(
-                    [recode[part.source] for part, recode in zip(parts, source_codes, strict=True)],
-                    np.int64,
+                    [recode[part.source] for part, recode in zip(parts, source_codes, strict=True)]
                 ),
                 len(sources),
             ),
             source_names=sources,
-            category_ids=_joined(
-                [
-                    recode[part.category_ids]
-                    for part, recode in zip(parts, category_codes, strict=True)
-                ],
-                np.int32,
-            ),
-            category_starts=_joined_starts([part.category_starts for part in parts], category_ends),
             category_names=categories,
-            authors=b"".join(part.authors for part in parts),
-            author_starts=_joined_starts([part.author_starts for part in parts], author_ends),
+            texts=tuple(
+                replace(text, category_codes=recode[text.category_codes])
+                for part, recode in zip(parts, category_codes, strict=True)
+                for text in part.texts
+            ),
         )
 
     def with_category(self, wanted: Iterable[int]) -> np.ndarray:
-        """One boolean per row: does the paper list any of the ``wanted`` category ids."""
-        listed = np.isin(self.category_ids, np.fromiter(wanted, dtype=np.int32))
-        return self._rows_at(self.category_starts, np.flatnonzero(listed))
+        """One boolean per row: does the paper list any of the ``wanted`` category codes."""
+        codes = np.fromiter(wanted, dtype=np.int64)
+        return self._joined_rows(
+            text.rows_at(
+                text.category_starts,
+                np.flatnonzero(
+                    np.isin(text.category_ids, np.flatnonzero(np.isin(text.category_codes, codes)))
+                ),
+            )
+            for text in self.texts
+        )
 
     def with_author_text(self, needle: str) -> np.ndarray:
         """One boolean per row: does ``needle`` (lower-cased, no newline) occur in one of
-        the paper's author names. Scanned with numpy over windows of the blob: a candidate
-        position per occurrence of the needle's first byte, narrowed byte by byte."""
+        the paper's author names. Scanned with numpy over windows of each segment's blob: a
+        candidate position per occurrence of the needle's first byte, narrowed byte by byte."""
         pattern = np.frombuffer(needle.encode("utf-8"), dtype=np.uint8)
-        blob = np.frombuffer(self.authors, dtype=np.uint8)
-        size = len(pattern)
-        hits: list[np.ndarray] = []
-        for start in range(0, max(len(blob) - size + 1, 0), _SCAN_WINDOW):
-            window = blob[start : start + _SCAN_WINDOW + size - 1]
-            found = np.flatnonzero(window[: len(window) - size + 1] == pattern[0])
-            for k in range(1, size):
-                found = found[window[found + k] == pattern[k]]
-            hits.append(found + start)
-        positions = np.concatenate(hits) if hits else np.zeros(0, dtype=np.int64)
-        return self._rows_at(self.author_starts, positions)
-
-    def _rows_at(self, starts: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        keep = np.zeros(len(self), dtype=bool)
-        at = np.searchsorted(starts, positions.astype(starts.dtype), side="right")
-        keep[at.astype(np.int64) - 1] = True
-        return keep
-
-
-class _Builder:
-    """Columns growing batch by batch, each batch turned into arrays as it arrives."""
-
-    def __init__(self) -> None:
-        self.numbers: list[np.ndarray] = []  # (batch, 3): year, published, has_code
-        self.sources: list[np.ndarray] = []
-        self.source_codes: dict[str, int] = {}
-        self.category_ids: list[np.ndarray] = []
-        self.category_counts: list[np.ndarray] = []
-        self.category_codes: dict[str, int] = {}
-        self.authors: list[bytes] = []  # a batch's names each, joined once at the end
-        self.author_lengths: list[np.ndarray] = []
-
-    def add(self, batch: list[tuple[int, int, int, str, str, int, str]]) -> None:
-        if not batch:
-            return
-        self.numbers.append(
-            np.array([(year, published, code) for _, year, published, _, _, code, _ in batch])
-        )
-        self.sources.append(
-            np.fromiter(
-                (self.source_codes.setdefault(s, len(self.source_codes)) for *_, s, _, _ in batch),
-                dtype=np.int64,
-                count=len(batch),
-            )
-        )
-        ids: list[int] = []
-        counts: list[int] = []
-        names = [authors.encode("utf-8") + _SEPARATOR for *_, authors in batch]
-        for _, _, _, category, _, _, _ in batch:
-            listed = [c for c in category.split("\n") if c]
-            ids.extend(self.category_codes.setdefault(c, len(self.category_codes)) for c in listed)
-            counts.append(len(listed))
-        self.authors.append(b"".join(names))
-        lengths = [len(text) for text in names]
-        self.category_ids.append(np.array(ids, dtype=np.int32))
-        self.category_counts.append(np.array(counts, dtype=np.int64))
-        self.author_lengths.append(np.array(lengths, dtype=np.int64))
-
-    def columns(self) -> PaperColumns:
-        numbers = np.concatenate(self.numbers) if self.numbers else np.zeros((0, 3), np.int64)
-        return PaperColumns(
-            year=numbers[:, 0].astype(np.int16),
-            published=numbers[:, 1].astype(np.int32),
-            has_code=numbers[:, 2].astype(bool),
-            source=_codes_array(_joined(self.sources, np.int64), len(self.source_codes)),
-            source_names=tuple(self.source_codes),
-            category_ids=_joined(self.category_ids, np.int32),
-            category_starts=_starts(_joined(self.category_counts, np.int64)),
-            category_names=tuple(self.category_codes),
-            authors=b"".join(self.authors),
-            author_starts=_starts(_joined(self.author_lengths, np.int64)),
+        return self._joined_rows(
+            text.rows_at(text.author_starts, _occurrences(text.authors, pattern))
+            for text in self.texts
         )
 
+    def category_counts(self) -> np.ndarray:
+        """Papers listing each category, by code (a paper counts once per category it lists)."""
+        counts = np.zeros(len(self.category_names), dtype=np.int64)
+        for text in self.texts:
+            ids = np.asarray(text.category_ids)
+            if text.live is not None:  # the removed papers' entries left out
+                alive = np.zeros(text.rows, dtype=bool)
+                alive[text.live] = True
+                starts = np.asarray(text.category_starts, dtype=np.int64)
+                ids = ids[np.repeat(alive, starts[1:] - starts[:-1])]
+            found = np.bincount(ids, minlength=len(text.category_codes))
+            np.add.at(counts, text.category_codes, found)
+        return counts
 
-def _joined(arrays: Sequence[np.ndarray], dtype: type[np.generic]) -> np.ndarray:
-    return np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype=dtype)
+    def first_rows_listing(self, codes: Sequence[int]) -> list[int]:
+        """For each category code, the first row whose paper lists it (-1: none does)."""
+        first = dict.fromkeys(codes, -1)
+        offset = 0
+        for text in self.texts:
+            live = np.arange(text.rows) if text.live is None else text.live
+            missing = [code for code, row in first.items() if row < 0]
+            mask = np.isin(text.category_codes[text.category_ids], missing)
+            positions = np.flatnonzero(mask)
+            local = np.searchsorted(text.category_starts, positions, side="right") - 1
+            at = np.searchsorted(live, local).clip(max=max(len(live) - 1, 0))
+            alive = live[at] == local if len(live) else np.zeros(len(local), dtype=bool)
+            for code, row in zip(
+                text.category_codes[text.category_ids[positions[alive]]].tolist(),
+                (at[alive] + offset).tolist(),
+                strict=True,
+            ):
+                if first[code] < 0:
+                    first[code] = row
+            offset += len(live)
+        return [first[code] for code in codes]
+
+    def _joined_rows(self, pieces: Iterable[np.ndarray]) -> np.ndarray:
+        """Per-segment booleans over their live rows as one array over the index's rows."""
+        found = list(pieces)
+        return found[0] if len(found) == 1 else _joined(found, np.bool_)
+
+
+def _occurrences(blob: np.ndarray, pattern: np.ndarray) -> np.ndarray:
+    """Where ``pattern`` starts in ``blob``, ascending, a window of the blob at a time."""
+    size = len(pattern)
+    hits: list[np.ndarray] = []
+    for start in range(0, max(len(blob) - size + 1, 0), _SCAN_WINDOW):
+        window = np.asarray(blob[start : start + _SCAN_WINDOW + size - 1])
+        found = np.flatnonzero(window[: len(window) - size + 1] == pattern[0])
+        for k in range(1, size):
+            found = found[window[found + k] == pattern[k]]
+        hits.append(found + start)
+    return np.concatenate(hits) if hits else np.zeros(0, dtype=np.int64)
+
+
+def load_array(path: Path) -> np.ndarray:
+    """A ``.npy`` file memory-mapped read-only (never unpickled)."""
+    array: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
+    return array
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    np.save(path, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def narrowed(values: np.ndarray, largest: int) -> np.ndarray:
+    """Offsets or rows in four bytes where ``largest`` fits (under 4 G), else eight."""
+    return values.astype(np.uint32 if largest <= np.iinfo(np.uint32).max else np.int64)
+
+
+def merge_ragged(
+    parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]],
+    values_path: Path,
+    starts_path: Path,
+    dtype: type[np.generic],
+) -> None:
+    """Write the picked rows of several CSR arrays back to back: per part ``(values, starts,
+    rows picked ascending or None for all, recode of the values or None)``. The values are
+    copied a chunk of rows at a time into the new file, so memory stays bounded."""
+    picked = [np.arange(len(starts) - 1) if rows is None else rows for _, starts, rows, _ in parts]
+    lengths = [
+        np.diff(np.asarray(starts, dtype=np.int64))[rows]
+        for (_, starts, _, _), rows in zip(parts, picked, strict=True)
+    ]
+    new_starts = _starts(np.concatenate([np.zeros(0, np.int64), *lengths]))
+    total = int(new_starts[-1])
+    out = np.lib.format.open_memmap(values_path, mode="w+", dtype=dtype, shape=(total,))
+    at = 0
+    for (values, starts, _, recode), rows in zip(parts, picked, strict=True):
+        for first in range(0, len(rows), _COPY_ROWS):
+            chunk = np.asarray(rows[first : first + _COPY_ROWS], dtype=np.int64)
+            begin = np.asarray(starts[chunk], dtype=np.int64)
+            sizes = np.asarray(starts[chunk + 1], dtype=np.int64) - begin
+            size = int(sizes.sum())
+            # Each value's place in the old array: its row's start plus its place in the row.
+            shift = np.repeat(begin - (np.cumsum(sizes) - sizes), sizes.astype(np.int64))
+            piece = np.asarray(values)[shift + np.arange(size)]
+            out[at : at + size] = piece if recode is None else recode[piece]
+            at += size
+    out.flush()
+    del out
+    save_array(starts_path, new_starts)
+
+
+def copy_taken(parts: Sequence[tuple[np.ndarray, np.ndarray]], path: Path, chunk: int) -> None:
+    """Write the columns (the last axis) ``taken`` of several arrays back to back, a chunk at
+    a time: per part ``(array, ascending indexes into its last axis)``."""
+    first = parts[0][0]
+    count = sum(len(taken) for _, taken in parts)
+    out = np.lib.format.open_memmap(
+        path, mode="w+", dtype=first.dtype, shape=(*first.shape[:-1], count)
+    )
+    at = 0
+    for array, taken in parts:
+        for start in range(0, len(taken), chunk):
+            columns = taken[start : start + chunk]
+            out[..., at : at + len(columns)] = array[..., columns]
+            at += len(columns)
+    out.flush()
+    del out
+
+
+def _write_names(folder: Path, sources: list[str], categories: list[str]) -> None:
+    names = {"sources": sources, "categories": categories}
+    (folder / _NAMES).write_text(json.dumps(names), encoding="utf-8")
+
+
+def _taken(array: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+    return array if rows is None else np.asarray(array)[rows]
+
+
+def _joined(arrays: Sequence[np.ndarray], dtype: type[np.generic] | None = None) -> np.ndarray:
+    if not arrays:
+        return np.zeros(0, dtype=dtype or np.int64)
+    joined = np.concatenate(arrays)
+    return joined if dtype is None else joined.astype(dtype, copy=False)
 
 
 def _starts(lengths: np.ndarray) -> np.ndarray:
     starts = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=starts[1:])
-    return _narrowed(starts)
-
-
-def _narrowed(starts: np.ndarray) -> np.ndarray:
-    """Offsets in four bytes where they fit (a blob under 4 GB), else eight."""
-    fits = not len(starts) or int(starts[-1]) <= np.iinfo(np.uint32).max
-    return starts.astype(np.uint32 if fits else np.int64)
-
-
-def _joined_starts(parts: Sequence[np.ndarray], ends: np.ndarray) -> np.ndarray:
-    """Row offsets of parts laid back to back: each part's own offsets (but its first 0)
-    shifted by the length of the parts before it."""
-    shifts = np.concatenate([[0], ends[:-1]]) if len(ends) else np.zeros(0, np.int64)
-    tails = [
-        starts[1:].astype(np.int64) + shift for starts, shift in zip(parts, shifts, strict=True)
-    ]
-    return _narrowed(np.concatenate([np.zeros(1, np.int64), *tails]).astype(np.int64))
+    return narrowed(starts, int(starts[-1]))
 
 
 def _codes_array(codes: np.ndarray, names: int) -> np.ndarray:

@@ -15,6 +15,10 @@ and small ones that later ``add``s wrote, each under ``segments/<name>/``:
 - ``map.npy``: the corpus map, one float32 ``(x, y)`` in [-1, 1] per paper, row for row (see
   ``corpus_map``);
 - ``lexical/``: the BM25 postings of the same papers, row for row (see ``lexical``);
+- ``columns/``: what filters and date sorting read (year, date, categories, source, code,
+  authors), as memory-mapped arrays and code tables, row for row (see ``columns``);
+- ``titles/``: what title look-ups scan (the titles' bytes and letter-pair signatures), one
+  entry per titled paper, memory-mapped (see ``title_index``);
 - ``deleted.npy``: where papers of the segment were removed or replaced since it was written,
   their rows (tombstones): the segment's other files stay as they were written.
 
@@ -54,7 +58,8 @@ from indexing.index_types import IndexType
 # 3: exact vectors as a memory-mappable .npy, optional ANN structure, backend in the manifest.
 # 4: size and sha256 of every data file in the manifest, verified before serving or updating.
 # 5: map.npy, the 2-D corpus map computed at index time.
-# 6: segments with tombstones; BM25 postings of our own, memory-mapped; order-free checksum.
+# 6: segments with tombstones; BM25 postings of our own, filter columns and title data as
+#    memory-mapped files per segment; order-free checksum.
 FORMAT_VERSION = 6
 MANIFEST_FILE = "manifest.json"
 SEGMENTS_DIR = "segments"
@@ -64,7 +69,11 @@ ANN_FILE = "ann.faiss"
 PAPERS_FILE = "papers.sqlite"
 MAP_FILE = "map.npy"
 LEXICAL_DIR = "lexical"
+COLUMNS_DIR = "columns"
+TITLES_DIR = "titles"
 DELETED_FILE = "deleted.npy"
+# A segment's folders of files (each listed in the manifest file by file).
+FOLDERS = (LEXICAL_DIR, COLUMNS_DIR, TITLES_DIR)
 # Beside the builds: which files were already hashed (see ``VerifiedFiles``).
 VERIFIED_FILE = ".verified.json"
 
@@ -275,7 +284,7 @@ def _verify_files(index_dir: Path, manifest: Manifest, build: Path) -> None:
 
 def required_files(segment: Segment, index_type: IndexType) -> list[str]:
     """What a segment must hold, as the manifest names them (a folder ends with "/")."""
-    names = [VECTORS_FILE, PAPERS_FILE, MAP_FILE, f"{LEXICAL_DIR}/"]
+    names = [VECTORS_FILE, PAPERS_FILE, MAP_FILE, *(f"{d}/" for d in FOLDERS)]
     if segment.ann and index_type is not IndexType.FLAT:
         names.append(ANN_FILE)
     if segment.deleted:

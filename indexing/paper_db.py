@@ -24,8 +24,6 @@ _SCHEMA = (
     "category TEXT NOT NULL, source TEXT NOT NULL, has_code INTEGER NOT NULL, "
     "authors TEXT NOT NULL, sentences TEXT NOT NULL)"
 )
-# What the filter columns hold, in the order ``filter_columns`` returns them.
-FILTER_COLUMNS = ("year", "published", "category", "source", "has_code", "authors")
 
 
 def write_papers(
@@ -140,13 +138,6 @@ def sentences_at(db: sqlite3.Connection, rows: Sequence[int]) -> list[str]:
     return _by_row(db, "sentences", rows)
 
 
-def titles(db: sqlite3.Connection) -> list[tuple[int, str]]:
-    """(row, title) of every paper that has a title."""
-    return db.execute(
-        "SELECT row, title FROM papers WHERE title IS NOT NULL ORDER BY row"
-    ).fetchall()
-
-
 Label = tuple[str, str | None, str | None, str | None]
 
 
@@ -185,11 +176,6 @@ def category_lists(db: sqlite3.Connection) -> list[list[str]]:
     return [
         json.loads(many) if many and many != "[]" else ([one] if one else []) for many, one in rows
     ]
-
-
-def filter_columns(db: sqlite3.Connection) -> list[tuple[int, int, str, str, int, str]]:
-    """The ``FILTER_COLUMNS`` of every paper, in row order."""
-    return db.execute(f"SELECT {', '.join(FILTER_COLUMNS)} FROM papers ORDER BY row").fetchall()
 
 
 def decode_paper(record: str) -> Paper:

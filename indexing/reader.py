@@ -2,8 +2,8 @@
 
 Both go through ``manifest.checked_build`` first, so nothing is read from a build whose
 manifest was not checked and whose files were not verified. Nothing proportional to the
-papers' text is held in memory: vectors and postings are memory-mapped, records stay in
-SQLite and are read for the rows asked for.
+papers' text is held in memory: vectors, postings, filter columns and title data are
+memory-mapped, records stay in SQLite and are read for the rows asked for.
 """
 
 from __future__ import annotations
@@ -23,11 +23,13 @@ from indexing.columns import PaperColumns
 from indexing.index_types import DenseIndex, IndexType, Neighbours, SegmentedDense, read_ann
 from indexing.manifest import (
     ANN_FILE,
+    COLUMNS_DIR,
     DELETED_FILE,
     LEXICAL_DIR,
     MAP_FILE,
     PAPERS_FILE,
     SEGMENTS_DIR,
+    TITLES_DIR,
     VECTORS_FILE,
     CheckedBuild,
     IndexUnusable,
@@ -37,6 +39,7 @@ from indexing.manifest import (
 )
 from indexing.records import Paper
 from indexing.row_space import RowSpace, live_rows
+from indexing.title_index import TitleIndex
 
 if TYPE_CHECKING:
     # BM25 (the stemmer) is imported where an index is opened: `serve` verifies an index
@@ -177,17 +180,22 @@ class PaperIndex:
         )
         self.map_points.flags.writeable = False
         self._db_lock = threading.Lock()  # the connections, shared by the server's threads
-        self._columns = BuiltOnce(self._read_columns)
+        # Memory-mapped: opening them costs milliseconds at any size (only the numbers of a
+        # segment with tombstones, or of several segments, are joined in memory).
+        columns = [PaperColumns.open(s.folder / COLUMNS_DIR, s.live) for s in segments]
+        self._titles = [TitleIndex.open(s.folder / TITLES_DIR, s.live) for s in segments]
+        sizes = [(c.texts[0].rows, t.papers) for c, t in zip(columns, self._titles, strict=True)]
+        if any(size != (s.entry.rows,) * 2 for size, s in zip(sizes, segments, strict=True)):
+            raise IndexUnusable(
+                f"inconsistent index at {self.index_dir}: filter columns or titles and records "
+                f"disagree on a segment's papers: {rebuild_hint(self.index_dir)}"
+            )
+        self.columns = PaperColumns.concat(columns)
 
-    @property
-    def columns(self) -> PaperColumns:
-        """The filter columns, read on first use (noticeable at tens of thousands of papers): a
-        server reads them in the background once it is ready (``SearchEngine.warm_up``)."""
-        return self._columns.get()
-
-    def _read_columns(self) -> PaperColumns:
-        with self._db_lock:
-            return PaperColumns.concat([PaperColumns.read(s.db, s.live) for s in self.segments])
+    def title_parts(self) -> list[TitleIndex]:
+        """Each segment's title data, in segment order (with ``rows``, what a title matcher
+        searches)."""
+        return list(self._titles)
 
     @classmethod
     def open(
@@ -304,18 +312,6 @@ class PaperIndex:
         """A page of papers in row order: read by row number, so a deep page costs no more
         than the first."""
         return self.papers_at(range(offset, min(offset + limit, len(self))))
-
-    def titles(self) -> list[tuple[int, str]]:
-        """(row, title) of every paper that has a title: what title look-ups search."""
-        titled: list[tuple[int, str]] = []
-        with self._db_lock:
-            for number, segment in enumerate(self.segments):
-                found = paper_db.titles(segment.db)
-                local = np.array([row for row, _ in found], dtype=np.int64)
-                rows, kept = self.rows.to_global(number, local)
-                titles = [title for (_, title), keep in zip(found, kept, strict=True) if keep]
-                titled += zip(rows.tolist(), titles, strict=True)
-        return titled
 
     def map_labels(self, rows: Sequence[int] | None = None) -> list[paper_db.Label]:
         """(id, title, category, arxiv_id) of the given rows in the given order (every row

@@ -13,8 +13,8 @@ papers themselves change.
 Segments and tombstones cost a little at every search, so they are merged (``merge``) once
 they pass a threshold (``merge_plan``), under the writer lock, into one segment of the live
 papers, without reading a paper's text again: vectors are copied, records copied row by row
-in SQLite, postings merged as arrays. A full merge refills the base segment's ANN structure
-with its trained lists, as a build would have them.
+in SQLite, postings, filter columns and title data merged as arrays. A full merge refills the
+base segment's ANN structure with its trained lists, as a build would have them.
 
 The corpus map (``corpus_map``) is fitted only by ``papersearch index``: refitting it here
 would cost seconds to minutes and move every point the user has seen. An update places each
@@ -34,15 +34,18 @@ import numpy as np
 
 from indexing import paper_db
 from indexing.build import BuildError, abstract_sentences, embed_papers, read_papers
+from indexing.columns import PaperColumns
 from indexing.corpus import changed_checksum
 from indexing.corpus_map import place
 from indexing.index_types import IndexType, build_ann, updated_ann
 from indexing.manifest import (
     ANN_FILE,
+    COLUMNS_DIR,
     DELETED_FILE,
     LEXICAL_DIR,
     MAP_FILE,
     PAPERS_FILE,
+    TITLES_DIR,
     VECTORS_FILE,
     CheckedBuild,
     Manifest,
@@ -52,6 +55,7 @@ from indexing.manifest import (
 from indexing.plural import counted
 from indexing.reader import OpenSegment, open_segments
 from indexing.records import Paper, ParseIssue
+from indexing.title_index import TitleIndex
 from indexing.vector_files import SuppliedVectors
 from indexing.writer import IndexChange, SegmentWriter, next_segment_name, segment_writer
 from indexing.writer import update_index as _update_index
@@ -323,6 +327,15 @@ def _merged_writer(
         )
         merge_postings(
             [(segment.postings(), segment.live) for segment in segments], folder / LEXICAL_DIR
+        )
+        lives = [segment.live for segment in segments]
+        PaperColumns.merge(
+            [(s.folder / COLUMNS_DIR, live) for s, live in zip(segments, lives, strict=True)],
+            folder / COLUMNS_DIR,
+        )
+        TitleIndex.merge(
+            [(s.folder / TITLES_DIR, live) for s, live in zip(segments, lives, strict=True)],
+            folder / TITLES_DIR,
         )
         if index_type is not None:
             import faiss

@@ -23,14 +23,17 @@ import faiss
 import numpy as np
 
 from indexing import paper_db
+from indexing.columns import PaperColumns
 from indexing.manifest import (
     ANN_FILE,
+    COLUMNS_DIR,
     DELETED_FILE,
     LEXICAL_DIR,
     MANIFEST_FILE,
     MAP_FILE,
     PAPERS_FILE,
     SEGMENTS_DIR,
+    TITLES_DIR,
     VECTORS_FILE,
     CheckedBuild,
     FileDigest,
@@ -43,6 +46,7 @@ from indexing.manifest import (
     file_digest,
 )
 from indexing.records import Paper, embedding_text
+from indexing.title_index import TitleIndex
 
 
 def check_writable(index_dir: Path) -> None:
@@ -84,6 +88,8 @@ def segment_writer(
             faiss.write_index(ann, str(folder / ANN_FILE))
         SegmentPostings.write(folder / LEXICAL_DIR, [embedding_text(paper) for paper in papers])
         paper_db.write_papers(folder / PAPERS_FILE, papers, sentences)
+        PaperColumns.write(folder / COLUMNS_DIR, papers)
+        TitleIndex.write(folder / TITLES_DIR, papers)
 
     return write
 

@@ -48,7 +48,7 @@ class CorpusOverview:
         columns = index.columns
         rows = sampled_rows(index.map_points, map_points)
         labels = index.map_labels(rows.tolist())
-        counts = np.bincount(columns.category_ids, minlength=len(columns.category_names))
+        counts = columns.category_counts()
         names = _display_names(index, columns, [category for _, _, category, _ in labels])
         # Counted over every category a paper lists (a cross-listed paper counts in each, as
         # the filter finds it in each); the map colours it by its primary one.
@@ -125,12 +125,12 @@ def _display_names(
     names = list(columns.category_names)
     missing = [code for code, name in enumerate(names) if name not in spellings]
     if missing:
-        codes, entries = np.unique(columns.category_ids, return_index=True)
-        first_entry = dict(zip(codes.tolist(), entries.tolist(), strict=True))
-        entry_rows = np.searchsorted(
-            columns.category_starts, [first_entry[code] for code in missing], side="right"
-        )
-        for code, paper in zip(missing, index.papers_at((entry_rows - 1).tolist()), strict=True):
+        # A category only removed papers listed is counted nowhere: named as stored.
+        spellings.update((names[code], Counter([names[code]])) for code in missing)
+        first = columns.first_rows_listing(missing)
+        found = [(code, row) for code, row in zip(missing, first, strict=True) if row >= 0]
+        papers = index.papers_at([row for _, row in found])
+        for (code, _), paper in zip(found, papers, strict=True):
             listed = [c for c in all_categories(paper) if c.lower() == names[code]]
             spellings[names[code]] = Counter(listed[:1] or [names[code]])
     return [spellings[name].most_common(1)[0][0] for name in names]

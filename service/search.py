@@ -150,7 +150,7 @@ class SearchEngine:
         self.default_mode = settings.search_mode
         self.fusion = FusionConfig(settings.fusion, settings.dense_weight, settings.rrf_k)
         self.date_sort_pool = settings.date_sort_pool
-        self._titles = BuiltOnce(lambda: TitleMatcher(index.titles()))
+        self._titles = BuiltOnce(lambda: TitleMatcher(index.title_parts(), index.rows))
         self._overview = BuiltOnce(lambda: CorpusOverview.of(index))
 
     @classmethod

@@ -10,6 +10,16 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from indexing.records import normalise_title
+from indexing.row_space import RowSpace
+from indexing.title_index import (
+    HEAD_BITS,
+    HEAD_CHARS,
+    WHOLE_BITS,
+    TitleIndex,
+    shared_bits,
+    signatures,
+    squash,
+)
 
 # An arXiv identifier, new style (YYMM.NNNN, five digits since 2015) or old style
 # (archive/YYMMNNN, the archive sometimes written with its subject class, math.GT/0309136),
@@ -62,25 +72,8 @@ class TitleCandidate:
 
 # Titles scored exactly per look-up; a larger corpus first narrows to this many candidates.
 CANDIDATES = 1000
-# Bits of a title's signatures: its letter pairs hashed into 256 bits, those of its head
-# (fewer pairs) into 128: 48 bytes a title.
-WHOLE_BITS = 256
-HEAD_BITS = 128
-# A title's head, the squashed characters a typed prefix is compared with: long enough for
-# the short name and first words people type, short enough that few bits are set.
-HEAD_CHARS = 24
-# Titles whose signatures are built (and scanned) at a time: bounds the temporary arrays.
-_CHUNK = 8192
 # Titles compared with the typed text at a time in a look-up.
 _SCAN_CHUNK = 1 << 16
-# Squashed titles hold only these; "^" marks a title's start, so the pair of "^" and the
-# first letter says how a title begins.
-_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz^"
-_START = len(_ALPHABET) - 1
-_CODE = np.full(256, _START, dtype=np.int64)
-_CODE[np.frombuffer(_ALPHABET.encode(), dtype=np.uint8)] = np.arange(len(_ALPHABET))
-# Each letter pair's bit: a fixed scramble, so similar pairs ("ab", "ac") fall apart.
-_PAIR_BIT = np.random.default_rng(20240613).integers(0, WHOLE_BITS, len(_ALPHABET) ** 2)
 
 
 class TitleMatcher:
@@ -92,56 +85,44 @@ class TitleMatcher:
     term intrest clock"); the better of the two is the score, 0-100. Token-set and partial
     scorers are avoided on purpose: they rate any title that shares "on the" highly.
 
-    A server holds this for every title, so it keeps bytes, not Python strings: the titles as
-    one UTF-8 blob, and per title two 256-bit signatures of its letter pairs (of the whole
-    squashed title and of its head). A look-up compares the typed text's pairs with every
-    signature in numpy (pairs shared, relative to the typed pairs for a prefix, to both for
-    a whole title), and scores only the ``candidates`` best of each exactly: a typo changes
-    two pairs, so the title meant stays far ahead of titles that merely share letters.
-    Corpora of at most ``candidates`` titles are scored whole.
+    What it reads per title is each segment's title files (``indexing.title_index``),
+    memory-mapped: the titles as one UTF-8 blob, and per title two signatures of its letter
+    pairs (of the whole squashed title and of its head). A look-up compares the typed text's
+    pairs with every signature in numpy (pairs shared, relative to the typed pairs for a
+    prefix, to both for a whole title), and scores only the ``candidates`` best of each
+    exactly: a typo changes two pairs, so the title meant stays far ahead of titles that
+    merely share letters. Corpora of at most ``candidates`` titles are scored whole. A
+    title whose paper was removed since its segment was written is never a candidate.
+
+    Titles are numbered across the segments in order ("positions"), so positions ascend
+    with rows, and ties keep the corpus's order.
     """
 
-    def __init__(self, titles: Sequence[tuple[int, str]], candidates: int = CANDIDATES) -> None:
+    def __init__(
+        self, parts: Sequence[TitleIndex], rows: RowSpace, candidates: int = CANDIDATES
+    ) -> None:
+        if len(parts) != len(rows.live):
+            raise ValueError("one title index per segment is needed")
         self._candidates = candidates
-        rows = np.fromiter((row for row, _ in titles), dtype=np.int64, count=len(titles))
-        self._rows = rows.astype(_offset_type(int(rows.max()) if len(rows) else 0))
-        # Rows come ascending from the index; an order to search them is kept otherwise.
-        ascending = bool(np.all(rows[1:] > rows[:-1]))
-        self._by_row = None if ascending else np.argsort(rows, kind="stable")
-        count = len(titles)
-        lengths = (len(title.encode("utf-8")) for _, title in titles)
-        offsets = np.zeros(count + 1, dtype=np.int64)
-        np.cumsum(np.fromiter(lengths, dtype=np.int64, count=count), out=offsets[1:])
-        # Each array allocated once at its final size and filled a chunk at a time, so the
-        # temporaries are a chunk's and the heap keeps no corpus's worth of them. The
-        # signatures are stored word by word (a row of ``bits // 64`` words per title,
-        # transposed), so a look-up works on contiguous columns.
-        self._starts = offsets.astype(_offset_type(int(offsets[-1])))
-        del offsets
-        self._text = np.empty(int(self._starts[-1]), dtype=np.uint8)  # the titles, UTF-8
-        self._whole = np.empty((WHOLE_BITS // 64, count), dtype=np.uint64)
-        self._head = np.empty((HEAD_BITS // 64, count), dtype=np.uint64)
-        self._whole_bits = np.empty(count, dtype=np.uint16)
-        self._head_bits = np.empty(count, dtype=np.uint16)
-        for start in range(0, count, _CHUNK):
-            stop = min(start + _CHUNK, count)
-            chunk = [title for _, title in titles[start:stop]]
-            encoded = "".join(chunk).encode("utf-8")
-            at = slice(int(self._starts[start]), int(self._starts[stop]))
-            self._text[at] = np.frombuffer(encoded, dtype=np.uint8)
-            squashed = [_squash(normalise_title(title)) for title in chunk]
-            self._whole[:, start:stop] = _signatures(squashed, None, WHOLE_BITS).T
-            self._head[:, start:stop] = _signatures(squashed, HEAD_CHARS, HEAD_BITS).T
-            self._whole_bits[start:stop] = _shared(self._whole[:, start:stop], None)
-            self._head_bits[start:stop] = _shared(self._head[:, start:stop], None)
-            del chunk, encoded, squashed
+        self._parts = list(parts)
+        self._row_starts = rows.starts
+        self._ends = np.cumsum([len(part) for part in parts], dtype=np.int64)
+        self._firsts = self._ends - [len(part) for part in parts]
+        # The dead titles' positions: few (a merge drops them).
+        self._dead = np.concatenate(
+            [
+                np.zeros(0, np.int64),
+                *(part.dead + first for part, first in zip(parts, self._firsts, strict=True)),
+            ]
+        )
+        self._count = int(self._ends[-1]) if len(parts) else 0
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._count - len(self._dead)
 
     def title(self, position: int) -> str:
-        text = self._text[self._starts[position] : self._starts[position + 1]]
-        return text.tobytes().decode("utf-8")
+        part, entry = self._entry(position)
+        return self._parts[part].title(entry)
 
     def naming_scores(self, query: str, rows: Sequence[int]) -> list[float]:
         """How closely ``query`` is the whole title or the short name of each row's paper.
@@ -150,16 +131,15 @@ class TitleMatcher:
         of many titles but names none of them. Only the given rows are scored, so a search can
         afford it on its top hits.
         """
-        typed = _squash(normalise_title(query))
+        typed = squash(normalise_title(query))
         scores = []
         for row in rows:
-            position = self._position(int(row))
-            if position is None or not typed:
+            title = self._title_of_row(int(row))
+            if title is None or not typed:
                 scores.append(0.0)
                 continue
-            title = self.title(position)
-            name = _squash(normalise_title(title.partition(":")[0]))
-            squashed = _squash(normalise_title(title))
+            name = squash(normalise_title(title.partition(":")[0]))
+            squashed = squash(normalise_title(title))
             scores.append(max(fuzz.ratio(typed, squashed), fuzz.ratio(typed, name)))
         return scores
 
@@ -167,92 +147,69 @@ class TitleMatcher:
         query = normalise_title(typed)
         if not query or not len(self):
             return []
-        typed_squashed = _squash(query)
-        positions = self._candidate_positions(typed_squashed)
-        normalised = [normalise_title(self.title(i)) for i in positions.tolist()]
+        typed_squashed = squash(query)
+        positions = self._candidate_positions(typed_squashed).tolist()
+        titles = [self.title(i) for i in positions]
+        normalised = [normalise_title(title) for title in titles]
         whole = process.cdist(
             [typed_squashed],
-            [_squash(title) for title in normalised],
+            [squash(title) for title in normalised],
             scorer=fuzz.ratio,
             dtype=np.float32,
         )[0]
-        prefixes = [_squash(_cut_after_word(title, len(query))) for title in normalised]
+        prefixes = [squash(_cut_after_word(title, len(query))) for title in normalised]
         prefix = process.cdist([typed_squashed], prefixes, scorer=fuzz.ratio, dtype=np.float32)[0]
         scores = np.maximum(whole, prefix).astype(np.float32)
         best = np.argsort(-scores, kind="stable")[:limit]
         return [
-            TitleCandidate(
-                int(self._rows[positions[i]]), self.title(positions[i]), round(float(scores[i]), 1)
-            )
+            TitleCandidate(self._row(positions[i]), titles[i], round(float(scores[i]), 1))
             for i in best
         ]
 
     def _candidate_positions(self, typed_squashed: str) -> np.ndarray:
-        """Positions of the titles worth scoring exactly, ascending (so ties keep the
+        """Positions of the live titles worth scoring exactly, ascending (so ties keep the
         corpus's order): every title of a small corpus, else the best by three estimates
         from the letter pairs shared with the typed text: of the typed head found in the
         title's head (a prefix; ties go to the head with fewest other pairs), of the typed
         text found anywhere in the title (a long prefix), and of both titles' pairs shared
         (a whole title)."""
         if len(self) <= self._candidates:
-            return np.arange(len(self))
-        typed = _signatures([typed_squashed], None, WHOLE_BITS)[0]
-        typed_head = _signatures([typed_squashed], HEAD_CHARS, HEAD_BITS)[0]
+            return np.setdiff1d(np.arange(self._count), self._dead)
+        typed = signatures([typed_squashed], None, WHOLE_BITS)[0]
+        typed_head = signatures([typed_squashed], HEAD_CHARS, HEAD_BITS)[0]
         typed_bits = int(np.bitwise_count(typed).sum())
         typed_head_bits = int(np.bitwise_count(typed_head).sum())
-        estimates = np.empty((3, len(self)), dtype=np.float32)
-        for start in range(0, len(self), _SCAN_CHUNK):
-            part = slice(start, start + _SCAN_CHUNK)
-            in_head = _shared(self._head[:, part], typed_head)
-            in_whole = _shared(self._whole[:, part], typed)
-            extra = self._head_bits[part] - in_head
-            estimates[0, part] = in_head / typed_head_bits - 1e-3 * extra
-            estimates[1, part] = in_whole / typed_bits
-            estimates[2, part] = 2 * in_whole / (typed_bits + self._whole_bits[part])
+        estimates = np.empty((3, self._count), dtype=np.float32)
+        for part, first in zip(self._parts, self._firsts.tolist(), strict=True):
+            for start in range(0, len(part), _SCAN_CHUNK):
+                local = slice(start, start + _SCAN_CHUNK)
+                span = slice(first + start, first + min(start + _SCAN_CHUNK, len(part)))
+                in_head = shared_bits(part.head[:, local], typed_head)
+                in_whole = shared_bits(part.whole[:, local], typed)
+                extra = part.head_bits[local] - in_head
+                estimates[0, span] = in_head / typed_head_bits - 1e-3 * extra
+                estimates[1, span] = in_whole / typed_bits
+                estimates[2, span] = 2 * in_whole / (typed_bits + part.whole_bits[local])
+        estimates[:, self._dead] = -np.inf
         share = max(self._candidates // 3, 1)
         chosen = np.argpartition(-estimates, share, axis=1)[:, :share]
-        return np.unique(chosen)
+        return np.setdiff1d(np.unique(chosen), self._dead)
 
-    def _position(self, row: int) -> int | None:
-        at = int(np.searchsorted(self._rows, row, sorter=self._by_row))
-        position = at if self._by_row is None or at == len(self) else int(self._by_row[at])
-        return position if at < len(self) and self._rows[position] == row else None
+    def _entry(self, position: int) -> tuple[int, int]:
+        part = int(np.searchsorted(self._ends, position, side="right"))
+        return part, position - int(self._firsts[part])
 
+    def _row(self, position: int) -> int:
+        part, entry = self._entry(position)
+        local = self._parts[part].positions(np.array([entry]))
+        return int(local[0]) + int(self._row_starts[part])
 
-def _signatures(squashed: Sequence[str], head: int | None, bits: int) -> np.ndarray:
-    """Per title, the set of its letter pairs (the first ``head`` characters' only, where
-    given), "^" and the first letter included, hashed into ``bits`` bits: rows of
-    ``bits // 64`` uint64."""
-    marked = [b"^" + (text[:head] if head else text).encode("ascii") for text in squashed]
-    lengths = np.fromiter(map(len, marked), dtype=np.int64, count=len(marked))
-    codes = _CODE[np.frombuffer(b"".join(marked), dtype=np.uint8)]
-    starts = np.concatenate([[0], np.cumsum(lengths)])
-    # A pair at every position but each title's last (whose next letter is the next title's).
-    pair_at = np.ones(len(codes), dtype=bool)
-    pair_at[starts[1:] - 1] = False
-    first = np.flatnonzero(pair_at)
-    pair_bits = _PAIR_BIT[codes[first] * len(_ALPHABET) + codes[first + 1]] % bits
-    title_of = np.searchsorted(starts, first, side="right") - 1
-    flags = np.zeros((len(marked), bits), dtype=bool)
-    flags[title_of, pair_bits] = True
-    return np.ascontiguousarray(np.packbits(flags, axis=1)).view(np.uint64)
-
-
-def _shared(words: np.ndarray, typed: np.ndarray | None) -> np.ndarray:
-    """Per title (a column of ``words``), the bits it shares with ``typed`` (all its bits
-    where None)."""
-    count = np.zeros(words.shape[1], dtype=np.uint16)
-    for i, word in enumerate(words):
-        count += np.bitwise_count(word if typed is None else word & typed[i])
-    return count
-
-
-def _offset_type(largest: int) -> type[np.integer]:
-    return np.uint32 if largest < 2**32 else np.int64
-
-
-def _squash(normalised: str) -> str:
-    return normalised.replace(" ", "")
+    def _title_of_row(self, row: int) -> str | None:
+        if not 0 <= row < int(self._row_starts[-1]):
+            return None
+        part = int(np.searchsorted(self._row_starts, row, side="right")) - 1
+        entry = self._parts[part].entry_of(row - int(self._row_starts[part]))
+        return None if entry is None else self._parts[part].title(entry)
 
 
 def _cut_after_word(title: str, length: int) -> str:

@@ -14,10 +14,12 @@ import pytest
 
 from indexing.build import build_index
 from indexing.manifest import (
+    COLUMNS_DIR,
     LEXICAL_DIR,
     MANIFEST_FILE,
     MAP_FILE,
     PAPERS_FILE,
+    TITLES_DIR,
     VECTORS_FILE,
     IndexUnusable,
     read_manifest,
@@ -97,7 +99,8 @@ def test_an_update_refuses_a_damaged_index_instead_of_copying_it(index_copy):
     [
         (
             lambda m: m.pop("files"),
-            f"records no checksum for {VECTORS}, {PAPERS}, {MAP}, {in_first_segment(LEXICAL_DIR)}/",
+            f"records no checksum for {VECTORS}, {PAPERS}, {MAP}, {in_first_segment(LEXICAL_DIR)}/, "
+            f"{in_first_segment(COLUMNS_DIR)}/, {in_first_segment(TITLES_DIR)}/",
         ),
         (lambda m: m["files"].pop(VECTORS), f"records no checksum for {VECTORS}:"),
         (lambda m: m["files"].pop(MAP), f"records no checksum for {MAP}:"),

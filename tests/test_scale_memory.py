@@ -10,21 +10,19 @@ Memory and speed are measured by a benchmark, not here: these tests pin behaviou
 from __future__ import annotations
 
 import gzip
-import itertools
 import json
 import random
-import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from indexing import paper_db
 from indexing.columns import PaperColumns
 from indexing.reader import PaperIndex
 from indexing.records import Paper, all_categories
+from indexing.row_space import RowSpace
+from indexing.title_index import TitleIndex
 from service.corpus_overview import SAMPLE_GRID, CorpusOverview, sampled_rows
 from service.filters import SearchFilters
 from service.schemas import CorpusMap
@@ -67,39 +65,36 @@ def seed_papers(seed_index: PaperIndex) -> list[Paper]:
     return seed_index.papers_at(range(len(seed_index)))
 
 
-def _table(path: Path, papers: list[Paper]) -> sqlite3.Connection:
-    paper_db.write_papers(path, papers, [[] for _ in papers])
-    return paper_db.open_read_only(path)
-
-
 def _named(columns: PaperColumns) -> dict[str, list[Any]]:
     """The columns with codes replaced by the names they stand for: what two sets of columns
-    must agree on, whatever codes each table gave."""
-    starts = columns.category_starts.tolist()
+    must agree on, whatever their codes and however their segments are laid out."""
+    categories: list[list[str]] = []
+    authors: list[bytes] = []
+    for text in columns.texts:
+        starts, author_starts = text.category_starts.tolist(), text.author_starts.tolist()
+        for row in range(text.rows) if text.live is None else text.live.tolist():
+            codes = text.category_codes[text.category_ids[starts[row] : starts[row + 1]]]
+            categories.append([columns.category_names[code] for code in codes.tolist()])
+            authors.append(text.authors[author_starts[row] : author_starts[row + 1]].tobytes())
     return {
         "year": columns.year.tolist(),
         "published": columns.published.tolist(),
         "has_code": columns.has_code.tolist(),
         "source": [columns.source_names[code] for code in columns.source.tolist()],
-        "categories": [
-            [columns.category_names[code] for code in columns.category_ids[start:end].tolist()]
-            for start, end in itertools.pairwise(starts)
-        ],
-        "authors": [
-            columns.authors[start:end]
-            for start, end in zip(
-                columns.author_starts[:-1].tolist(), columns.author_starts[1:].tolist(), strict=True
-            )
-        ],
+        "categories": categories,
+        "authors": authors,
     }
 
 
-def test_columns_hold_numbers_and_codes_not_python_objects(seed_index, seed_papers):
+def test_columns_are_mapped_numbers_and_codes_not_python_objects(seed_index, seed_papers):
     columns = seed_index.columns
     assert len(columns) == len(seed_papers) == 98
     assert (columns.year.dtype, columns.published.dtype) == (np.int16, np.int32)
-    assert columns.has_code.dtype == np.bool_ and isinstance(columns.authors, bytes)
-    for array in (columns.source, columns.category_ids, columns.category_starts):
+    assert columns.has_code.dtype == np.bool_
+    (text,) = columns.texts
+    for array in (columns.year, columns.source, text.category_ids, text.authors):
+        assert isinstance(array, np.memmap) and not array.flags.writeable
+    for array in (columns.source, text.category_ids, text.category_starts):
         assert array.dtype.kind in "iu"
     named = _named(columns)
     for row, paper in enumerate(seed_papers):
@@ -110,27 +105,33 @@ def test_columns_hold_numbers_and_codes_not_python_objects(seed_index, seed_pape
         assert named["authors"][row] == written
 
 
-def test_segments_columns_concatenate_to_the_whole_tables(tmp_path, seed_papers):
-    whole = _table(tmp_path / "whole.sqlite", seed_papers)
+def test_segments_columns_concatenate_and_merge_to_the_whole_ones(tmp_path, seed_papers):
+    PaperColumns.write(tmp_path / "whole", seed_papers)
     # Segments listing the papers in other orders, so their code tables differ.
-    first = _table(tmp_path / "first.sqlite", seed_papers[:40][::-1])
-    second = _table(tmp_path / "second.sqlite", seed_papers[40:][::-1])
-    try:
-        expected = _named(PaperColumns.read(whole))
-        parts = [PaperColumns.read(first), PaperColumns.read(second)]
-        reversed_back = _named(PaperColumns.concat(parts))
-        for name, values in reversed_back.items():
-            assert values[:40][::-1] + values[40:][::-1] == expected[name], name
-        # Only the live rows, in row order; none live is an empty segment.
-        live = np.array([0, 5, 17, 97])
-        picked = _named(PaperColumns.read(whole, live))
-        for name, values in picked.items():
-            assert values == [expected[name][row] for row in live.tolist()], name
-        empty = PaperColumns.read(whole, np.array([], dtype=np.int64))
-        assert len(empty) == 0 and len(PaperColumns.concat([empty, parts[0]])) == 40
-    finally:
-        for db in (whole, first, second):
-            db.close()
+    PaperColumns.write(tmp_path / "first", seed_papers[:40][::-1])
+    PaperColumns.write(tmp_path / "second", seed_papers[40:][::-1])
+    expected = _named(PaperColumns.open(tmp_path / "whole", None))
+    parts = [PaperColumns.open(tmp_path / name, None) for name in ("first", "second")]
+    reversed_back = _named(PaperColumns.concat(parts))
+    for name, values in reversed_back.items():
+        assert values[:40][::-1] + values[40:][::-1] == expected[name], name
+    # Only the live rows, in row order; none live is an empty segment.
+    live = np.array([0, 5, 17, 97])
+    picked = _named(PaperColumns.open(tmp_path / "whole", live))
+    for name, values in picked.items():
+        assert values == [expected[name][row] for row in live.tolist()], name
+    empty = PaperColumns.open(tmp_path / "whole", np.array([], dtype=np.int64))
+    assert len(empty) == 0 and len(PaperColumns.concat([empty, parts[0]])) == 40
+    # A merge writes what the segments' live rows hold, back to back, as one segment.
+    first_live = np.array([row for row in range(40) if row % 3])
+    PaperColumns.merge(
+        [(tmp_path / "first", first_live), (tmp_path / "second", None)], tmp_path / "merged"
+    )
+    merged = _named(PaperColumns.open(tmp_path / "merged", None))
+    joined = _named(
+        PaperColumns.concat([PaperColumns.open(tmp_path / "first", first_live), parts[1]])
+    )
+    assert merged == joined and len(merged["year"]) == len(first_live) + 58
 
 
 @pytest.mark.parametrize(
@@ -187,9 +188,10 @@ def _lowered(paper: Paper) -> list[str]:
 
 @pytest.mark.parametrize("typed", TYPED)
 def test_the_candidate_path_finds_what_scoring_every_title_finds(seed_index, typed):
-    titles = seed_index.titles()
-    every = TitleMatcher(titles)  # 98 titles: each one scored
-    narrowed = TitleMatcher(titles, candidates=12)  # forced to pick candidates first
+    titles = seed_index.title_parts()
+    every = TitleMatcher(titles, seed_index.rows)  # 98 titles: each one scored
+    # Forced to pick candidates first.
+    narrowed = TitleMatcher(titles, seed_index.rows, candidates=12)
     best, found = every.closest(typed)[0], narrowed.closest(typed)[0]
     if best.score >= MATCHED:
         assert (found.row, found.title, found.score) == (best.row, best.title, best.score)
@@ -198,7 +200,7 @@ def test_the_candidate_path_finds_what_scoring_every_title_finds(seed_index, typ
 
 
 def test_titles_are_found_as_typed_on_the_seed_corpus(seed_index):
-    matcher = TitleMatcher(seed_index.titles(), candidates=12)
+    matcher = TitleMatcher(seed_index.title_parts(), seed_index.rows, candidates=12)
     clock = seed_index.row_of(CLOCK_ID)
     for typed in TYPED[:5]:
         best = matcher.closest(typed)[0]
@@ -216,11 +218,18 @@ def arxiv_titles() -> list[tuple[int, str]]:
     path = shared_data("arxiv/arxiv-75k.jsonl.gz")
     with gzip.open(path, "rt", encoding="utf-8") as lines:
         titles = [str(json.loads(line).get("title") or "") for line in lines]
-    return [(row, " ".join(title.split())) for row, title in enumerate(titles) if title]
+    return [(row, " ".join(title.split())) for row, title in enumerate(titles)]
 
 
-def test_typed_titles_are_found_among_75k_arxiv_titles(arxiv_titles):
-    matcher = TitleMatcher(arxiv_titles)
+def test_typed_titles_are_found_among_75k_arxiv_titles(arxiv_titles, tmp_path):
+    papers = [
+        Paper(id=str(row), title=title or None, abstract="", source="arxiv")
+        for row, title in arxiv_titles
+    ]
+    TitleIndex.write(tmp_path / "titles", papers)
+    parts = [TitleIndex.open(tmp_path / "titles", None)]
+    matcher = TitleMatcher(parts, RowSpace([len(papers)], [None]))
+    arxiv_titles = [(row, title) for row, title in arxiv_titles if title]
     rng = random.Random(11)
     first_row = {}
     for row, title in arxiv_titles:  # a title listed twice is found under its first row

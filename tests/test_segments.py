@@ -16,11 +16,13 @@ from indexing.reader import PaperIndex
 from indexing.records import Paper
 from indexing.update import MAX_SEGMENTS, add_papers, merge_plan, merge_segments, remove_papers
 from models import DEFAULT_MODEL, load_embedder
+from service.corpus_overview import CorpusOverview
 from service.filters import SearchFilters
 from service.ranking import SearchMode
 from service.schemas import SearchRequest
 from service.search import SearchEngine
 from service.settings import SEED_CAPTURE_DATE, Settings
+from service.titles import CANDIDATES, TitleMatcher
 from tests.conftest import SEEDS
 from tests.utils.index_files import live_build
 
@@ -155,6 +157,74 @@ def test_merging_keeps_every_answer_and_drops_the_tombstones(updated, cache_dir,
     assert [(s.rows, s.deleted) for s in manifest.segments] == [(94, 0)]
     assert answers(copy, cache_dir) == before
     assert merge_segments(copy) == 0  # one segment without tombstones: nothing to do
+
+
+# One filter of each kind, on the values the seed papers hold.
+FILTER_KINDS = [
+    SearchFilters(year_from=2025),
+    SearchFilters(year_to=2024),
+    SearchFilters(category="cs.IR"),
+    SearchFilters(category="lg"),
+    SearchFilters(author="zhang"),
+    SearchFilters(author="li"),
+    SearchFilters(has_code=True),
+    SearchFilters(has_code=False, year_from=2024, category="ir", author="an"),
+]
+
+
+def filtered_and_titled(index_dir: Path, papers: list[Paper]) -> dict[str, list]:
+    """The ids each filter keeps, the facets, and what title look-ups find (by id): for
+    the title of every paper of ``papers`` typed with a typo, through every title scored
+    and through the candidate path."""
+    index = PaperIndex.open(index_dir)
+    try:
+        ids = index.paper_ids()
+        found: dict[str, list] = {}
+        sources = sorted({paper.source for paper in papers})
+        for filters in [*FILTER_KINDS, *(SearchFilters(source=name) for name in sources)]:
+            mask = filters.mask(index)
+            assert mask is not None and len(mask) == len(index)
+            found[repr(filters)] = sorted(ids[row] for row in np.flatnonzero(mask).tolist())
+        found["facets"] = [CorpusOverview.of(index).facets]
+        for candidates in (CANDIDATES, 12):
+            matcher = TitleMatcher(index.title_parts(), index.rows, candidates=candidates)
+            for paper in papers:
+                # A removed paper's title matches nothing well: through candidates, which
+                # poor match comes first may differ; every title scored, it may not.
+                if paper.title and (paper.id in ids or candidates == CANDIDATES):
+                    typo = paper.title[:5] + paper.title[6:]
+                    best = matcher.closest(typo)
+                    found[f"{candidates} {paper.id}"] = [
+                        ids[best[0].row],
+                        best[0].title,
+                        # Every title scored: the same scores. Through candidates, ties of
+                        # the estimates may pick other runners-up: the best is what counts.
+                        sorted(hit.score for hit in best) if candidates == CANDIDATES else None,
+                        best[0].score,
+                        matcher.naming_scores(paper.title, [ids.index(paper.id)])
+                        if paper.id in ids
+                        else None,
+                    ]
+        return found
+    finally:
+        index.close()
+
+
+def test_filters_and_titles_across_segments_equal_a_fresh_build(updated, cache_dir, tmp_path):
+    index_dir, kept, _ = updated
+    kept_ids = {paper.id for paper in kept}
+    removed = [paper for paper in seed_papers() if paper.id not in kept_ids]
+    fresh = fresh_build(kept, tmp_path / "fresh" / "index", cache_dir)
+    expected = filtered_and_titled(fresh, kept + removed)
+    assert filtered_and_titled(index_dir, kept + removed) == expected
+    # A removed paper's title finds another paper: its row is never a candidate.
+    for paper in removed:
+        if paper.title:
+            assert expected[f"{CANDIDATES} {paper.id}"][0] != paper.id
+    copy = tmp_path / "merged"
+    os.symlink(live_build(index_dir), copy)  # merging writes a new build beside the copy
+    assert merge_segments(copy) == 4
+    assert filtered_and_titled(copy, kept + removed) == expected
 
 
 def test_updates_past_the_thresholds_merge_on_their_own(seed_build, cache_dir, tmp_path):
