@@ -178,10 +178,12 @@ class PaperColumns:
         """Memory-map a segment's columns; ``live``: its live rows, ascending (None: all;
         the numbers of the live rows are then taken into memory, a few bytes a paper).
         Raises ValueError when its files disagree."""
-        names = json.loads((folder / _NAMES).read_text(encoding="utf-8"))
-        sources, categories = names["sources"], names["categories"]
-        if not all(isinstance(n, str) for n in [*sources, *categories]):
-            raise ValueError(f"{folder / _NAMES}: not lists of names")
+        names = read_json(folder / _NAMES)
+        sources, categories = names.get("sources"), names.get("categories")
+        if not isinstance(sources, list) or not isinstance(categories, list):
+            raise ValueError(f"{folder / _NAMES} lacks its lists of names")
+        if not all(isinstance(name, str) for name in [*sources, *categories]):
+            raise ValueError(f"{folder / _NAMES} holds a name that is not text")
         numbers = [load_array(folder / name) for name in (_YEAR, _PUBLISHED, _HAS_CODE, _SOURCE)]
         text = TextColumns(
             category_ids=load_array(folder / _CATEGORY_IDS),
@@ -309,9 +311,20 @@ def _occurrences(blob: np.ndarray, pattern: np.ndarray) -> np.ndarray:
     return np.concatenate(hits) if hits else np.zeros(0, dtype=np.int64)
 
 
+def read_json(path: Path) -> dict[str, object]:
+    """A small JSON object of a segment's folder; ValueError when it is not one."""
+    value = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
+    return value
+
+
 def load_array(path: Path) -> np.ndarray:
-    """A ``.npy`` file memory-mapped read-only (never unpickled)."""
-    array: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
+    """A ``.npy`` file memory-mapped read-only (never unpickled), as a plain array over the
+    mapping: ``np.memmap`` indexes in Python, which a look-up reading a thousand titles one
+    by one would pay a thousand times."""
+    mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    array: np.ndarray = mapped.view(np.ndarray)
     return array
 
 

@@ -21,7 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from indexing.columns import copy_taken, load_array, merge_ragged, narrowed, save_array
+from indexing.columns import (
+    copy_taken,
+    load_array,
+    merge_ragged,
+    narrowed,
+    read_json,
+    save_array,
+)
 from indexing.records import Paper, normalise_title
 
 # Bits of a title's signatures: its letter pairs hashed into 256 bits, those of its head
@@ -177,7 +184,7 @@ class TitleIndex:
     def open(cls, folder: Path, live: np.ndarray | None) -> TitleIndex:
         """Memory-map a segment's title folder; ``live``: its live rows, ascending (None: all).
         Raises ValueError when its files disagree."""
-        papers = json.loads((folder / _META).read_text(encoding="utf-8"))["papers"]
+        papers = read_json(folder / _META).get("papers")
         if not isinstance(papers, int) or papers < 0:
             raise ValueError(f"{folder / _META}: no paper count")
         rows = load_array(folder / _ROWS)

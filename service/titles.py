@@ -149,7 +149,7 @@ class TitleMatcher:
             return []
         typed_squashed = squash(query)
         positions = self._candidate_positions(typed_squashed).tolist()
-        titles = [self.title(i) for i in positions]
+        titles = self._titles(positions)
         normalised = [normalise_title(title) for title in titles]
         whole = process.cdist(
             [typed_squashed],
@@ -194,6 +194,21 @@ class TitleMatcher:
         share = max(self._candidates // 3, 1)
         chosen = np.argpartition(-estimates, share, axis=1)[:, :share]
         return np.setdiff1d(np.unique(chosen), self._dead)
+
+    def _titles(self, positions: list[int]) -> list[str]:
+        """The titles at ``positions`` (ascending), read a segment at a time."""
+        found: list[str] = []
+        parts = np.searchsorted(self._ends, positions, side="right")
+        for part in np.unique(parts).tolist():
+            index = self._parts[part]
+            entries = np.asarray(positions, dtype=np.int64)[parts == part] - self._firsts[part]
+            starts = index.starts[entries].tolist()
+            ends = index.starts[entries + 1].tolist()
+            text = index.text
+            found += [
+                text[start:end].tobytes().decode() for start, end in zip(starts, ends, strict=True)
+            ]
+        return found
 
     def _entry(self, position: int) -> tuple[int, int]:
         part = int(np.searchsorted(self._ends, position, side="right"))

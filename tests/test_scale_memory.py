@@ -93,7 +93,7 @@ def test_columns_are_mapped_numbers_and_codes_not_python_objects(seed_index, see
     assert columns.has_code.dtype == np.bool_
     (text,) = columns.texts
     for array in (columns.year, columns.source, text.category_ids, text.authors):
-        assert isinstance(array, np.memmap) and not array.flags.writeable
+        assert isinstance(array.base, np.memmap) and not array.flags.writeable
     for array in (columns.source, text.category_ids, text.category_starts):
         assert array.dtype.kind in "iu"
     named = _named(columns)
