@@ -63,6 +63,9 @@ NAMED_PAPER_DEPTH = 20
 CANDIDATES = 1000
 # How many of a text's terms BM25 matches papers on, when papers like it are sought.
 KEY_TERMS = 20
+# From this many papers a search's own work (BM25 postings, filter masks) leaves the event
+# loop for a worker thread (see ``SearchEngine.search_async``).
+OFF_LOOP_PAPERS = 100_000
 # What ``SearchEngine.warm_up`` searches for.
 WARM_UP_QUERY = "warm-up"
 
@@ -224,12 +227,21 @@ class SearchEngine:
 
     async def search_async(self, request: SearchRequest) -> SearchResponse:
         """``search`` for an event loop: it waits for the query's vector without holding a
-        thread, and does the rest (a millisecond of Python) on the loop itself, where a
-        thread pool would only add hand-overs (the interpreter lock runs one at a time)."""
-        started = self._start_search(request)
+        thread. The rest runs on the loop itself where it is a millisecond of Python, and a
+        thread pool would only add hand-overs (the interpreter lock runs one at a time); in
+        an index of ``OFF_LOOP_PAPERS`` or more, where BM25's postings and a filter's mask
+        take milliseconds to tens of them, in a worker thread, so that one search never
+        holds up every other request."""
+        off_loop = len(self.index) >= OFF_LOOP_PAPERS
+        if off_loop:
+            started = await asyncio.to_thread(self._start_search, request)
+        else:
+            started = self._start_search(request)
         encoded = None
         if started.encoding is not None:
             encoded = await asyncio.wrap_future(started.encoding)
+        if off_loop:
+            return await asyncio.to_thread(self._finish_search, started, encoded)
         return self._finish_search(started, encoded)
 
     def _start_search(self, request: SearchRequest) -> _StartedSearch:

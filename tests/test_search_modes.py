@@ -14,6 +14,7 @@ from indexing.corpus import read_corpus
 from indexing.lexical import TermLocator, analyse
 from indexing.records import Paper
 from indexing.sentences import sentence_spans
+from service import search as search_module
 from service.highlights import highlight
 from service.settings import SEED_CAPTURE_DATE
 from tests.conftest import SEEDS
@@ -308,3 +309,17 @@ def test_the_minus_operator_takes_words_only(q, text, excluded):
 
     parsed = parse_query(q)
     assert (parsed.text, parsed.excluded) == (text, excluded)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"q": "live streaming"}, {"q": "recommendation", "year_from": 2025, "mode": "lexical"}],
+)
+def test_a_search_run_off_the_event_loop_answers_the_same(client, monkeypatch, params):
+    """A large index runs a search's own work in a worker thread (``OFF_LOOP_PAPERS``):
+    forced here on the seeds, the answer is the loop's, byte for byte."""
+    on_loop = client.get("/search", params=params)
+    monkeypatch.setattr(search_module, "OFF_LOOP_PAPERS", 0)
+    off_loop = client.get("/search", params=params)
+    assert on_loop.status_code == off_loop.status_code == 200
+    assert off_loop.json() == on_loop.json() and on_loop.json()["results"]
