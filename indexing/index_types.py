@@ -108,7 +108,9 @@ class DenseIndex:
         self.live_count = len(live)
         # A fixed, evenly spread sample of live rows: its lowest score to a query stands in
         # for the corpus minimum that hybrid scaling needs, without scoring every paper.
-        self._sample = np.ascontiguousarray(vectors[live[:: max(1, len(live) // MIN_SAMPLE)]])
+        # Without removed papers it is a strided view of the mapped file (no copy in memory).
+        step = max(1, len(live) // MIN_SAMPLE)
+        self._sample = vectors[::step] if not len(self.deleted) else vectors[live[::step]]
         # Removed papers are skipped inside the ANN search, so they take no candidate's place.
         self._skip: list[faiss.IDSelector] = []
         if ann is not None and len(self.deleted):
