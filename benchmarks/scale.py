@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import statistics
@@ -511,19 +512,35 @@ def cli_supports(*words: str) -> bool:
 
 
 def timed_command(command: Sequence[str], timeout: float = COMMAND_TIMEOUT_S) -> dict:
-    """Run a ``papersearch`` command; its wall clock (interpreter start included) and the
-    last line it printed (its summary)."""
-    started = time.perf_counter()
-    done = subprocess.run(
-        [str(PAPERSEARCH), *command], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
+    """Run a ``papersearch`` command: its wall clock (interpreter start included), its peak
+    RSS (``wait4``'s, the kernel's own count) and the last line it printed (its summary)."""
+    argv = [str(PAPERSEARCH), *command]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=out, stderr=err)
+        killer = threading.Timer(timeout, process.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            killer.cancel()
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = (f.read().decode(errors="replace") for f in (out, err))
+    if wall >= timeout and process.returncode < 0:
+        raise subprocess.TimeoutExpired(argv, timeout)
+    if process.returncode != 0:
         raise CommandFailed(
-            f"papersearch {' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}"
+            f"papersearch {' '.join(command)} failed ({process.returncode}):\n{stderr[-3000:]}"
         )
-    lines = (done.stdout.strip() or done.stderr.strip()).splitlines()
-    return {"seconds": wall, "summary": lines[-1] if lines else ""}
+    lines = (stdout.strip() or stderr.strip()).splitlines()
+    return {
+        "seconds": wall,
+        "max_rss_bytes": usage.ru_maxrss * 1024,  # Linux counts it in KiB
+        "summary": lines[-1] if lines else "",
+    }
 
 
 def sample_lines(path: Path, count: int, seed: int) -> list[bytes]:
@@ -994,8 +1011,12 @@ def print_corpus_table(result: dict) -> None:
     print(f"\nscale benchmark, {label} ({result['papers']} papers)")
     for note in result["notes"]:
         print(f"  note: {note}")
-    if "build" in result:
-        print(f"  build from vectors          {result['build']['seconds']:>9.1f} s")
+    if result.get("build"):
+        build = result["build"]
+        print(
+            f"  build from vectors          {build['seconds']:>9.1f} s  "
+            f"(peak RSS {build.get('max_rss_bytes', 0) / 2**30:.1f} GiB)"
+        )
     print(f"  server ready                {result['ready_s']:>9.1f} s")
     for name, measured in result["latency"].items():
         extra = (
