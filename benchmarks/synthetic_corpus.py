@@ -245,17 +245,17 @@ def write_corpus(
     cosine_sum = 0.0
     descriptor, papers_tmp = tempfile.mkstemp(prefix=f".{PAPERS_FILE}.", suffix=".tmp", dir=out)
     try:
-        # The vectors wait in a scratch file (1.5 GB at a million), not in memory.
+        # The vectors wait in a scratch file (1.5 GB at a million), not in memory: appended
+        # chunk by chunk, then mapped read-only for write_vectors (clean pages, which the
+        # kernel can drop, where a writable map would hold dirty ones).
         with tempfile.NamedTemporaryFile(prefix=".vectors.", suffix=".f32", dir=out) as scratch:
-            vectors = np.memmap(scratch, dtype=np.float32, mode="w+", shape=(papers, dimension))
             bar = tqdm(total=papers, unit="paper", file=sys.stderr, disable=not progress)
             with os.fdopen(descriptor, "w", encoding="utf-8") as jsonl:
                 for chunk in generate(pool, start, papers, seed):
-                    at = len(ids)
                     jsonl.writelines(
                         json.dumps(r, ensure_ascii=False) + "\n" for r in chunk.records
                     )
-                    vectors[at : at + len(chunk.records)] = chunk.vectors
+                    scratch.write(np.ascontiguousarray(chunk.vectors, dtype=np.float32).data)
                     cosine_sum += float(
                         np.einsum("ij,ij->", chunk.vectors, pool.vectors[chunk.parents])
                     )
@@ -264,7 +264,8 @@ def write_corpus(
                 jsonl.flush()
                 os.fsync(jsonl.fileno())
             bar.close()
-            vectors.flush()
+            scratch.flush()
+            vectors = np.memmap(scratch, dtype=np.float32, mode="r", shape=(papers, dimension))
             write_vectors(out / VECTORS_FILE, ids, vectors, model=pool.model, backend=pool.backend)
             del vectors
         os.chmod(papers_tmp, 0o644)  # mkstemp's 0600 would hide the corpus from other users
