@@ -223,10 +223,10 @@ class SearchEngine:
     def warm_up(self) -> SearchEngine:
         """Do now what the first requests would otherwise wait for: the model's and the
         index's first search (onnxruntime sizes its buffers on its first run: tens of
-        milliseconds), and what only some requests need, the filter columns, the title
-        matcher, the facets and the map (seconds at scale). A server does it in the
-        background once it is ready, in every worker, and before it swaps a reloaded index
-        in; the CLI needs none of it."""
+        milliseconds), and what only some requests need, the facets and the map (a second at
+        a million papers; the filter columns and the title matcher are mapped files, read as
+        they are used). A server does it in the background once it is ready, in every worker,
+        and before it swaps a reloaded index in; the CLI needs none of it."""
         nearest = NearestSearch(self.index.dense, CANDIDATES, self.search_depth)
         self.queries.submit(WARM_UP_QUERY, nearest).result()
         _ = self.index.columns, self.titles, self.overview
