@@ -15,6 +15,7 @@ segments' files, each filter evaluated on them segment by segment.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -38,6 +39,7 @@ _NAMES = "names.json"  # {"sources": [...], "categories": [...]}: the code table
 _YEAR = "year.npy"
 _PUBLISHED = "published.npy"
 _HAS_CODE = "has_code.npy"
+_SAMPLE_KEY = "sample_key.npy"
 _SOURCE = "source.npy"
 _CATEGORY_IDS = "category_ids.npy"
 _CATEGORY_STARTS = "category_starts.npy"
@@ -82,9 +84,11 @@ class PaperColumns:
     published: np.ndarray  # int32 day ordinal, -1 where unknown
     has_code: np.ndarray  # bool
     source: np.ndarray  # uint16/int32 index into source_names
+
     source_names: tuple[str, ...]  # file names the papers were read from
     category_names: tuple[str, ...]  # lower-cased
     texts: tuple[TextColumns, ...]  # per segment, in row order
+    sample_key: np.ndarray  # uint32 hash of each paper's id (see ``in_sample``)
 
     def __len__(self) -> int:
         return len(self.year)
@@ -116,6 +120,9 @@ class PaperColumns:
             ),
         )
         save_array(folder / _HAS_CODE, np.fromiter((p.has_code for p in papers), np.bool_, count))
+        save_array(
+            folder / _SAMPLE_KEY, np.fromiter((_id_key(p.id) for p in papers), np.uint32, count)
+        )
         codes = np.fromiter(
             (sources.setdefault(p.source, len(sources)) for p in papers), np.int64, count
         )
@@ -137,7 +144,8 @@ class PaperColumns:
         lives = [live for _, live in parts]
         sources, source_codes = _merged_tables([part.source_names for part in opened])
         categories, category_codes = _merged_tables([part.category_names for part in opened])
-        for name, field in ((_YEAR, "year"), (_PUBLISHED, "published"), (_HAS_CODE, "has_code")):
+        numbers = ((_YEAR, "year"), (_PUBLISHED, "published"), (_HAS_CODE, "has_code"))
+        for name, field in (*numbers, (_SAMPLE_KEY, "sample_key")):
             save_array(
                 folder / name,
                 _joined(
@@ -184,7 +192,10 @@ class PaperColumns:
             raise ValueError(f"{folder / _NAMES} lacks its lists of names")
         if not all(isinstance(name, str) for name in [*sources, *categories]):
             raise ValueError(f"{folder / _NAMES} holds a name that is not text")
-        numbers = [load_array(folder / name) for name in (_YEAR, _PUBLISHED, _HAS_CODE, _SOURCE)]
+        numbers = [
+            load_array(folder / name)
+            for name in (_YEAR, _PUBLISHED, _HAS_CODE, _SOURCE, _SAMPLE_KEY)
+        ]
         text = TextColumns(
             category_ids=load_array(folder / _CATEGORY_IDS),
             category_starts=load_array(folder / _CATEGORY_STARTS),
@@ -202,8 +213,10 @@ class PaperColumns:
             or (live is not None and len(live) and int(live[-1]) >= rows)
         ):
             raise ValueError(f"the column files in {folder} disagree on their papers")
-        year, published, has_code, source = (_taken(array, live) for array in numbers)
-        return cls(year, published, has_code, source, tuple(sources), tuple(categories), (text,))
+        year, published, has_code, source, key = (_taken(array, live) for array in numbers)
+        return cls(
+            year, published, has_code, source, tuple(sources), tuple(categories), (text,), key
+        )
 
     @classmethod
     def concat(cls, parts: Sequence[PaperColumns]) -> PaperColumns:
@@ -231,7 +244,16 @@ class PaperColumns:
                 for part, recode in zip(parts, category_codes, strict=True)
                 for text in part.texts
             ),
+            sample_key=_joined([part.sample_key for part in parts]),
         )
+
+    def in_sample(self, size: int) -> np.ndarray:
+        """The rows of a fixed sample of about ``size`` papers, chosen by a hash of their ids:
+        the same papers in whatever order or segments an index holds them, so what is
+        estimated from the sample (the hybrid range's low end) is the same for any index of
+        the same papers."""
+        share = min(1.0, size / max(1, len(self.sample_key)))
+        return np.flatnonzero(self.sample_key <= np.uint32(share * np.iinfo(np.uint32).max))
 
     def with_category(self, wanted: Iterable[int]) -> np.ndarray:
         """One boolean per row: does the paper list any of the ``wanted`` category codes."""
@@ -392,6 +414,11 @@ def copy_taken(parts: Sequence[tuple[np.ndarray, np.ndarray]], path: Path, chunk
 def _write_names(folder: Path, sources: list[str], categories: list[str]) -> None:
     names = {"sources": sources, "categories": categories}
     (folder / _NAMES).write_text(json.dumps(names), encoding="utf-8")
+
+
+def _id_key(paper_id: str) -> int:
+    """A paper id's sample key: four bytes of its BLAKE2b digest, spread evenly."""
+    return int.from_bytes(hashlib.blake2b(paper_id.encode("utf-8"), digest_size=4).digest())
 
 
 def _taken(array: np.ndarray, rows: np.ndarray | None) -> np.ndarray:

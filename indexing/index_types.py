@@ -83,7 +83,7 @@ def build_ann(index_type: IndexType, vectors: np.ndarray, *, seed: int = 0) -> f
     return index
 
 
-# Rows in the sample that estimates a query's lowest dense score (see DenseIndex.score_range).
+# Rows in the sample that estimates a query's lowest dense score (SegmentedDense.score_range).
 MIN_SAMPLE = 4096
 
 
@@ -104,13 +104,7 @@ class DenseIndex:
         self.vectors = vectors
         self.ann = ann
         self.deleted = np.zeros(0, np.int64) if deleted is None else np.asarray(deleted, np.int64)
-        live = np.setdiff1d(np.arange(len(vectors)), self.deleted, assume_unique=True)
-        self.live_count = len(live)
-        # A fixed, evenly spread sample of live rows: its lowest score to a query stands in
-        # for the corpus minimum that hybrid scaling needs, without scoring every paper.
-        # Without removed papers it is a strided view of the mapped file (no copy in memory).
-        step = max(1, len(live) // MIN_SAMPLE)
-        self._sample = vectors[::step] if not len(self.deleted) else vectors[live[::step]]
+        self.live_count = len(vectors) - len(self.deleted)
         # Removed papers are skipped inside the ANN search, so they take no candidate's place.
         self._skip: list[faiss.IDSelector] = []
         if ann is not None and len(self.deleted):
@@ -158,12 +152,6 @@ class DenseIndex:
         scores: np.ndarray = self.vectors[rows] @ np.asarray(vector, dtype=np.float32).reshape(-1)
         return scores
 
-    def lowest(self, vector: np.ndarray) -> float:
-        """The lowest score over the segment, estimated from a sample of its live rows."""
-        if not len(self._sample):
-            return np.inf
-        return float((self._sample @ np.asarray(vector, dtype=np.float32).reshape(-1)).min())
-
     def _search_parameters(self, search_depth: int) -> faiss.SearchParameters:
         if isinstance(self.ann, faiss.IndexHNSW):
             # faiss's stubs leave SearchParametersHNSW out; the class exists at run time.
@@ -185,9 +173,14 @@ class SegmentedDense:
     segment is searched (exactly, or through its ANN structure) and the best of all are kept,
     with the same exact scores one index of the same papers would give."""
 
-    def __init__(self, parts: Sequence[DenseIndex], rows: RowSpace) -> None:
+    def __init__(self, parts: Sequence[DenseIndex], rows: RowSpace, sample: np.ndarray) -> None:
         self.parts = list(parts)
         self.rows = rows
+        # ``sample``: the rows of a fixed sample of papers (``PaperColumns.in_sample``), whose
+        # lowest score to a query stands in for the corpus minimum that hybrid scaling needs,
+        # without scoring every paper. Chosen by paper, not by row, so any index of the same
+        # papers, in segments or not, takes the same sample and gives the same scores.
+        self._sample = self.vectors_at(sample)
 
     def __len__(self) -> int:
         return self.rows.size
@@ -226,7 +219,9 @@ class SegmentedDense:
 
     def score_range(self, vector: np.ndarray, best: float) -> tuple[float, float]:
         """(lowest, highest) score over the corpus; the low end is estimated from a sample."""
-        low = min(part.lowest(vector) for part in self.parts)
+        if not len(self._sample):
+            return best, best
+        low = float((self._sample @ np.asarray(vector, dtype=np.float32).reshape(-1)).min())
         return min(low, best), best
 
 

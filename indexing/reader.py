@@ -20,7 +20,14 @@ import numpy as np
 
 from indexing import paper_db
 from indexing.columns import PaperColumns
-from indexing.index_types import DenseIndex, IndexType, Neighbours, SegmentedDense, read_ann
+from indexing.index_types import (
+    MIN_SAMPLE,
+    DenseIndex,
+    IndexType,
+    Neighbours,
+    SegmentedDense,
+    read_ann,
+)
 from indexing.manifest import (
     ANN_FILE,
     COLUMNS_DIR,
@@ -164,9 +171,6 @@ class PaperIndex:
         self.manifest = checked.manifest
         self.segments = segments
         self.rows = RowSpace([s.entry.rows for s in segments], [s.live for s in segments])
-        self.dense = SegmentedDense(
-            [DenseIndex(s.vectors, s.ann, s.deleted) for s in segments], self.rows
-        )
         postings = [segment.postings() for segment in segments]
         if any(p.size != s.entry.rows for p, s in zip(postings, segments, strict=True)):
             raise IndexUnusable(
@@ -191,6 +195,11 @@ class PaperIndex:
                 f"disagree on a segment's papers: {rebuild_hint(self.index_dir)}"
             )
         self.columns = PaperColumns.concat(columns)
+        self.dense = SegmentedDense(
+            [DenseIndex(s.vectors, s.ann, s.deleted) for s in segments],
+            self.rows,
+            sample=self.columns.in_sample(MIN_SAMPLE),
+        )
 
     def title_parts(self) -> list[TitleIndex]:
         """Each segment's title data, in segment order (with ``rows``, what a title matcher

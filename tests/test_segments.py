@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexing import reader
 from indexing.build import build_index, read_papers
+from indexing.index_types import MIN_SAMPLE
 from indexing.manifest import FORMAT_VERSION, VECTORS_FILE, Manifest, Segment, read_manifest
 from indexing.reader import PaperIndex
 from indexing.records import Paper
@@ -137,7 +139,13 @@ def test_updates_write_segments_and_tombstones(updated):
         index.close()
 
 
-def test_searches_across_segments_equal_a_fresh_build(updated, cache_dir, tmp_path):
+@pytest.mark.parametrize("sample", [MIN_SAMPLE, 8])
+def test_searches_across_segments_equal_a_fresh_build(
+    updated, cache_dir, tmp_path, monkeypatch, sample
+):
+    """Also where the hybrid range is estimated from a sample smaller than the corpus (at
+    4,096 papers and more): the sample is the same papers in any index of them."""
+    monkeypatch.setattr(reader, "MIN_SAMPLE", sample)
     index_dir, kept, _ = updated
     fresh = fresh_build(kept, tmp_path / "fresh" / "index", cache_dir)
     expected = answers(fresh, cache_dir)
