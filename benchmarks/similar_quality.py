@@ -123,7 +123,7 @@ def _best_score(engine: SearchEngine, positive: list[str]) -> dict[str, float]:
     """Every paper scored by its best cosine to any positive, the positives left out."""
     index = engine.index
     rows = [index.row_of(paper_id) for paper_id in positive]
-    vectors = np.asarray(index.dense.vectors, dtype=np.float32)
+    vectors = index.vectors_at(range(len(index)))
     scores = (vectors @ vectors[rows].T).max(axis=1)
     scores[rows] = -np.inf
     all_rows = np.arange(len(scores))

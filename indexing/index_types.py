@@ -236,19 +236,10 @@ def read_ann(path: Path, *, mapped: bool = True) -> faiss.Index:
     return faiss.read_index(str(path), flags)
 
 
-def updated_ann(
-    current: faiss.Index, index_type: IndexType, vectors: np.ndarray, appended_from: int | None
-) -> faiss.Index:
-    """The structure for ``vectors`` after an update, without training it again.
-
-    ``appended_from`` is the first new row when the update only appended papers: those are
-    added to a copy. Otherwise an IVF index is refilled from scratch with its trained lists
-    (seconds even at a million papers), and an HNSW graph, which cannot drop nodes, is rebuilt.
-    """
-    if appended_from is not None:
-        index = faiss.clone_index(current)
-        index.add(np.ascontiguousarray(vectors[appended_from:]))
-        return index
+def refilled_ann(current: faiss.Index, index_type: IndexType, vectors: np.ndarray) -> faiss.Index:
+    """The structure for ``vectors`` without training it again (a merge's): an IVF index is
+    refilled from scratch with its trained lists (seconds even at a million papers), and an
+    HNSW graph, which cannot drop nodes, is rebuilt."""
     if index_type is IndexType.HNSW:
         return build_ann(index_type, vectors)
     index = faiss.clone_index(current)

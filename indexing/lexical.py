@@ -557,6 +557,11 @@ def _new_folder(folder: Path) -> Iterator[Path]:
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise FileExistsError(f"{folder} exists and is not empty: a segment is never rewritten")
     building = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    # mkdtemp makes it private (0700); an index is read by whoever serves it, as its other
+    # folders are: the mode a plain mkdir gives under the current umask.
+    umask = os.umask(0)
+    os.umask(umask)
+    building.chmod(0o777 & ~umask)
     try:
         yield building
         for path in building.iterdir():

@@ -13,6 +13,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 from indexing.records import Paper, all_categories
 
@@ -60,18 +61,14 @@ def write_papers(
 def open_read_only(path: Path, *, shared: bool = False) -> sqlite3.Connection:
     """A connection that cannot change a build: builds are immutable once linked.
     ``shared``: one connection for a server's threads (the caller serialises them)."""
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=not shared)
+    return sqlite3.connect(
+        f"file:{quote(str(path))}?mode=ro", uri=True, check_same_thread=not shared
+    )
 
 
 def row_count(db: sqlite3.Connection) -> int:
     count: int = db.execute("SELECT count(*) FROM papers").fetchone()[0]
     return count
-
-
-def all_papers(db: sqlite3.Connection) -> tuple[list[Paper], list[Spans]]:
-    """Every record and its sentence offsets, in row order: what an update rewrites."""
-    rows = db.execute("SELECT record, sentences FROM papers ORDER BY row").fetchall()
-    return [decode_paper(record) for record, _ in rows], [decode_spans(spans) for _, spans in rows]
 
 
 def row_of(db: sqlite3.Connection, paper_id: str) -> int | None:
@@ -93,13 +90,14 @@ def rows_of(db: sqlite3.Connection, paper_ids: Sequence[str]) -> dict[str, int]:
 def copy_rows(path: Path, sources: Sequence[tuple[Path, Sequence[int]]]) -> None:
     """Create ``path`` holding the rows of other tables but their ``deleted`` ones, numbered
     afresh in the order given: what a merge writes, without decoding one record."""
-    db = sqlite3.connect(path)
+    # A URI connection, so that the tables attached below open read-only (``mode=ro``).
+    db = sqlite3.connect(f"file:{quote(str(path))}", uri=True)
     try:
         db.execute(_SCHEMA)
         db.execute("CREATE TEMP TABLE deleted (row INTEGER PRIMARY KEY)")
         next_row = 0
         for source, deleted in sources:
-            db.execute("ATTACH DATABASE ? AS source", (f"file:{source}?mode=ro",))
+            db.execute("ATTACH DATABASE ? AS source", (f"file:{quote(str(source))}?mode=ro",))
             db.execute("DELETE FROM deleted")
             db.executemany("INSERT INTO deleted VALUES (?)", ((int(row),) for row in deleted))
             copied = db.execute(
@@ -164,18 +162,6 @@ def map_labels(db: sqlite3.Connection, rows: Sequence[int] | None = None) -> lis
 def ids(db: sqlite3.Connection) -> list[str]:
     """Every paper's id, in row order."""
     return [paper_id for (paper_id,) in db.execute("SELECT id FROM papers ORDER BY row")]
-
-
-def category_lists(db: sqlite3.Connection) -> list[list[str]]:
-    """Every paper's categories as its source wrote them, in row order (a record written
-    before papers kept all their categories gives its one category)."""
-    rows = db.execute(
-        "SELECT json_extract(record, '$.categories'), json_extract(record, '$.category') "
-        "FROM papers ORDER BY row"
-    ).fetchall()
-    return [
-        json.loads(many) if many and many != "[]" else ([one] if one else []) for many, one in rows
-    ]
 
 
 def decode_paper(record: str) -> Paper:

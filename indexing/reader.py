@@ -339,15 +339,6 @@ class PaperIndex:
                     labels[position] = label
         return [label for label in labels if label is not None]
 
-    def category_lists(self) -> list[list[str]]:
-        """Every paper's categories as written, in row order (for the facets' counts)."""
-        with self._db_lock:
-            return [
-                categories
-                for segment in self.segments
-                for categories in _live(paper_db.category_lists(segment.db), segment.live)
-            ]
-
     def close(self) -> None:
         with self._db_lock:
             for segment in self.segments:

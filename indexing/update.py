@@ -37,7 +37,7 @@ from indexing.build import BuildError, abstract_sentences, embed_papers, read_pa
 from indexing.columns import PaperColumns
 from indexing.corpus import changed_checksum
 from indexing.corpus_map import place
-from indexing.index_types import IndexType, build_ann, updated_ann
+from indexing.index_types import IndexType, build_ann, refilled_ann
 from indexing.manifest import (
     ANN_FILE,
     COLUMNS_DIR,
@@ -162,7 +162,7 @@ def add_papers(
 
     _update_index(index_dir, change)
     if merge:
-        report.merged = merge_segments(index_dir, full=False)
+        _merge_after(report)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -234,9 +234,17 @@ def remove_papers(paper_ids: Sequence[str], index_dir: Path, *, merge: bool = Tr
 
     _update_index(index_dir, change)
     if merge and report.removed:
-        report.merged = merge_segments(index_dir, full=False)
+        _merge_after(report)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _merge_after(report: UpdateReport) -> None:
+    """Merge where ``merge_plan`` says an update left too many segments or tombstones, and
+    count the segments as they are after it."""
+    report.merged = merge_segments(report.index_dir, full=False)
+    if report.merged:
+        report.segments = len(read_manifest(report.index_dir).segments)
 
 
 def merge_plan(manifest: Manifest, *, full: bool) -> tuple[int, int] | None:
@@ -342,7 +350,7 @@ def _merged_writer(
 
             stored = np.load(folder / VECTORS_FILE, mmap_mode="r")
             ann = (
-                updated_ann(base.ann, index_type, stored, appended_from=None)
+                refilled_ann(base.ann, index_type, stored)
                 if base.ann is not None
                 else build_ann(index_type, stored)
             )

@@ -201,14 +201,14 @@ def _linked_segment(
     if current is None or segment.name not in {s.name for s in current.manifest.segments}:
         raise ValueError(f"segment {segment.name} is neither written nor carried over")
     files: dict[str, FileDigest] = {}
-    old = current.build / SEGMENTS_DIR / segment.name
-    for path in sorted(old.rglob("*")):
-        name = path.relative_to(current.build).as_posix()
-        if path.is_dir():
-            (build / name).mkdir()
-        elif path.name != DELETED_FILE or tombstones:
-            os.link(path, build / name)
-            files[name] = current.manifest.files[name]
+    prefix = f"{SEGMENTS_DIR}/{segment.name}/"
+    deleted = segment.path(DELETED_FILE)
+    # What the manifest lists, not what the folder holds: a stray file is not carried.
+    for name, digest in current.manifest.files.items():
+        if name.startswith(prefix) and (name != deleted or tombstones):
+            (build / name).parent.mkdir(parents=True, exist_ok=True)
+            os.link(current.build / name, build / name)
+            files[name] = digest
     return files
 
 
