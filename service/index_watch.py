@@ -17,6 +17,7 @@ from pathlib import Path
 
 from starlette.datastructures import State
 
+from indexing.errors import PapersearchError
 from indexing.manifest import IndexUnusable
 from indexing.reader import PaperIndex
 from service.search import SearchEngine
@@ -32,6 +33,7 @@ class IndexReloader:
         self._state = state  # the app's state, whose ``engine`` requests read
         self._lock = asyncio.Lock()
         self._refused: Path | None = None
+        self._merging: asyncio.Task[None] | None = None
 
     async def reload_if_changed(self) -> bool:
         """Swap in the index folder's current build if it is not the one served; True if
@@ -51,6 +53,25 @@ class IndexReloader:
                 return False
             log.info("serving index build %s", self._state.engine.index.build_dir.name)
             return True
+
+    def merge_later(self, index_dir: Path) -> None:
+        """Merge the index's segments where ``merge_plan`` says an update left too many, in
+        a worker thread once the caller has answered, then serve the merged build: an update
+        over HTTP answers in what the update costs, not what a merge costs (minutes for a
+        full merge at a million papers). One merge at a time; a failure is logged."""
+        if self._merging is not None and not self._merging.done():
+            return
+
+        async def merge() -> None:
+            from indexing.update import merge_segments  # the indexing job's imports: here
+
+            try:
+                if await asyncio.to_thread(merge_segments, index_dir, full=False):
+                    await self.reload_if_changed()
+            except (PapersearchError, OSError) as exc:
+                log.warning("merging the index's segments failed, left as they are: %s", exc)
+
+        self._merging = asyncio.get_running_loop().create_task(merge())
 
     async def watch(self, interval: float) -> None:
         while True:

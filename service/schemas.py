@@ -334,6 +334,10 @@ class Readiness(BaseModel):
     backend: str = Field(description="How the model runs: `onnx-int8` or `torch`.")
     dimension: int
     format_version: int
+    segments: int = Field(
+        description="Segments of the served index: one after a build or a merge, more after "
+        "updates (README: adding and removing papers)."
+    )
     built_at: datetime
     corpus_checksum: str
 

@@ -12,6 +12,7 @@ import time
 import httpx
 import pytest
 
+from indexing.manifest import read_manifest
 from tests.conftest import PAPERSEARCH, running_server
 from tests.utils.index_files import linked_copy
 
@@ -121,3 +122,25 @@ def test_a_new_build_is_swapped_in_without_dropping_requests(
             for searcher in searchers:
                 searcher.join()
         assert len(statuses) > 20 and set(statuses) == {200}
+
+
+def test_an_update_over_http_merges_after_answering(own_index, cache_dir):
+    """Ten papers added to the 98 pass the share of papers outside the base segment: the
+    request answers once they are served, and the merge follows in the background."""
+    papers = [
+        {**CORAL, "id": f"coral-{n}", "title": f"{CORAL['title']}, site {n}"} for n in range(10)
+    ]
+    with running_server(
+        own_index, PAPERSEARCH_API_KEY=KEY, PAPERSEARCH_CACHE_DIR=str(cache_dir)
+    ) as server:
+        auth = {"Authorization": f"Bearer {KEY}"}
+        added = httpx.post(
+            f"{server.url}/admin/papers", json={"papers": papers}, headers=auth, timeout=120
+        )
+        assert added.status_code == 200 and added.json()["papers"] == 108, added.text
+        deadline = time.monotonic() + 60
+        while (ready := httpx.get(f"{server.url}/readyz").json())["segments"] != 1:
+            assert time.monotonic() < deadline, "no merged build served within 60 s"
+            time.sleep(0.2)
+        assert ready["papers"] == 108 and len(read_manifest(own_index).segments) == 1
+        assert _top_id(server.url, "coral bleaching site 7", auth) == "coral-7"

@@ -112,10 +112,12 @@ async def add(
             cache_dir=settings.cache_dir,
             load_model=load_model,
             batch_size=settings.batch_size,
+            merge=False,
         )
     except BuildError as exc:
         raise InvalidRequest(str(exc)) from None
     await reloader.reload_if_changed()
+    reloader.merge_later(settings.index_dir)
     return _result(report)
 
 
@@ -127,12 +129,13 @@ async def add(
 )
 async def remove(paper_id: str, settings: SettingsDep, reloader: ReloaderDep) -> UpdateResult:
     try:
-        report = await run_in_threadpool(remove_papers, [paper_id], settings.index_dir)
+        report = await run_in_threadpool(remove_papers, [paper_id], settings.index_dir, merge=False)
     except BuildError as exc:
         raise InvalidRequest(str(exc)) from None
     if not report.removed:
         raise PaperNotFound(paper_id)
     await reloader.reload_if_changed()
+    reloader.merge_later(settings.index_dir)
     return _result(report)
 
 

@@ -22,6 +22,7 @@ def readyz(engine: EngineDep) -> Readiness:
         backend=manifest.backend,
         dimension=manifest.dimension,
         format_version=manifest.format_version,
+        segments=len(manifest.segments),
         built_at=manifest.built_at,
         corpus_checksum=manifest.corpus_checksum,
     )
