@@ -1,10 +1,10 @@
 """``papers.sqlite``: the table of paper records, its schema and every query made against it.
 
-Row ``i`` describes vector ``i``. Besides the record (the ``Paper`` as JSON) a row holds the
-columns filters read (year, date, categories and authors each joined by newlines, source,
-code), lower-cased where filters compare without case, and the abstract's sentence offsets
-(for highlights). The writer creates the table, the reader and an update read it: the column
-list and their encodings are written here once, so the two sides cannot drift apart.
+Row ``i`` describes vector ``i``: its id (indexed, for look-ups by id), title, the record (the
+``Paper`` as JSON) and the abstract's sentence offsets (for highlights). What filters read is
+in the segment's mapped columns (``columns``), not here. The writer creates the table, the
+reader and an update read it: the columns and their encodings are written here once, so the
+two sides cannot drift apart.
 """
 
 from __future__ import annotations
@@ -15,15 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-from indexing.records import Paper, all_categories
+from indexing.records import Paper
 
 Spans = list[tuple[int, int]]
 
 _SCHEMA = (
     "CREATE TABLE papers (row INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, title TEXT, "
-    "record TEXT NOT NULL, year INTEGER NOT NULL, published INTEGER NOT NULL, "
-    "category TEXT NOT NULL, source TEXT NOT NULL, has_code INTEGER NOT NULL, "
-    "authors TEXT NOT NULL, sentences TEXT NOT NULL)"
+    "record TEXT NOT NULL, sentences TEXT NOT NULL)"
 )
 
 
@@ -35,19 +33,13 @@ def write_papers(
     try:
         db.execute(_SCHEMA)
         db.executemany(
-            "INSERT INTO papers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO papers VALUES (?, ?, ?, ?, ?)",
             (
                 (
                     row,
                     p.id,
                     p.title,
                     p.model_dump_json(),
-                    p.published.year if p.published else 0,
-                    p.published.toordinal() if p.published else -1,
-                    "\n".join(all_categories(p)).lower(),
-                    p.source,
-                    p.has_code,
-                    "\n".join(p.authors).lower(),
                     json.dumps(spans),
                 )
                 for row, (p, spans) in enumerate(zip(papers, sentences, strict=True))
@@ -102,7 +94,7 @@ def copy_rows(path: Path, sources: Sequence[tuple[Path, Sequence[int]]]) -> None
             db.executemany("INSERT INTO deleted VALUES (?)", ((int(row),) for row in deleted))
             copied = db.execute(
                 "INSERT INTO papers SELECT ? + row_number() OVER (ORDER BY row) - 1, id, title, "
-                "record, year, published, category, source, has_code, authors, sentences "
+                "record, sentences "
                 "FROM source.papers WHERE row NOT IN (SELECT row FROM deleted) ORDER BY row",
                 (next_row,),
             ).rowcount

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from indexing import paper_db
 from indexing.columns import PaperColumns
 from indexing.reader import PaperIndex
 from indexing.records import all_categories
@@ -34,7 +35,6 @@ SAMPLE_GRID = 64
 SAMPLE_SEED = 20240613
 
 # (id, title, category as written, arXiv id): what the index labels a map point with.
-Label = tuple[str, str | None, str | None, str | None]
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,9 @@ class CorpusOverview:
         return _map(index, rows, index.map_labels(rows.tolist()), self.facets)
 
 
-def _map(index: PaperIndex, rows: np.ndarray, labels: list[Label], facets: Facets) -> CorpusMap:
+def _map(
+    index: PaperIndex, rows: np.ndarray, labels: list[paper_db.Label], facets: Facets
+) -> CorpusMap:
     names = [category.name for category in facets.categories]
     position = {name.lower(): i for i, name in enumerate(names)}
     points = np.round(index.map_points[rows].astype(np.float64), MAP_DECIMALS).reshape(-1, 2)

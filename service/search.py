@@ -127,29 +127,11 @@ def limit_blas_threads() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-# glibc's mallopt parameter for the size from which an allocation is its own memory map.
-_M_MMAP_THRESHOLD = -3
-# Arrays from this size on are mapped on their own and unmapped when freed (glibc's default,
-# fixed: left to itself glibc raises it after the first large free).
-LARGE_ALLOCATION = 128 * 1024
-
-
-def map_large_allocations() -> None:
-    """Set once per process, as it starts serving: every array from ``LARGE_ALLOCATION`` on
-    is mapped on its own and returned to the operating system whole when freed.
-
-    Left to itself glibc raises that threshold after the first large free and then keeps
-    freed arrays in its heap for reuse, so a search's arrays over every paper (BM25 sums,
-    filter masks) would leave a serving process as large as the corpus it once worked on
-    (README, performance: scale). Nothing where the C library is not glibc."""
-    libc = _glibc()
-    if libc is not None and hasattr(libc, "mallopt"):
-        libc.mallopt(_M_MMAP_THRESHOLD, LARGE_ALLOCATION)
-
-
 def release_freed_memory() -> None:
     """Hand the heap that loading freed back to the operating system: reading an index makes
-    short-lived objects by the thousand, which glibc would keep for reuse."""
+    short-lived objects by the thousand, which glibc would keep for reuse. (Mapping every
+    large array on its own, so that a search's arrays are returned too, cost a fifth of a
+    search's time at 75,000 papers: glibc keeps their heap, the working set of one search.)"""
     libc = _glibc()
     if libc is not None and hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)
@@ -183,7 +165,6 @@ class SearchEngine:
         once with what to run (its files' checksums are skipped where ``serve`` has just
         verified this build: ``verified_build``)."""
         limit_blas_threads()
-        map_large_allocations()
         checked = checked_build(
             settings.index_dir,
             model=settings.model,
