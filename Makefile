@@ -110,7 +110,8 @@ bench: install index $(if $(wildcard $(ARXIV)),$(ARXIV_VECTORS))
 	$(BIN)/python benchmarks/build_and_query.py
 	$(BIN)/python benchmarks/encoders.py --scifact $(SCIFACT)
 	$(BIN)/python benchmarks/scale.py serve --index $(INDEX) --index data/bench/scifact
-	$(BIN)/python benchmarks/scale.py ann --vectors data/bench/scifact/vectors.npy \
+	$(BIN)/papersearch export-vectors --index data/bench/scifact --out data/bench/scifact-vectors.parquet
+	$(BIN)/python benchmarks/scale.py ann --vectors data/bench/scifact-vectors.parquet \
 		--query-texts $(SCIFACT)/queries.jsonl
 	@if [ -f $(ARXIV) ]; then \
 		$(BIN)/python benchmarks/scale.py --corpus $(ARXIV) --vectors $(ARXIV_VECTORS) \

@@ -46,7 +46,8 @@ The subcommands, each comparing with a baseline measured in the same run:
     throughput is then measured on a server with ``PAPERSEARCH_QUERY_BATCH_SIZE=1``: without
     dynamic batching, the baseline the batched server is compared with.
 
-``ann --vectors FILE.npy --query-texts FILE [--synthetic N] [--types ...]``
+``ann --vectors FILE.parquet --query-texts FILE [--synthetic N] [--types ...]`` (an
+index's vectors from ``papersearch export-vectors``, or a bare ``.npy``)
     The dense index alone (no text needed): every index type built over the vectors, or over
     N synthetic vectors drawn around them (each a real vector plus Gaussian noise, then
     normalised), and searched the way the service searches: the ``CANDIDATES`` nearest
@@ -59,8 +60,9 @@ Results go to ``benchmarks/results/scale-*.json``; the README's performance tabl
 from them. Usage (``make bench`` runs the seeds and SciFact):
 
     python benchmarks/scale.py serve --index data/index --index data/bench/scifact
-    python benchmarks/scale.py ann --vectors INDEX/vectors.npy --query-texts queries.jsonl
-    python benchmarks/scale.py ann --vectors V.npy --query-texts Q.txt --synthetic 1000000
+    papersearch export-vectors --index INDEX --out V.parquet
+    python benchmarks/scale.py ann --vectors V.parquet --query-texts queries.jsonl
+    python benchmarks/scale.py ann --vectors V.parquet --query-texts Q.txt --synthetic 1000000
 """
 
 from __future__ import annotations
@@ -369,11 +371,28 @@ def memory_of_self() -> dict[str, int]:
     return memory_of(os.getpid())
 
 
+def real_vectors(path: Path, model: str) -> np.ndarray:
+    """The vectors to benchmark: a vector file (`papersearch export-vectors` of an index:
+    its vectors, whichever backend made them) or a bare ``.npy`` array."""
+    if path.suffix != ".parquet":
+        return np.load(path).astype(np.float32)
+    import pyarrow.parquet as pq
+
+    from indexing.vector_files import BACKEND_KEY, MODEL_KEY, SuppliedVectors
+
+    stored = pq.read_schema(path).metadata or {}
+    made_by = {key: stored.get(key.encode(), b"").decode() for key in (MODEL_KEY, BACKEND_KEY)}
+    vectors = SuppliedVectors.read(
+        path, model=made_by[MODEL_KEY] or model, backend=made_by[BACKEND_KEY]
+    ).vectors
+    return np.asarray(vectors, dtype=np.float32)
+
+
 def run_ann(args: argparse.Namespace) -> dict:
     import faiss
 
     faiss.omp_set_num_threads(1)  # the service searches one query per thread
-    real = np.load(args.vectors).astype(np.float32)
+    real = real_vectors(args.vectors, args.model)
     queries = load_embedder(args.model).encode(query_texts(args.query_texts)[: args.query_count])
     if args.synthetic:
         vectors = synthetic_vectors(real, args.synthetic, args.noise)
