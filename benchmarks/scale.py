@@ -889,8 +889,9 @@ def measure_updates(
 
 def build_from_vectors(args: argparse.Namespace, files: CorpusFiles, notes: list[str]) -> dict:
     """``papersearch index CORPUS --vectors FILE``, timed as a process; where the CLI has no
-    --vectors yet, an index already at ``--index`` is measured as it is."""
-    if files.vectors is not None and cli_supports("index", "--vectors"):
+    --vectors yet, or with ``--reuse-index``, an index already at ``--index`` is measured as
+    it is (the build time of an earlier run stands)."""
+    if not args.reuse_index and files.vectors is not None and cli_supports("index", "--vectors"):
         build = timed_command(
             ["index", str(files.papers), "--vectors", str(files.vectors),
              "--out", str(args.index), "--force", "--quiet"],
@@ -901,8 +902,8 @@ def build_from_vectors(args: argparse.Namespace, files: CorpusFiles, notes: list
     if not (args.index / "manifest.json").is_file():
         raise SystemExit(f"error: cannot build {args.index} from vectors, and it does not exist")
     notes.append(
-        "build skipped (`papersearch index` has no --vectors yet, or no vectors given): "
-        f"{args.index} measured as it is"
+        "build skipped (--reuse-index, or `papersearch index` has no --vectors, or no vectors "
+        f"given): {args.index} measured as it is"
     )
     return {}
 
@@ -1116,6 +1117,12 @@ def corpus_parser() -> argparse.ArgumentParser:
         "--seed-corpus", type=Path, default=SEED_CORPUS, help="the fixed-cost baseline's corpus"
     )
     parser.add_argument("--queries", type=int, default=200, help="timed searches per series")
+    parser.add_argument(
+        "--reuse-index",
+        action="store_true",
+        help="measure the index already at --index instead of building it (the build's time "
+        "is then missing from the results)",
+    )
     parser.add_argument("--reload-interval", type=float, default=2.0, help="the server's, s")
     parser.add_argument("--seed", type=int, default=0)
     return parser

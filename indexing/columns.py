@@ -301,7 +301,8 @@ class PaperColumns:
             missing = [code for code, row in first.items() if row < 0]
             mask = np.isin(text.category_codes[text.category_ids], missing)
             positions = np.flatnonzero(mask)
-            local = np.searchsorted(text.category_starts, positions, side="right") - 1
+            starts = text.category_starts
+            local = np.searchsorted(starts, positions.astype(starts.dtype), side="right") - 1
             at = np.searchsorted(live, local).clip(max=max(len(live) - 1, 0))
             alive = live[at] == local if len(live) else np.zeros(len(local), dtype=bool)
             for code, row in zip(

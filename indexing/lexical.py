@@ -355,10 +355,17 @@ class LexicalIndex:
             idf = self._idf(sum(part.df(term_id) for part, term_id in located))
             for part, term_id in located:
                 rows, counts, lengths = part.live_postings(term_id)
-                tf = counts.astype(np.float64)
-                norm = K1 * (1 - B + B * lengths / self._average_length)
+                # times * idf * tf / (tf + K1 * (1 - B + B * length / average)), in float32
+                # and in place: a common word has postings in most of a million papers.
+                tf = counts.astype(np.float32)
+                norm = lengths.astype(np.float32)
+                norm *= np.float32(K1 * B / self._average_length)
+                norm += np.float32(K1 * (1 - B))
+                norm += tf
+                np.divide(tf, norm, out=tf)
+                tf *= np.float32(times * idf)
                 found_rows.append(rows)
-                found_weights.append(times * idf * tf / (tf + norm))
+                found_weights.append(tf)
         if not found_rows:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         postings = sum(len(rows) for rows in found_rows)
@@ -366,11 +373,11 @@ class LexicalIndex:
             # Common words: adding each list into one array over every paper costs less than
             # sorting a corpus's worth of postings (a term's rows are distinct, so ``+=`` on
             # fancy indexes adds each once). A paper holding a term scores above zero.
-            summed = np.zeros(self.size, dtype=np.float64)
+            summed = np.zeros(self.size, dtype=np.float32)
             for rows, weights in zip(found_rows, found_weights, strict=True):
                 summed[rows] += weights
             held = np.flatnonzero(summed)
-            return held, summed[held].astype(np.float32)
+            return held, summed[held]
         rows, weights = np.concatenate(found_rows), np.concatenate(found_weights)
         if len(found_rows) > 1 and len(rows):
             # Each list ascends: a stable sort merges runs (timsort), cheaper than np.unique.

@@ -91,10 +91,12 @@ class TitleIndex:
     def entry_of(self, live_row: int) -> int | None:
         """The entry of the segment's ``live_row``-th live row, if that paper has a title."""
         table = self.rows if self.live_position is None else self.live_position
-        at = int(np.searchsorted(table, live_row, side="right")) - 1
+        # Needles of the table's own type: another one would make numpy convert the whole
+        # table (a million entries) on every call.
+        at = int(np.searchsorted(table, table.dtype.type(live_row), side="right")) - 1
         if at < 0 or int(table[at]) != live_row:
             return None
-        found = int(np.searchsorted(self.dead, at))
+        found = int(np.searchsorted(self.dead, self.dead.dtype.type(at)))
         return None if found < len(self.dead) and int(self.dead[found]) == at else at
 
     @staticmethod
