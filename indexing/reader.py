@@ -345,10 +345,7 @@ class PaperIndex:
                 segment.close()
 
 
-T_ = TypeVar("T_")
-
-
-def _live(values: list[T_], live: np.ndarray | None) -> list[T_]:
+def _live(values: list[T], live: np.ndarray | None) -> list[T]:
     """A segment's values of its live rows only (``values`` in row order)."""
     return values if live is None else [values[row] for row in live.tolist()]
 
