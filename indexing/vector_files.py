@@ -105,6 +105,10 @@ def write_vector_chunks(
     """Write ``(ids, vectors)`` chunks as they come (an index's rows, read a chunk at a time)
     and return the number of rows; each chunk is one row group. Atomic: written to a
     temporary file beside ``path``, then renamed over it."""
+    if path.is_dir():  # refused before a chunk is read, not after the whole index was
+        raise VectorFileError(
+            f"{path} is a folder: name the file to write, such as {path / 'vectors.parquet'}"
+        )
     schema = vector_schema(dimension, model=model, backend=backend)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(

@@ -44,6 +44,7 @@ from indexing.manifest import (
     builds_dir,
     checked_build,
     file_digest,
+    read_manifest,
 )
 from indexing.records import Paper, embedding_text
 from indexing.title_index import TitleIndex
@@ -124,6 +125,7 @@ def update_index(index_dir: Path, change: Callable[[CheckedBuild], IndexChange |
     other's papers. ``change`` returns None when there is nothing to write. The current build
     is checked first: a damaged build is refused, not carried into the next one.
     """
+    read_manifest(index_dir)  # no index there: refused before anything is made beside it
     with _writer_lock(index_dir):
         current = checked_build(index_dir)
         changed = change(current)

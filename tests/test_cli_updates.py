@@ -85,3 +85,13 @@ def test_the_remove_help_says_what_happens_to_unknown_ids(capsys):
     assert "the ids the index holds are removed even when others are not in it" in " ".join(
         out.split()
     )
+
+
+def test_merging_a_missing_index_is_one_line_and_makes_nothing(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "merge", "--index", str(tmp_path / "nope"))
+    assert (code, out) == (1, "")
+    assert err == (
+        f"papersearch: error: no index at {tmp_path / 'nope'}: "
+        f"run `papersearch index --out {tmp_path / 'nope'}` to build it\n"
+    )
+    assert list(tmp_path.iterdir()) == []  # no builds folder beside it

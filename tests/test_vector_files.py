@@ -271,6 +271,16 @@ def test_export_of_a_missing_index_is_one_line(capsys, tmp_path):
     assert not (tmp_path / "out.parquet").exists()
 
 
+def test_export_into_a_folder_is_one_line(capsys, seed_build, tmp_path):
+    code, said, err = export(capsys, seed_build.index_dir, tmp_path)
+    assert (code, said) == (1, "")
+    assert err == (
+        f"papersearch: error: {tmp_path} is a folder: name the file to write, such as "
+        f"{tmp_path / 'vectors.parquet'}\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_export_after_a_removal_holds_the_papers_left(capsys, seed_build, seed_vectors, tmp_path):
     own = linked_copy(seed_build.index_dir, tmp_path / "index")
     removed = seed_vectors[0][10]
