@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from indexing.records import Paper, all_categories
+from indexing.row_space import live_positions
 
 # The authors blob is scanned in windows of this many bytes, so the candidate positions of a
 # common first letter never take more memory than a window's worth.
@@ -303,8 +304,7 @@ class PaperColumns:
             positions = np.flatnonzero(mask)
             starts = text.category_starts
             local = np.searchsorted(starts, positions.astype(starts.dtype), side="right") - 1
-            at = np.searchsorted(live, local).clip(max=max(len(live) - 1, 0))
-            alive = live[at] == local if len(live) else np.zeros(len(local), dtype=bool)
+            at, alive = live_positions(live, local)
             for code, row in zip(
                 text.category_codes[text.category_ids[positions[alive]]].tolist(),
                 (at[alive] + offset).tolist(),

@@ -23,6 +23,14 @@ def live_rows(size: int, deleted: np.ndarray) -> np.ndarray | None:
     return np.flatnonzero(live).astype(np.int32)
 
 
+def live_positions(live: np.ndarray, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For some of a segment's ``local`` rows: their positions among its ``live`` rows
+    (ascending), and which of them are live (a position means something only there)."""
+    at = np.searchsorted(live, local).clip(max=max(len(live) - 1, 0))
+    alive = live[at] == local if len(live) else np.zeros(len(local), dtype=bool)
+    return at, alive
+
+
 class RowSpace:
     """Maps the index's rows to (segment, local row) and back."""
 
@@ -55,6 +63,5 @@ class RowSpace:
         live = self.live[segment]
         if live is None:
             return local + self.starts[segment], np.ones(len(local), dtype=bool)
-        at = np.searchsorted(live, local).clip(max=max(len(live) - 1, 0))
-        kept = live[at] == local if len(live) else np.zeros(len(local), dtype=bool)
+        at, kept = live_positions(live, local)
         return at[kept] + self.starts[segment], kept

@@ -30,6 +30,7 @@ from indexing.columns import (
     save_array,
 )
 from indexing.records import Paper, normalise_title
+from indexing.row_space import live_positions
 
 # Bits of a title's signatures: its letter pairs hashed into 256 bits, those of its head
 # (fewer pairs) into 128: 48 bytes a title.
@@ -150,8 +151,7 @@ class TitleIndex:
                 shift += index.papers
             else:
                 live = np.asarray(live, dtype=np.int64)
-                at = np.searchsorted(live, rows).clip(max=max(len(live) - 1, 0))
-                alive = live[at] == rows if len(live) else np.zeros(len(rows), dtype=bool)
+                at, alive = live_positions(live, rows)
                 kept.append(np.flatnonzero(alive))
                 new_rows.append(at[alive] + shift)
                 shift += len(live)
