@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -104,17 +105,24 @@ def open_segments(checked: CheckedBuild, *, mapped: bool = True) -> list[OpenSeg
     manifest. ``mapped``: the ANN structures memory-mapped (serving), else in memory (a merge
     refills a copy of one). The caller closes them."""
     opened: list[OpenSegment] = []
-    manifest = checked.manifest
-    try:
-        for entry in manifest.segments:
+    with _closed_if_damaged(checked, opened):
+        for entry in checked.manifest.segments:
             opened.append(_open_segment(checked, entry, mapped=mapped))
+    return opened
+
+
+@contextmanager
+def _closed_if_damaged(checked: CheckedBuild, segments: list[OpenSegment]) -> Iterator[None]:
+    """What fails while segments are being opened closes those already open and is
+    reported as a damaged index with what to run (an IndexUnusable as it is)."""
+    try:
+        yield
     except (RuntimeError, OSError, ValueError, sqlite3.Error) as exc:
-        for segment in opened:
+        for segment in segments:
             segment.close()
         if isinstance(exc, IndexUnusable):
             raise
         raise _damaged(checked.index_dir, exc) from exc
-    return opened
 
 
 def _open_segment(checked: CheckedBuild, entry: Segment, *, mapped: bool) -> OpenSegment:
@@ -234,14 +242,9 @@ class PaperIndex:
                 f"{rebuild_hint(checked.index_dir)}"
             )
         segments = open_segments(checked)
-        try:
-            return cls(checked, segments)
-        except (RuntimeError, OSError, ValueError, sqlite3.Error) as exc:
-            for segment in segments:
-                segment.close()
-            if isinstance(exc, IndexUnusable):
-                raise
-            raise _damaged(checked.index_dir, exc) from exc
+        with _closed_if_damaged(checked, segments):
+            index = cls(checked, segments)
+        return index
 
     def __len__(self) -> int:
         return self.rows.size
