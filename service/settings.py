@@ -139,6 +139,62 @@ class Settings(BaseSettings):
         "the build folder it has just verified file by file, which they then open without "
         "hashing every file again.",
     )
+    ray_address: str | None = Field(
+        None,
+        description="The Ray cluster `papersearch index --ray` and `serve --ray` run on: "
+        "`auto` (the cluster this machine belongs to), `ray://host:10001` (a remote one, "
+        "through Ray Client), `host:6379`, or `local` (one started on this machine for the "
+        "run). Unset: no Ray, everything runs in this process.",
+    )
+    ray_embed_workers: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="Embedding actors of the Ray indexing job, one model each. Unset: one per "
+        "node of the cluster.",
+    )
+    ray_gpus_per_worker: float = Field(
+        0,
+        ge=0,
+        le=64,
+        description="GPUs each embedding actor of the Ray job reserves (0: CPU actors). On a "
+        "GPU node the model runs there, in the torch backend.",
+    )
+    replicas: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="Copies of the service `serve --ray` deploys, each with its own model, "
+        "all reading the one index folder (a path every node can read).",
+    )
+    max_replicas: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="With `serve --ray`: above `replicas`, Ray Serve adds copies up to this "
+        "many while each has more than `target_ongoing_requests` requests in flight, and "
+        "removes them again when idle. Unset: a fixed `replicas`.",
+    )
+    target_ongoing_requests: float = Field(
+        2.0,
+        gt=0,
+        le=1000,
+        description="Requests in flight per copy that Ray Serve's autoscaling aims at.",
+    )
+    replica_cpus: float = Field(
+        1.0,
+        gt=0,
+        le=256,
+        description="CPUs Ray reserves for each copy of the service and each shard.",
+    )
+    shards: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="With `serve --ray`: deployments the index is split into, each holding "
+        "1/S of its vectors, BM25 postings and records, behind a router that merges their "
+        "answers exactly. 1: no split.",
+    )
     title_match_threshold: float = Field(
         88.0, ge=0, le=100, description="Lowest fuzzy score (0-100) at which a typed title matches."
     )

@@ -144,3 +144,39 @@ def running_server(
         server.wait(timeout=30)
     assert server.returncode == 0, running.output()
     log.unlink()
+
+
+# The Ray tests' cluster: a head and one more node, each a real raylet with its own worker
+# processes, bound to 127.0.0.1. Two logical CPUs each (this machine has two cores: Ray
+# schedules by these counts, the operating system shares the cores).
+RAY_NODE_CPUS = 2
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[object]:
+    """A 2-node Ray cluster on loopback, started once for the session and joined by this
+    process as its driver; yields the ``ray.cluster_utils.Cluster`` (``.address`` for a CLI
+    run that joins it as a second driver). Ray is installed by `make test` (`make
+    install-ray`); without it these tests skip."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed: `make install-ray`")
+    # Nodes of a test cluster bind 127.0.0.1, not this machine's outside address.
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": RAY_NODE_CPUS, "include_dashboard": False},
+    )
+    cluster.add_node(num_cpus=RAY_NODE_CPUS)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
+    try:
+        yield cluster
+    finally:
+        try:
+            from ray import serve
+
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
