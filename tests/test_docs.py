@@ -128,7 +128,7 @@ def _pins(lock: Path) -> dict[str, str]:
     return {canonicalize_name(name): version for name, version in found}
 
 
-LOCKS = {"": "runtime.txt", "test": "test.txt", "bench": "bench.txt"}
+LOCKS = {"": "runtime.txt", "test": "test.txt", "bench": "bench.txt", "ray": "ray.txt"}
 
 
 @pytest.mark.parametrize("extra", sorted(LOCKS))
