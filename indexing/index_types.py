@@ -148,8 +148,15 @@ class DenseIndex:
         return alive
 
     def scores_at(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Exact cosine similarity of the given rows to one normalised query vector."""
-        scores: np.ndarray = self.vectors[rows] @ np.asarray(vector, dtype=np.float32).reshape(-1)
+        """Exact cosine similarity of the given rows to one normalised query vector.
+
+        Each row's product is summed on its own (einsum, not BLAS): BLAS's matrix-vector
+        product rounds a row's last bit by where it falls in its blocks, so a paper would
+        score differently with other rows beside it, and a shard (``indexing.shards``)
+        would not score it exactly as the whole index does.
+        """
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        scores: np.ndarray = np.einsum("ij,j->i", self.vectors[rows], query)
         return scores
 
     def _search_parameters(self, search_depth: int) -> faiss.SearchParameters:
@@ -190,10 +197,18 @@ class SegmentedDense:
 
     def nearest_many(self, vectors: np.ndarray, n: int, search_depth: int) -> list[Neighbours]:
         found = [part.nearest_many(vectors, n, search_depth) for part in self.parts]
-        if len(self.parts) == 1:  # the usual case after a build or a merge: rows are local
+        return self.merged(found, len(vectors), n)
+
+    def merged(
+        self, found: Sequence[Sequence[Neighbours]], queries: int, n: int
+    ) -> list[Neighbours]:
+        """The best ``n`` of each query over every part's own best (``found[part][query]``,
+        in the part's local rows), in the index's rows: the one merge of segments and of the
+        shards of a sharded index (``service.shards``)."""
+        if len(found) == 1:  # the usual case after a build or a merge: rows are local
             return [Neighbours(self.rows.to_global(0, hit.rows)[0], hit.scores) for hit in found[0]]
         merged = []
-        for query in range(len(vectors)):
+        for query in range(queries):
             rows = [self.rows.to_global(i, hits[query].rows)[0] for i, hits in enumerate(found)]
             scores = np.concatenate([hits[query].scores for hits in found])
             all_rows = np.concatenate(rows)

@@ -30,8 +30,9 @@ import re
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from itertools import compress, pairwise
 from pathlib import Path
 from typing import Final, TypeAlias
@@ -251,6 +252,47 @@ class SegmentPostings:
         return self.docs[start:end], self.counts[start:end]
 
 
+def bm25_idf(df: int, size: int) -> float:
+    """Lucene's idf of a term ``df`` of ``size`` papers hold; 0 for a term none holds."""
+    if df == 0:
+        return 0.0
+    return math.log(1 + (size - df + 0.5) / (df + 0.5))
+
+
+@dataclass(frozen=True)
+class CorpusStats:
+    """What a BM25 score needs of the whole corpus besides a paper's own postings: its
+    size, its texts' total length and the document frequency of each query term.
+
+    A shard of a larger index (``indexing.shards``) scores its own postings with the whole
+    index's statistics, summed over the shards, so that its scores are the ones the whole
+    index would give; scored with its own, a term rare in one shard would weigh more there.
+    """
+
+    size: int
+    length_sum: int
+    dfs: Mapping[str, int]  # of the terms asked about; a term left out is held by none
+
+    @property
+    def average_length(self) -> float:
+        # All texts empty: no posting exists, so the average is never used.
+        return self.length_sum / self.size if self.length_sum else 1.0
+
+    def idf(self, term: str) -> float:
+        return bm25_idf(self.dfs.get(term, 0), self.size)
+
+    @classmethod
+    def total(cls, parts: Iterable[CorpusStats]) -> CorpusStats:
+        """The statistics of several disjoint parts of a corpus taken together."""
+        parts = list(parts)
+        dfs: Counter[str] = Counter()
+        for part in parts:
+            dfs.update(part.dfs)
+        return cls(
+            sum(part.size for part in parts), sum(part.length_sum for part in parts), dict(dfs)
+        )
+
+
 # Segments in global order, each with its live local rows ascending (None: every row live).
 Parts: TypeAlias = Sequence[tuple[SegmentPostings, np.ndarray | None]]
 
@@ -325,9 +367,7 @@ class LexicalIndex:
     def __init__(self, parts: Parts) -> None:
         self._parts = _place(parts)
         self.size = sum(part.live_count for part in self._parts)
-        length_sum = sum(part.length_sum for part in self._parts)
-        # All live texts empty: no posting is live, so the average is never used.
-        self._average_length = length_sum / self.size if length_sum else 1.0
+        self.length_sum = sum(part.length_sum for part in self._parts)
 
     @classmethod
     def build(cls, texts: Sequence[str], folder: Path) -> LexicalIndex:
@@ -342,24 +382,35 @@ class LexicalIndex:
         scores[rows] = matched
         return scores
 
-    def matches(self, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def matches(
+        self, terms: Sequence[str], corpus: CorpusStats | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, scores)`` of the papers holding at least one query term, rows ascending.
 
         Only the postings of the query's terms are read, so the cost follows how many papers
         use those words, not the size of the corpus. A term given twice weighs twice.
+        ``corpus``: the statistics to score with, where this index is a shard of a larger
+        one (its ``dfs`` must hold every query term); None: this index's own.
         """
+        counts_of = Counter(terms)
+        located = {term: self._locate(term) for term in counts_of}
+        if corpus is None:
+            corpus = CorpusStats(
+                self.size,
+                self.length_sum,
+                {term: sum(p.df(i) for p, i in found) for term, found in located.items()},
+            )
         found_rows: list[np.ndarray] = []
         found_weights: list[np.ndarray] = []
-        for term, times in Counter(terms).items():
-            located = self._locate(term)
-            idf = self._idf(sum(part.df(term_id) for part, term_id in located))
-            for part, term_id in located:
+        for term, times in counts_of.items():
+            idf = corpus.idf(term)
+            for part, term_id in located[term]:
                 rows, counts, lengths = part.live_postings(term_id)
                 # times * idf * tf / (tf + K1 * (1 - B + B * length / average)), in float32
                 # and in place: a common word has postings in most of a million papers.
                 tf = counts.astype(np.float32)
                 norm = lengths.astype(np.float32)
-                norm *= np.float32(K1 * B / self._average_length)
+                norm *= np.float32(K1 * B / corpus.average_length)
                 norm += np.float32(K1 * (1 - B))
                 norm += tf
                 np.divide(tf, norm, out=tf)
@@ -368,8 +419,11 @@ class LexicalIndex:
                 found_weights.append(tf)
         if not found_rows:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        postings = sum(len(rows) for rows in found_rows)
-        if len(found_rows) > 1 and postings * DENSE_MERGE_SHARE > self.size:
+        # The corpus's postings of these terms decide how they are summed, not this index's:
+        # the two ways round the last bit of a paper holding several terms differently, and
+        # a shard must score as the whole index would.
+        postings = sum(corpus.dfs.get(term, 0) for term in counts_of)
+        if len(found_rows) > 1 and postings * DENSE_MERGE_SHARE > corpus.size:
             # Common words: adding each list into one array over every paper costs less than
             # sorting a corpus's worth of postings (a term's rows are distinct, so ``+=`` on
             # fancy indexes adds each once). A paper holding a term scores above zero.
@@ -392,12 +446,23 @@ class LexicalIndex:
         """Lucene's idf over the live papers, the weight a matching term gets when choosing
         highlight sentences; 0 for a term no live paper holds. Computed per call (a few are
         asked per search) rather than for the whole vocabulary at start-up."""
-        return self._idf(sum(part.df(term_id) for part, term_id in self._locate(term)))
+        return self.idfs([term])[term]
 
-    def _idf(self, df: int) -> float:
-        if df == 0:
-            return 0.0
-        return math.log(1 + (self.size - df + 0.5) / (df + 0.5))
+    def idfs(self, terms: Iterable[str]) -> dict[str, float]:
+        """``idf`` of several terms at once (a pasted text's hundreds: one question to each
+        shard of a sharded index, not hundreds)."""
+        return {term: bm25_idf(df, self.size) for term, df in self.dfs(terms).items()}
+
+    def dfs(self, terms: Iterable[str]) -> dict[str, int]:
+        """How many live papers hold each of ``terms``."""
+        return {
+            term: sum(part.df(term_id) for part, term_id in self._locate(term))
+            for term in dict.fromkeys(terms)
+        }
+
+    def stats(self, terms: Iterable[str] = ()) -> CorpusStats:
+        """This index's BM25 statistics, with the document frequencies of ``terms``."""
+        return CorpusStats(self.size, self.length_sum, self.dfs(terms))
 
     def _locate(self, term: str) -> list[tuple[_Part, int]]:
         located = []

@@ -109,6 +109,19 @@ class Segment(BaseModel):
         return f"{SEGMENTS_DIR}/{self.name}/{name}"
 
 
+class ShardPlacement(BaseModel):
+    """Where a shard (``indexing.shards``) sits in the index it was cut from: its rows are
+    that index's rows ``first_row`` onwards, and the index is named by its build folder and
+    corpus checksum, so shards of another build are never served together."""
+
+    number: int = Field(ge=0)  # 0 .. count - 1, in row order
+    count: int = Field(ge=1)
+    first_row: int = Field(ge=0)
+    parent_papers: int = Field(ge=0)
+    parent_checksum: str
+    parent_build: str  # the name of the build folder the shard was cut from
+
+
 class Manifest(BaseModel):
     format_version: int
     model: str
@@ -126,6 +139,7 @@ class Manifest(BaseModel):
     # writer as it writes (callers leave it empty). Empty in a manifest of an older format: that
     # one is refused for its version, which says what to run, before its files are looked at.
     files: dict[str, FileDigest] = Field(default_factory=dict)
+    shard: ShardPlacement | None = None  # set in a shard of a larger index only
 
 
 @dataclass(frozen=True)

@@ -167,9 +167,96 @@ def _open_segment(checked: CheckedBuild, entry: Segment, *, mapped: bool) -> Ope
     )
 
 
+@dataclass(frozen=True)
+class SegmentTables:
+    """Where one segment's tables are read from (``PaperTables``)."""
+
+    index_dir: Path  # what error messages name
+    folder: Path
+    entry: Segment
+    live: np.ndarray | None
+    map_points: np.ndarray  # (rows, 2) float32, checked against the manifest
+
+
+@dataclass(frozen=True)
+class PaperTables:
+    """What a search reads of every paper besides its vector, postings and record: the
+    filter columns, the title data and the map points (a few bytes a paper, memory-mapped
+    or small), over the index's rows.
+
+    ``PaperIndex`` opens them with the rest of its segments; the router of a sharded service
+    (``service.shards``) opens only these, from every shard's folder, and asks the shards for
+    the rest.
+    """
+
+    rows: RowSpace
+    columns: PaperColumns
+    titles: list[TitleIndex]
+    map_points: np.ndarray  # (papers, 2) float32, read-only
+
+    @classmethod
+    def of(cls, segments: Sequence[SegmentTables]) -> PaperTables:
+        """The tables of ``segments`` back to back, in order."""
+        rows = RowSpace([s.entry.rows for s in segments], [s.live for s in segments])
+        # Small (8 bytes a paper), and sent by the map endpoint: held in memory.
+        map_points = np.concatenate(
+            [s.map_points if s.live is None else s.map_points[s.live] for s in segments]
+        )
+        map_points.flags.writeable = False
+        # Memory-mapped: opening them costs milliseconds at any size (only the numbers of a
+        # segment with tombstones, or of several segments, are joined in memory).
+        columns, titles = [], []
+        for segment in segments:
+            try:
+                columns.append(PaperColumns.open(segment.folder / COLUMNS_DIR, segment.live))
+                titles.append(TitleIndex.open(segment.folder / TITLES_DIR, segment.live))
+            except (OSError, ValueError) as exc:
+                raise _damaged(segment.index_dir, exc) from exc
+            if (columns[-1].texts[0].rows, titles[-1].papers) != (segment.entry.rows,) * 2:
+                raise IndexUnusable(
+                    f"inconsistent index at {segment.index_dir}: filter columns or titles and "
+                    f"records disagree on a segment's papers: {rebuild_hint(segment.index_dir)}"
+                )
+        return cls(rows, PaperColumns.concat(columns), titles, map_points)
+
+
+def open_tables(builds: Sequence[CheckedBuild]) -> PaperTables:
+    """``PaperTables`` of checked builds back to back (the shards of an index, in order),
+    without opening their vectors, postings or records."""
+    segments = []
+    for checked in builds:
+        for entry in checked.manifest.segments:
+            folder = checked.build / SEGMENTS_DIR / entry.name
+            try:
+                map_points = np.load(folder / MAP_FILE, allow_pickle=False)
+                deleted = np.zeros(0, dtype=np.int64)
+                if entry.deleted:
+                    deleted = np.load(folder / DELETED_FILE, allow_pickle=False).astype(np.int64)
+            except (OSError, ValueError) as exc:
+                raise _damaged(checked.index_dir, exc) from exc
+            if (
+                map_points.shape != (entry.rows, 2)
+                or map_points.dtype != np.float32
+                or len(deleted) != entry.deleted
+            ):
+                raise IndexUnusable(
+                    f"inconsistent index at {checked.index_dir}: the manifest says segment "
+                    f"{entry.name} holds {entry.rows} papers ({entry.deleted} removed), found "
+                    f"{MAP_FILE} of shape {map_points.shape} and {len(deleted)} removed rows: "
+                    f"{rebuild_hint(checked.index_dir)}"
+                )
+            live = live_rows(entry.rows, deleted)
+            segments.append(SegmentTables(checked.index_dir, folder, entry, live, map_points))
+    return PaperTables.of(segments)
+
+
 class PaperIndex:
     """A loaded index: vectors, BM25 postings and the paper records they point to, over all
     its segments. Rows are the index's rows (``row_space``): the same for every part."""
+
+    # Whether its calls wait on other processes (the shards of a sharded index), so that a
+    # search must not run them on an event loop (``SearchEngine.search_async``).
+    remote = False
 
     def __init__(self, checked: CheckedBuild, segments: list[OpenSegment]) -> None:
         from indexing.lexical import LexicalIndex
@@ -178,7 +265,15 @@ class PaperIndex:
         self.build_dir = checked.build  # what the link pointed to when this was opened
         self.manifest = checked.manifest
         self.segments = segments
-        self.rows = RowSpace([s.entry.rows for s in segments], [s.live for s in segments])
+        self._db_lock = threading.Lock()  # the connections, shared by the server's threads
+        self._use_tables(
+            PaperTables.of(
+                [
+                    SegmentTables(self.index_dir, s.folder, s.entry, s.live, s.map_points)
+                    for s in segments
+                ]
+            )
+        )
         postings = [segment.postings() for segment in segments]
         if any(p.size != s.entry.rows for p, s in zip(postings, segments, strict=True)):
             raise IndexUnusable(
@@ -186,28 +281,17 @@ class PaperIndex:
                 f"on a segment's papers: {rebuild_hint(self.index_dir)}"
             )
         self.lexical = LexicalIndex([(p, s.live) for p, s in zip(postings, segments, strict=True)])
-        # Small (8 bytes a paper), and sent by the map endpoint: held in memory.
-        self.map_points = np.concatenate(
-            [s.map_points if s.live is None else s.map_points[s.live] for s in segments]
-        )
-        self.map_points.flags.writeable = False
-        self._db_lock = threading.Lock()  # the connections, shared by the server's threads
-        # Memory-mapped: opening them costs milliseconds at any size (only the numbers of a
-        # segment with tombstones, or of several segments, are joined in memory).
-        columns = [PaperColumns.open(s.folder / COLUMNS_DIR, s.live) for s in segments]
-        self._titles = [TitleIndex.open(s.folder / TITLES_DIR, s.live) for s in segments]
-        sizes = [(c.texts[0].rows, t.papers) for c, t in zip(columns, self._titles, strict=True)]
-        if any(size != (s.entry.rows,) * 2 for size, s in zip(sizes, segments, strict=True)):
-            raise IndexUnusable(
-                f"inconsistent index at {self.index_dir}: filter columns or titles and records "
-                f"disagree on a segment's papers: {rebuild_hint(self.index_dir)}"
-            )
-        self.columns = PaperColumns.concat(columns)
         self.dense = SegmentedDense(
             [DenseIndex(s.vectors, s.ann, s.deleted) for s in segments],
             self.rows,
             sample=self.columns.in_sample(MIN_SAMPLE),
         )
+
+    def _use_tables(self, tables: PaperTables) -> None:
+        self.rows = tables.rows
+        self.columns = tables.columns
+        self._titles = tables.titles
+        self.map_points = tables.map_points
 
     def title_parts(self) -> list[TitleIndex]:
         """Each segment's title data, in segment order (with ``rows``, what a title matcher

@@ -234,8 +234,9 @@ class SearchEngine:
         thread pool would only add hand-overs (the interpreter lock runs one at a time); in
         an index of ``OFF_LOOP_PAPERS`` or more, where BM25's postings and a filter's mask
         take milliseconds to tens of them, in a worker thread, so that one search never
-        holds up every other request."""
-        off_loop = len(self.index) >= OFF_LOOP_PAPERS
+        holds up every other request. Always in a worker thread over a sharded index, whose
+        calls wait on its shards."""
+        off_loop = self.index.remote or len(self.index) >= OFF_LOOP_PAPERS
         if off_loop:
             started = await asyncio.to_thread(self._start_search, request)
         else:
@@ -459,7 +460,8 @@ class SearchEngine:
         """A text's most distinctive terms (count times idf), as Lucene's more-like-this
         picks them: all of an abstract's terms would match nearly every paper."""
         counts = Counter(analyse(text))
-        weight = {term: n * self.index.lexical.idf(term) for term, n in counts.items()}
+        idfs = self.index.lexical.idfs(counts)  # one question, not one a term (shards)
+        weight = {term: n * idfs[term] for term, n in counts.items()}
         ranked = sorted((t for t, w in weight.items() if w > 0), key=lambda t: (-weight[t], t))
         return ranked[:KEY_TERMS]
 
@@ -580,7 +582,7 @@ class SearchEngine:
             for score, paper in zip(scores, papers, strict=True)
         ]
         if highlight_terms and highlight_terms.terms:
-            weights = {term: self.index.lexical.idf(term) for term in highlight_terms.terms}
+            weights = self.index.lexical.idfs(highlight_terms.terms)
             spans = self.index.sentences_at(row_list)
             for hit, sentences in zip(hits, spans, strict=True):
                 hit.highlights = highlight(

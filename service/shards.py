@@ -1,0 +1,425 @@
+"""A sharded index: shards that answer primitive questions about their own rows, and the
+router's ``ShardedIndex`` that puts their answers together.
+
+Exactness is by construction: the router runs the one ``SearchEngine`` over a
+``ShardedIndex``, which is a ``PaperIndex`` whose heavy parts (vectors, BM25 postings,
+records) are asked of the shards (``indexing.shards`` cuts them), and whose small parts
+(filter columns, title data, map points) the router maps from the shards' folders itself.
+Every ranking step is the unsharded code over the same rows; what is merged is merged the way
+segments are: the nearest papers by ``SegmentedDense.merged``, BM25 with the whole index's
+statistics (two rounds: the shards' document frequencies, summed, then their postings scored
+with the sums), records and vectors put back in the order asked.
+
+A call to a shard returns something whose ``result()`` waits for its answer, so the router
+asks every shard before it waits on any. ``LocalShard`` answers in this process (tests,
+measurements); ``ServeShard`` is a Ray Serve deployment handle of a ``ShardServer``
+deployed as it is (``shard_applications``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
+
+import numpy as np
+
+from indexing import paper_db
+from indexing.index_types import MIN_SAMPLE, Neighbours, SegmentedDense
+from indexing.lexical import CorpusStats, LexicalIndex
+from indexing.manifest import IndexUnusable, Manifest, Segment, builds_dir
+from indexing.reader import PaperIndex, open_tables
+from indexing.records import Paper
+from indexing.row_space import RowSpace
+from indexing.shards import checked_shards, shard_hint
+from models import load_embedder
+from service.query_encoder import QueryEncoder
+from service.search import SearchEngine, limit_blas_threads
+from service.settings import Settings
+
+if TYPE_CHECKING:  # Ray is an optional extra: imported where the shards are deployed
+    from ray.serve import Application
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+P = ParamSpec("P")
+
+
+class Pending(Protocol[T_co]):
+    """A shard's answer on its way."""
+
+    def result(self) -> T_co: ...
+
+
+@dataclass(frozen=True)
+class Answered(Generic[T]):
+    """An answer already at hand (a shard in this process)."""
+
+    value: T
+
+    def result(self) -> T:
+        return self.value
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """What the router needs to know of a shard before it asks it anything."""
+
+    folder: Path  # the shard's index folder, on a path the router reads too
+    build: Path  # the build folder it opened
+    manifest: Manifest
+    length_sum: int  # its texts' total BM25 length (CorpusStats)
+
+
+class ShardServer:
+    """One shard, opened as an ordinary index: answers in its own rows (0 .. its papers),
+    without a model (the router embeds queries)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.index = PaperIndex.open(folder)
+
+    def describe(self) -> ShardInfo:
+        return ShardInfo(
+            self.folder, self.index.build_dir, self.index.manifest, self.index.lexical.length_sum
+        )
+
+    def nearest_many(self, vectors: np.ndarray, n: int, search_depth: int) -> list[Neighbours]:
+        return self.index.dense.nearest_many(vectors, n, search_depth)
+
+    def scores_at(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return self.index.dense.scores_at(vector, rows)
+
+    def vectors_at(self, rows: np.ndarray) -> np.ndarray:
+        return self.index.vectors_at(rows)
+
+    def dfs(self, terms: list[str]) -> dict[str, int]:
+        return self.index.lexical.dfs(terms)
+
+    def matches(self, terms: list[str], corpus: CorpusStats) -> tuple[np.ndarray, np.ndarray]:
+        return self.index.lexical.matches(terms, corpus)
+
+    def papers_at(self, rows: np.ndarray) -> list[Paper]:
+        return self.index.papers_at(rows)
+
+    def sentences_at(self, rows: np.ndarray) -> list[list[tuple[int, int]]]:
+        return self.index.sentences_at(rows)
+
+    def row_of(self, paper_id: str) -> int | None:
+        return self.index.row_of(paper_id)
+
+    def row_of_arxiv(self, arxiv_id: str) -> int | None:
+        return self.index.row_of_arxiv(arxiv_id)
+
+    def map_labels(self, rows: list[int] | None) -> list[paper_db.Label]:
+        return self.index.map_labels(rows)
+
+    def paper_ids(self) -> list[str]:
+        return self.index.paper_ids()
+
+    def close(self) -> None:
+        self.index.close()
+
+
+class ShardClient(Protocol):
+    """How the router asks a shard: ``call(ShardServer.method, *args)`` starts the call and
+    returns its answer on its way."""
+
+    def call(
+        self,
+        method: Callable[Concatenate[ShardServer, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> Pending[T]: ...
+
+
+class LocalShard:
+    """A shard in this process: each call answered before it returns."""
+
+    def __init__(self, server: ShardServer) -> None:
+        self.server = server
+
+    def call(
+        self,
+        method: Callable[Concatenate[ShardServer, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> Pending[T]:
+        return Answered(method(self.server, *args, **kwargs))
+
+
+class ServeShard:
+    """A shard deployed by Ray Serve: a call is a request to its deployment, whose response
+    is waited on later (``DeploymentResponse.result``)."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle  # a ray.serve.handle.DeploymentHandle of a ShardDeployment
+
+    def call(
+        self,
+        method: Callable[Concatenate[ShardServer, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> Pending[T]:
+        response: Pending[T] = getattr(self.handle, method.__name__).remote(*args, **kwargs)
+        return response
+
+
+def _everywhere(
+    shards: Sequence[ShardClient],
+    method: Callable[Concatenate[ShardServer, P], T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> list[T]:
+    """Ask every shard the same question, all before waiting on any; their answers in order."""
+    pending = [shard.call(method, *args, **kwargs) for shard in shards]
+    return [answer.result() for answer in pending]
+
+
+class ShardedDense(SegmentedDense):
+    """Nearest papers and exact scores over the shards' vectors: each shard searches its own
+    (``nearest_many`` in parallel), and ``SegmentedDense.merged`` keeps the best as it does
+    a segmented index's."""
+
+    def __init__(
+        self, shards: Sequence[ShardClient], rows: RowSpace, sample: np.ndarray, dimension: int
+    ) -> None:
+        self.shards = list(shards)
+        self.dimension = dimension
+        super().__init__([], rows, sample)  # no parts here: every method below asks the shards
+
+    def nearest_many(self, vectors: np.ndarray, n: int, search_depth: int) -> list[Neighbours]:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        found = _everywhere(self.shards, ShardServer.nearest_many, vectors, n, search_depth)
+        return self.merged(found, len(vectors), n)
+
+    def scores_at(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        scores = np.empty(len(rows), dtype=np.float32)
+        vector = np.asarray(vector, dtype=np.float32)
+        pending = [
+            (positions, self.shards[shard].call(ShardServer.scores_at, vector, local))
+            for shard, positions, local in self.rows.split(rows)
+        ]
+        for positions, answer in pending:
+            scores[positions] = answer.result()
+        return scores
+
+    def vectors_at(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
+        vectors = np.empty((len(rows), self.dimension), dtype=np.float32)
+        pending = [
+            (positions, self.shards[shard].call(ShardServer.vectors_at, local))
+            for shard, positions, local in self.rows.split(rows)
+        ]
+        for positions, answer in pending:
+            vectors[positions] = answer.result()
+        return vectors
+
+
+class ShardedLexical(LexicalIndex):
+    """BM25 over the shards' postings with the whole index's statistics: a query's document
+    frequencies are asked of every shard and summed (round one), then every shard scores its
+    postings with the sums (round two), so the scores are the unsharded index's."""
+
+    def __init__(self, shards: Sequence[ShardClient], sizes: Sequence[CorpusStats]) -> None:
+        # The base's parts are the postings of this process's segments: here there are none.
+        self.shards = list(shards)
+        self.size = sum(size.size for size in sizes)
+        self.length_sum = sum(size.length_sum for size in sizes)
+        self._starts = np.cumsum([0, *(size.size for size in sizes)])
+
+    def dfs(self, terms: Iterable[str]) -> dict[str, int]:
+        wanted = list(dict.fromkeys(terms))
+        if not wanted:
+            return {}
+        totals = CorpusStats.total(
+            CorpusStats(0, 0, dfs) for dfs in _everywhere(self.shards, ShardServer.dfs, wanted)
+        )
+        return {term: totals.dfs.get(term, 0) for term in wanted}
+
+    def matches(
+        self, terms: Sequence[str], corpus: CorpusStats | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if not terms:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        corpus = corpus if corpus is not None else self.stats(terms)
+        found = _everywhere(self.shards, ShardServer.matches, list(terms), corpus)
+        rows = [
+            local.astype(np.int64) + start
+            for (local, _), start in zip(found, self._starts[:-1], strict=True)
+        ]
+        scores = [np.asarray(weights, dtype=np.float32) for _, weights in found]
+        return np.concatenate(rows), np.concatenate(scores)
+
+
+class ShardedIndex(PaperIndex):
+    """The index a sharded service's router serves: the shards' papers in order, their rows
+    the rows of the index they were cut from. What ``SearchEngine`` reads of a ``PaperIndex``
+    it reads here; what needs the vectors, postings or records is asked of the shards.
+
+    It does not follow new builds of the index: a new build needs its shards cut again
+    (``papersearch shard``) and the service deployed again.
+    """
+
+    remote = True
+
+    def __init__(self, shards: Sequence[ShardClient], index_dir: Path, settings: Settings) -> None:
+        self.shards = list(shards)
+        if not self.shards:
+            raise ValueError("a sharded index needs at least one shard")
+        infos = _everywhere(self.shards, ShardServer.describe)
+        checked = checked_shards(
+            [info.folder for info in infos],
+            index_dir=index_dir,
+            model=settings.model,
+            backend=settings.backend,
+        )
+        for info, shard in zip(infos, checked, strict=True):
+            if shard.build != info.build:
+                raise IndexUnusable(
+                    f"the shard at {info.folder} was cut again while the service started: "
+                    f"deploy it again ({shard_hint(index_dir, len(infos))} first if needed)"
+                )
+        first = checked[0].manifest
+        assert first.shard is not None  # checked_shards refuses an index that is no shard
+        self.index_dir = index_dir
+        self.build_dir = builds_dir(index_dir) / first.shard.parent_build
+        papers = [shard.manifest.paper_count for shard in checked]
+        # /readyz reports the shards as the index's segments.
+        self.manifest = first.model_copy(
+            update={
+                "paper_count": sum(papers),
+                "corpus_checksum": first.shard.parent_checksum,
+                "segments": [
+                    Segment(name=f"{number + 1:06d}", rows=count)
+                    for number, count in enumerate(papers)
+                ],
+                "files": {},
+                "shard": None,
+            }
+        )
+        self.segments = []
+        self._db_lock = threading.Lock()
+        self._use_tables(open_tables(checked))
+        self.lexical = ShardedLexical(
+            self.shards,
+            [CorpusStats(info.manifest.paper_count, info.length_sum, {}) for info in infos],
+        )
+        self.dense = ShardedDense(
+            self.shards, self.rows, self.columns.in_sample(MIN_SAMPLE), first.dimension
+        )
+
+    def paper_ids(self) -> list[str]:
+        return [i for ids in _everywhere(self.shards, ShardServer.paper_ids) for i in ids]
+
+    def row_of(self, paper_id: str) -> int | None:
+        return self._first_found(_everywhere(self.shards, ShardServer.row_of, paper_id))
+
+    def row_of_arxiv(self, arxiv_id: str) -> int | None:
+        # ``arxiv:<id>`` in any shard first, as in one index; then other ids recording it.
+        row = self.row_of(f"arxiv:{arxiv_id}")
+        if row is not None:
+            return row
+        return self._first_found(_everywhere(self.shards, ShardServer.row_of_arxiv, arxiv_id))
+
+    def _first_found(self, local_rows: Sequence[int | None]) -> int | None:
+        for shard, local in enumerate(local_rows):
+            if local is not None:
+                return int(self.rows.starts[shard]) + local
+        return None
+
+    def papers_at(self, rows: Sequence[int] | np.ndarray) -> list[Paper]:
+        return self._gathered(ShardServer.papers_at, rows)
+
+    def sentences_at(self, rows: Sequence[int] | np.ndarray) -> list[list[tuple[int, int]]]:
+        return self._gathered(ShardServer.sentences_at, rows)
+
+    def _gathered(
+        self,
+        method: Callable[[ShardServer, np.ndarray], list[T]],
+        rows: Sequence[int] | np.ndarray,
+    ) -> list[T]:
+        """``method``'s answers for ``rows``, each asked of its shard, in the order asked."""
+        found: list[T | None] = [None] * len(rows)
+        pending = [
+            (positions, self.shards[shard].call(method, local))
+            for shard, positions, local in self.rows.split(rows)
+        ]
+        for positions, answer in pending:
+            for position, value in zip(positions.tolist(), answer.result(), strict=True):
+                found[position] = value
+        return [value for value in found if value is not None]
+
+    def map_labels(self, rows: Sequence[int] | None = None) -> list[paper_db.Label]:
+        if rows is None:
+            answers = _everywhere(self.shards, ShardServer.map_labels, None)
+            return [label for labels in answers for label in labels]
+        found: list[paper_db.Label | None] = [None] * len(rows)
+        pending = [
+            (positions, self.shards[shard].call(ShardServer.map_labels, local.tolist()))
+            for shard, positions, local in self.rows.split(rows)
+        ]
+        for positions, answer in pending:
+            for position, label in zip(positions.tolist(), answer.result(), strict=True):
+                found[position] = label
+        return [label for label in found if label is not None]
+
+    def close(self) -> None:
+        """Nothing of its own to close: the shards are served, and closed, on their own."""
+
+
+def load_sharded_engine(settings: Settings, *, shards: Sequence[ShardClient]) -> SearchEngine:
+    """The router's engine: a ``ShardedIndex`` over ``shards`` (their placement checked) and
+    the query model, with the shards' backend. It serves the shards it was started with:
+    a new build of the index is served once it is cut again (``papersearch shard``) and the
+    service deployed again, so ``reload_interval`` should be 0 for it.
+
+    Called on an event loop (an app's lifespan), the loading runs in a thread of its own, as
+    a deployment handle's answer may not be waited on from an event loop.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _load_sharded_engine(settings, shards)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-shards") as pool:
+        return pool.submit(_load_sharded_engine, settings, shards).result()
+
+
+def _load_sharded_engine(settings: Settings, shards: Sequence[ShardClient]) -> SearchEngine:
+    limit_blas_threads()
+    index = ShardedIndex(shards, settings.index_dir, settings)
+    embedder = load_embedder(settings.model, index.manifest.backend, threads=settings.model_threads)
+    if embedder.dimension != index.manifest.dimension:
+        raise IndexUnusable(
+            f"the shards of {settings.index_dir} hold vectors of dimension "
+            f"{index.manifest.dimension}, the model makes {embedder.dimension}: "
+            f"{shard_hint(settings.index_dir, len(shards))}"
+        )
+    queries = QueryEncoder(
+        embedder, max_batch=settings.query_batch_size, cache_size=settings.query_cache_size
+    )
+    return SearchEngine(index, queries, settings)
+
+
+def shard_applications(settings: Settings) -> list[Application]:
+    """One Ray Serve deployment per shard of ``settings.index_dir`` cut in
+    ``settings.shards`` (cut first where missing or cut from another build), each a
+    ``ShardServer`` reserving ``replica_cpus``, for the router (``service.ray_serving``) to
+    be bound to. The shards' folders must be on a path every node reads, as the index's is.
+    """
+    from ray import serve
+
+    from indexing.shards import shard_folders
+
+    # The ShardServer as it is: ServeShard calls its methods by name, each answered in one
+    # of the deployment's threads, numpy arrays passed by Ray's serialisation.
+    deployment = serve.deployment(name="shard")(ShardServer)
+    return [
+        deployment.options(
+            name=f"shard-{number}", ray_actor_options={"num_cpus": settings.replica_cpus}
+        ).bind(folder.absolute())
+        for number, folder in enumerate(shard_folders(settings.index_dir, settings.shards))
+    ]

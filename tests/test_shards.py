@@ -1,0 +1,381 @@
+"""A sharded index answers exactly as the whole one: the seed index cut into 2 and 3 shards,
+SciFact into 2, served in this process (``LocalShard``) and on a real 2-node Ray cluster
+(Serve deployments over HTTP), compared with the unsharded engine query for query."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from indexing.build import BuildReport, build_index
+from indexing.lexical import analyse
+from indexing.manifest import IndexUnusable
+from indexing.shards import ShardingRefused, checked_shards, shard_folders, write_shards
+from indexing.update import remove_papers
+from models import DEFAULT_BACKEND, DEFAULT_MODEL, load_embedder
+from service.cli import main
+from service.errors import TitleNotFound
+from service.schemas import (
+    RecommendRequest,
+    SearchRequest,
+    SimilarTextRequest,
+    TitleLookup,
+)
+from service.search import CANDIDATES, SearchEngine
+from service.settings import SEED_CAPTURE_DATE, Settings
+from service.shards import LocalShard, ShardedIndex, ShardServer, load_sharded_engine
+from tests.conftest import REPO, free_port, settings_with, shared_data
+
+MODES = ("hybrid", "dense", "lexical")
+TOPICS = [
+    "live-streaming recommendation",
+    "graph neural networks for recommendation",
+    "large language models for ranking",
+    "user interest modeling over long sequences",
+    "contrastive learning",
+    "kuaishou",
+    "retrieval augmented generation",
+    '"cold start" recommendation',
+    '"large language" ranking',
+    "recommendation -graph",
+    'ranking -"click-through"',
+    "long term intrest clock",  # a typo of a seed title
+]
+
+
+@pytest.fixture(scope="module")
+def whole(seed_settings: Settings) -> Iterator[SearchEngine]:
+    engine = SearchEngine.load(seed_settings)
+    yield engine
+    engine.close()
+
+
+def sharded_engine(settings: Settings, folders: list[Path]) -> tuple[SearchEngine, list]:
+    servers = [ShardServer(folder) for folder in folders]
+    return load_sharded_engine(settings, shards=[LocalShard(s) for s in servers]), servers
+
+
+@pytest.fixture(scope="module", params=[2, 3], ids=["2-shards", "3-shards"])
+def sharded(
+    request: pytest.FixtureRequest,
+    seed_settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[SearchEngine]:
+    out = tmp_path_factory.mktemp(f"seed-shards-{request.param}")
+    summary = write_shards(seed_settings.index_dir, request.param, out=out)
+    engine, servers = sharded_engine(seed_settings, summary.folders)
+    yield engine
+    engine.close()
+    for server in servers:
+        server.close()
+
+
+def queries(engine: SearchEngine) -> list[str]:
+    """The topics, and the titles of papers spread over every shard."""
+    rows = np.linspace(0, len(engine.index) - 1, 4).astype(int).tolist()
+    return [*TOPICS, *(p.title or "" for p in engine.index.papers_at(rows))]
+
+
+def filters(engine: SearchEngine) -> list[dict[str, object]]:
+    """A category, a year range, an author and a source filter the seeds really hold."""
+    facets = engine.overview.facets
+    paper = engine.index.papers_at([len(engine.index) // 2])[0]
+    assert facets.categories and facets.year_min and paper.authors
+    return [
+        {"category": facets.categories[1].name},
+        {"year_from": facets.year_max, "year_to": facets.year_max},
+        {"author": paper.authors[0].split()[-1]},
+        {"category": facets.categories[0].name, "year_from": facets.year_min},
+    ]
+
+
+def assert_same_search(whole: SearchEngine, sharded: SearchEngine, **params: object) -> None:
+    request = SearchRequest(**params)  # type: ignore[arg-type]
+    expected, found = whole.search(request), sharded.search(request)
+    assert found.total == expected.total, params
+    assert [h.id for h in found.results] == [h.id for h in expected.results], params
+    assert found.model_dump() == expected.model_dump(), params  # scores, highlights too
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_searches_equal_the_whole_index(whole, sharded, mode):
+    """Every query, in every mode, on pages 1-3, with each filter, by date and by recency."""
+    for q in queries(whole):
+        for offset in (0, 5, 10):
+            assert_same_search(whole, sharded, q=q, mode=mode, k=5, offset=offset)
+        for chosen in filters(whole):
+            assert_same_search(whole, sharded, q=q, mode=mode, k=10, **chosen)
+        assert_same_search(whole, sharded, q=q, mode=mode, sort="date", offset=3)
+        assert_same_search(whole, sharded, q=q, mode=mode, recency=365)
+
+
+def test_candidate_scores_equal_the_whole_index(whole, sharded):
+    """The raw candidates, before any rounding: BM25 rows and float32 scores bit for bit,
+    the nearest papers and their exact scores, the hybrid range's low end."""
+    for q in queries(whole):
+        terms = analyse(q)
+        expected, found = whole.index.lexical.matches(terms), sharded.index.lexical.matches(terms)
+        np.testing.assert_array_equal(found[0], expected[0])
+        np.testing.assert_array_equal(found[1], expected[1])
+        vector = whole.embedder.encode([q])[0]
+        (near,) = whole.index.dense.nearest_many(vector[None], CANDIDATES, whole.search_depth)
+        (far,) = sharded.index.dense.nearest_many(vector[None], CANDIDATES, whole.search_depth)
+        np.testing.assert_array_equal(far.rows, near.rows)
+        np.testing.assert_array_equal(far.scores, near.scores)
+        rows = np.arange(len(whole.index))[::-3]
+        np.testing.assert_array_equal(
+            sharded.index.dense_scores_at(vector, rows), whole.index.dense_scores_at(vector, rows)
+        )
+        assert sharded.index.dense_range(vector, 0.5) == whole.index.dense_range(vector, 0.5)
+    assert sharded.index.lexical.idfs(analyse(TOPICS[0])) == whole.index.lexical.idfs(
+        analyse(TOPICS[0])
+    )
+
+
+def test_bm25_uses_corpus_wide_statistics(whole, sharded):
+    """A shard scored with its own statistics would rank differently (so this can fail);
+    with the sums over every shard it scores exactly as the whole index."""
+    terms = analyse("recommendation ranking with large language models")
+    server = sharded.index.shards[1].server
+    own_rows, own_scores = server.matches(terms, server.index.lexical.stats(terms))
+    corpus = sharded.index.lexical.stats(terms)
+    rows, scores = server.matches(terms, corpus)
+    np.testing.assert_array_equal(rows, own_rows)  # the same papers hold the terms...
+    assert not np.array_equal(scores, own_scores)  # ...but weigh differently
+    assert corpus.size == len(whole.index) > server.index.lexical.size
+    start = int(sharded.index.rows.starts[1])
+    expected_rows, expected_scores = whole.index.lexical.matches(terms)
+    in_shard = (expected_rows >= start) & (expected_rows < start + server.index.lexical.size)
+    np.testing.assert_array_equal(rows + start, expected_rows[in_shard])
+    np.testing.assert_array_equal(scores, expected_scores[in_shard])
+
+
+def test_papers_similar_and_lookups_equal_the_whole_index(whole, sharded):
+    ids = whole.index.paper_ids()
+    assert sharded.index.paper_ids() == ids
+    spread = [ids[0], ids[len(ids) // 2], ids[-1]]
+    assert sharded.papers(spread[::-1]) == whole.papers(spread[::-1])
+    assert sharded.paper(ids[-1]) == whole.paper(ids[-1])
+    assert sharded.list_papers(5, len(ids) - 7) == whole.list_papers(5, len(ids) - 7)
+    chosen = filters(whole)[0]
+    for paper_id in spread:
+        for offset, options in ((0, {}), (5, {}), (0, chosen)):
+            assert sharded.similar_to_paper(
+                paper_id, 5, offset=offset, filters=SearchRequest(q="x", **options)
+            ) == whole.similar_to_paper(
+                paper_id, 5, offset=offset, filters=SearchRequest(q="x", **options)
+            )
+    title = whole.index.papers_at([len(ids) - 2])[0].title or ""
+    typo = title[:8] + title[9:]  # one letter dropped
+    for lookup in (TitleLookup(title=typo, k=5), TitleLookup(title=typo, k=5, offset=5)):
+        assert sharded.similar_to_title(lookup) == whole.similar_to_title(lookup)
+    assert sharded.titles.closest(typo) == whole.titles.closest(typo)
+    with pytest.raises(TitleNotFound) as unsharded_miss:
+        whole.similar_to_title(TitleLookup(title="quantum chromodynamics of lattice gauges"))
+    with pytest.raises(TitleNotFound) as sharded_miss:
+        sharded.similar_to_title(TitleLookup(title="quantum chromodynamics of lattice gauges"))
+    assert sharded_miss.value.suggestions == unsharded_miss.value.suggestions
+    text = "\n".join(p.abstract for p in whole.index.papers_at([3, len(ids) - 3]))
+    for request in (SimilarTextRequest(text=text, k=7), SimilarTextRequest(text=text, offset=4)):
+        assert sharded.similar_to_text(request) == whole.similar_to_text(request)
+    recommend = RecommendRequest(positive=[ids[1], ids[-2]], negative=[ids[len(ids) // 2]], k=6)
+    assert sharded.recommend(recommend) == whole.recommend(recommend)
+
+
+def test_overview_and_map_equal_the_whole_index(whole, sharded):
+    assert sharded.overview.facets == whole.overview.facets
+    assert sharded.overview.map_json == whole.overview.map_json
+    ids = whole.index.paper_ids()[::7]
+    assert sharded.overview.map_of(sharded.index, ids) == whole.overview.map_of(whole.index, ids)
+
+
+def test_the_router_reports_the_shards_as_segments(whole, sharded):
+    manifest = sharded.index.manifest
+    assert len(sharded.index) == len(whole.index) == manifest.paper_count
+    assert manifest.corpus_checksum == whole.index.manifest.corpus_checksum
+    assert len(manifest.segments) == len(sharded.index.shards) > 1
+    assert sharded.index.build_dir == whole.index.build_dir
+    assert sharded.index.remote and not whole.index.remote
+
+
+# --- SciFact: 5,183 papers, the test queries ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scifact_index(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> BuildReport:
+    """SciFact indexed once; with the evaluation's embedding cache where this checkout has
+    one (a copy: the test writes to it), else embedded here (a minute or two)."""
+    corpus = shared_data("scifact")
+    folder = tmp_path_factory.mktemp("scifact")
+    cache = cache_dir
+    evaluation_cache = REPO / "data" / "cache-eval" / "embeddings.sqlite"
+    if evaluation_cache.is_file():
+        cache = folder / "cache"
+        cache.mkdir()
+        shutil.copy(evaluation_cache, cache)
+    return build_index(
+        [corpus],
+        folder / "index",
+        cache_dir=cache,
+        model_name=DEFAULT_MODEL,
+        load_model=load_embedder,
+        backend=DEFAULT_BACKEND,
+        capture_date=SEED_CAPTURE_DATE,
+        progress=False,
+    )
+
+
+def test_scifact_sharded_equals_whole(scifact_index, seed_settings, tmp_path):
+    settings = settings_with(seed_settings, index_dir=scifact_index.index_dir)
+    whole_engine = SearchEngine.load(settings)
+    folders = write_shards(settings.index_dir, 2, out=tmp_path / "shards").folders
+    engine, servers = sharded_engine(settings, folders)
+    try:
+        lines = (shared_data("scifact") / "queries.jsonl").read_text().splitlines()
+        texts = [json.loads(line)["text"] for line in lines][:30]
+        for q in texts:
+            for mode in MODES:
+                for offset in (0, 10):
+                    assert_same_search(whole_engine, engine, q=q, mode=mode, k=10, offset=offset)
+                terms = analyse(q)
+                expected = whole_engine.index.lexical.matches(terms)
+                found = engine.index.lexical.matches(terms)
+                np.testing.assert_array_equal(found[1], expected[1])
+            # The filter's mask path: a source every paper has, narrowed by an excluded word.
+            word = terms[0]
+            assert_same_search(
+                whole_engine, engine, q=f"{q} -{word}", source="corpus.jsonl", k=10, offset=5
+            )
+    finally:
+        engine.close()
+        whole_engine.close()
+        for server in servers:
+            server.close()
+
+
+# --- Where the shards live, and what is refused ----------------------------------------------
+
+
+@pytest.fixture
+def index_copy(seed_build: BuildReport, tmp_path: Path) -> Path:
+    """A copy of the seed index to cut, change and break (the session's stays as it is)."""
+    copy = tmp_path / "index"
+    shutil.copytree(seed_build.index_dir.resolve(), copy)
+    return copy
+
+
+def test_shards_are_cut_again_only_for_another_build(index_copy, seed_settings):
+    folders = shard_folders(index_copy, 2)
+    assert folders == [index_copy.parent / "index-shards" / "2" / f"shard-00{i}" for i in (0, 1)]
+    builds = [folder.resolve() for folder in folders]
+    assert [folder.resolve() for folder in shard_folders(index_copy, 2)] == builds  # as they were
+    remove_papers([ids_of(folders[1])[0]], index_copy, merge=False)
+    again = shard_folders(index_copy, 2)
+    assert [folder.resolve() for folder in again] != builds
+    checked = checked_shards(again, index_dir=index_copy)
+    assert sum(shard.manifest.paper_count for shard in checked) == len(ids_of(index_copy))
+
+
+def ids_of(index_dir: Path) -> list[str]:
+    """The ids of the papers of an index (or a shard), in row order."""
+    server = ShardServer(index_dir)
+    try:
+        return server.paper_ids()
+    finally:
+        server.close()
+
+
+def test_a_missing_shard_or_one_of_another_build_is_refused(index_copy, seed_settings, tmp_path):
+    settings = settings_with(seed_settings, index_dir=index_copy)
+    first = write_shards(index_copy, 2, out=tmp_path / "first").folders
+    three = write_shards(index_copy, 3, out=tmp_path / "three").folders
+    remove_papers([ids_of(index_copy)[0]], index_copy, merge=False)
+    later = write_shards(index_copy, 2, out=tmp_path / "later").folders
+    cases = {
+        "no shard at": [first[0], tmp_path / "nowhere" / "shard-001"],
+        "was cut from build": [first[0], later[1]],
+        "is shard 0 of 3, not 1 of 2": [first[0], three[0]],
+    }
+    for problem, folders in cases.items():
+        with pytest.raises(IndexUnusable) as refused:
+            checked_shards(folders, index_dir=index_copy)
+        assert problem in str(refused.value)
+        assert f"papersearch shard --index {index_copy} --shards 2" in str(refused.value)
+    servers = [ShardServer(first[0]), ShardServer(later[1])]
+    with pytest.raises(IndexUnusable, match="was cut from build"):
+        ShardedIndex([LocalShard(server) for server in servers], index_copy, settings)
+    for server in servers:
+        server.close()
+    with pytest.raises(IndexUnusable, match="is an index, not a shard"):
+        checked_shards([index_copy], index_dir=index_copy)
+
+
+def test_shard_command(index_copy, capsys):
+    assert main(["shard", "--index", str(index_copy), "--shards", "3"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"cut {len(ids_of(index_copy))} papers of {index_copy}")
+    assert "into 3 shards" in line
+    assert len(checked_shards(shard_folders(index_copy, 3), index_dir=index_copy)) == 3
+    assert main(["shard", "--index", str(index_copy), "--shards", "200"]) == 1
+    (error,) = capsys.readouterr().err.splitlines()
+    assert error.startswith("papersearch: error: cannot cut the ") and "into 200 shards" in error
+    with pytest.raises(ShardingRefused):
+        write_shards(index_copy, 200)
+
+
+# --- On a real 2-node Ray cluster -------------------------------------------------------------
+
+
+def test_served_on_ray_with_two_shards_equals_one_process(
+    ray_cluster, seed_build, seed_settings, client, tmp_path
+):
+    """The seed index (a copy) deployed as 2 shard deployments behind the service's router,
+    through Serve's HTTP proxy; searches equal the single-process app's."""
+    from ray import serve
+
+    from service.ray_serving import service_application
+    from service.shards import shard_applications
+
+    copy = tmp_path / "index"
+    shutil.copytree(seed_build.index_dir.resolve(), copy)
+    settings = settings_with(
+        seed_settings, index_dir=copy, shards=2, replica_cpus=0.5, reload_interval=0
+    )
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port}, proxy_location="HeadOnly")
+    started = time.monotonic()
+    serve.run(
+        service_application(settings, shards=shard_applications(settings)),
+        name="papersearch-sharded",
+        route_prefix="/",
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        ready = httpx.get(f"{url}/readyz", timeout=30).json()
+        assert ready["segments"] == 2 and ready["papers"] == len(ids_of(copy))
+        for params in (
+            {"q": "live-streaming recommendation", "mode": "hybrid"},
+            {"q": "graph neural networks", "mode": "dense", "offset": 5},
+            {"q": '"large language" -graph', "mode": "lexical"},
+            {"q": "user interest modeling", "category": filters_of(client)["category"]},
+            {"q": "contrastive learning", "sort": "date", "k": 5},
+        ):
+            served = httpx.get(f"{url}/search", params=params, timeout=30)
+            assert served.status_code == 200, served.text
+            expected = client.get("/search", params=params).json()
+            assert served.json() == expected, params
+        assert time.monotonic() - started < 60
+    finally:
+        serve.delete("papersearch-sharded")
+
+
+def filters_of(client) -> dict[str, str]:
+    facets = client.get("/facets").json()
+    return {"category": facets["categories"][1]["name"]}
