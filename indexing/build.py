@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -23,11 +24,21 @@ from indexing.records import Paper, ParseIssue, embedding_text
 from indexing.sentences import sentence_spans
 from indexing.vector_files import SuppliedVectors, VectorFileError
 from indexing.writer import check_writable, next_segment_name, segment_writer, write_index
-from models import DEFAULT_BACKEND, Embedder, ModelLoader, vector_space
+from models import DEFAULT_BACKEND, ModelLoader, vector_space
+
+if TYPE_CHECKING:  # imported when a job asks for Ray: Ray is an optional extra
+    from indexing.ray_job import RayJob
 
 # Texts handed to the model per call: small enough for a smooth progress bar and for a
 # Ctrl-C to lose little work (each chunk is cached as soon as it is embedded).
 ENCODE_CHUNK = 128
+
+# What embeds the texts the cache lacks, given them cut into chunks: yields each chunk's
+# vectors (one row per text) with the chunk's number, in whatever order they are done.
+# ``local_encoder`` runs the model in this process, ``indexing.ray_job`` on a Ray cluster;
+# the cache lookups, the cache writes, the order of the rows and the counts around it are
+# ``embed_with_cache``'s alone, so both give the same vectors and the same report.
+ChunkEncoder = Callable[[list[list[str]]], Iterator[tuple[int, np.ndarray]]]
 
 
 class BuildError(PapersearchError, RuntimeError):
@@ -92,6 +103,7 @@ def build_index(
     vectors: Path | None = None,
     vectors_model: str | None = None,
     vectors_backend: str | None = None,
+    ray: RayJob | None = None,
 ) -> BuildReport:
     """Build an index from ``paths`` into ``index_dir``; the model is loaded only if needed.
 
@@ -103,6 +115,10 @@ def build_index(
     With ``skip_if_current``, an index already built from the same papers with the same
     model and format is kept as it is (what evaluation reruns want: seconds, not minutes);
     never when ``vectors`` are given, which may differ from the ones the index holds.
+
+    With ``ray``, the texts the cache lacks are embedded by actors of a Ray cluster
+    (``indexing.ray_job``); everything else runs here as without it, the index is written
+    by this process alone, and it is the same index.
     """
     started = time.perf_counter()
     check_writable(index_dir)  # before minutes of embedding, not after
@@ -137,6 +153,12 @@ def build_index(
             unchanged=True,
         )
 
+    encoder, chunk_size = None, ENCODE_CHUNK
+    if ray is not None:
+        from indexing.ray_job import ray_encoder
+
+        encoder = ray_encoder(ray, model_name, backend, load_model, batch_size)
+        chunk_size = ray.chunk_size
     embedding = embed_papers(
         corpus.papers,
         supplied=supplied,
@@ -146,6 +168,8 @@ def build_index(
         load_model=load_model,
         batch_size=batch_size,
         progress=progress,
+        encoder=encoder,
+        chunk_size=chunk_size,
     )
     paper_vectors = embedding.vectors
     sentences = abstract_sentences(corpus.papers, progress)
@@ -207,6 +231,8 @@ def embed_papers(
     load_model: ModelLoader,
     batch_size: int,
     progress: bool,
+    encoder: ChunkEncoder | None = None,
+    chunk_size: int = ENCODE_CHUNK,
 ) -> EmbeddedPapers:
     """Every paper's vector, in paper order: from ``supplied`` where it holds the paper's id,
     else from the embedding cache, else from the model (loaded only then). What a full build
@@ -225,6 +251,8 @@ def embed_papers(
             load_model=load_model,
             batch_size=batch_size,
             progress=progress,
+            encoder=encoder,
+            chunk_size=chunk_size,
         )
 
     if supplied is None:
@@ -267,10 +295,15 @@ def embed_with_cache(
     load_model: ModelLoader,
     batch_size: int,
     progress: bool,
+    encoder: ChunkEncoder | None = None,
+    chunk_size: int = ENCODE_CHUNK,
 ) -> tuple[np.ndarray, int, int]:
     """``(vectors, texts embedded, texts found in the cache)``: the model is loaded only when
     some text is not cached, and each embedded chunk is cached at once. A text that occurs
-    twice is embedded once and counts once."""
+    twice is embedded once and counts once.
+
+    ``encoder`` embeds the missing texts (default: ``local_encoder``, the model in this
+    process), handed them in chunks of ``chunk_size``."""
     space = vector_space(model_name, backend)
     hashes = [text_hash(text) for text in texts]
     cache = EmbeddingCache(cache_dir)
@@ -282,12 +315,12 @@ def embed_with_cache(
             text_of = dict(zip(hashes, texts, strict=True))
             cached.update(
                 _embed(
-                    load_model(model_name, backend),
+                    encoder or local_encoder(model_name, backend, load_model, batch_size),
                     [text_of[h] for h in missing],
                     missing,
                     cache,
                     space,
-                    batch_size,
+                    chunk_size,
                     progress,
                 )
             )
@@ -328,23 +361,45 @@ def _is_current(
     return manifest.index_type == index_type and manifest.corpus_checksum == corpus_checksum
 
 
+def local_encoder(
+    model_name: str, backend: str, load_model: ModelLoader, batch_size: int
+) -> ChunkEncoder:
+    """The model in this process, loaded when the first chunk is asked for, the chunks in
+    order."""
+
+    def encode(chunks: list[list[str]]) -> Iterator[tuple[int, np.ndarray]]:
+        model = load_model(model_name, backend)
+        for number, texts in enumerate(chunks):
+            yield number, model.encode(texts, batch_size=batch_size)
+
+    return encode
+
+
 def _embed(
-    model: Embedder,
+    encoder: ChunkEncoder,
     texts: list[str],
     hashes: list[str],
     cache: EmbeddingCache,
     space: str,
-    batch_size: int,
+    chunk_size: int,
     progress: bool,
 ) -> dict[str, np.ndarray]:
+    """Each chunk is cached as it comes back, whatever embedded it: a job stopped midway
+    (Ctrl-C, a killed driver) has lost only the chunks in flight."""
+    starts = range(0, len(texts), chunk_size)
+    chunk_hashes = [hashes[start : start + chunk_size] for start in starts]
     embedded: dict[str, np.ndarray] = {}
     with tqdm(
         total=len(texts), desc="embedding", unit="paper", disable=not progress, file=sys.stderr
     ) as bar:
-        for start in range(0, len(texts), ENCODE_CHUNK):
-            chunk_hashes = hashes[start : start + ENCODE_CHUNK]
-            vectors = model.encode(texts[start : start + ENCODE_CHUNK], batch_size=batch_size)
-            cache.put_many(space, zip(chunk_hashes, vectors, strict=True))
-            embedded.update(zip(chunk_hashes, vectors, strict=True))
-            bar.update(len(chunk_hashes))
+        for number, vectors in encoder([texts[start : start + chunk_size] for start in starts]):
+            keys = chunk_hashes[number]
+            cache.put_many(space, zip(keys, vectors, strict=True))
+            embedded.update(zip(keys, vectors, strict=True))
+            bar.update(len(keys))
+    if len(embedded) != len(hashes):  # an encoder that dropped a chunk: never write a hole
+        raise BuildError(
+            f"{len(hashes) - len(embedded)} of {len(hashes)} texts came back without a "
+            "vector; index unchanged"
+        )
     return embedded

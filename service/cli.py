@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="rebuild even if the index is already current"
     )
     index.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_ray_index_options(index)
 
     add = commands.add_parser(
         "add", help="add papers to an index (a paper with an id already there replaces it)"
@@ -131,22 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
         "away, or after many updates).",
     )
     merge.add_argument("--index", type=Path, help="index folder")
-
-    shard = commands.add_parser(
-        "shard",
-        help="cut an index into shards for `serve --ray --shards` (done by serve when missing)",
-        description="Cut an index into S shards of contiguous rows, each an index of its own "
-        "beside it (INDEX-shards/S/shard-000 ...), from its stored vectors and records: "
-        "nothing is embedded again. `serve --ray --shards S` deploys one per shard.",
-    )
-    shard.add_argument("--index", type=Path, help="index folder")
-    shard.add_argument(
-        "--shards",
-        type=int,
-        metavar="S",
-        help=f"how many shards (default: PAPERSEARCH_SHARDS, else "
-        f"{Settings.model_fields['shards'].default})",
-    )
 
     serve = commands.add_parser("serve", help="serve the HTTP API (OpenAPI docs at /docs)")
 
@@ -280,6 +265,22 @@ def _add_vector_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_ray_index_options(parser: argparse.ArgumentParser) -> None:
+    """``index``'s Ray flags, each described as its setting is."""
+    for flag, field, kind, metavar in (
+        ("--ray", "ray_address", str, "ADDRESS"),
+        ("--ray-embed-workers", "ray_embed_workers", int, "N"),
+        ("--ray-gpus-per-worker", "ray_gpus_per_worker", float, "G"),
+    ):
+        description = Settings.model_fields[field].description
+        parser.add_argument(
+            flag,
+            type=kind,
+            metavar=metavar,
+            help=f"{description} (default: PAPERSEARCH_{field.upper()})",
+        )
+
+
 def _add_backend_option(parser: argparse.ArgumentParser, *, building: bool) -> None:
     default = DEFAULT_BACKEND if building else "the one the index was built with"
     parser.add_argument(
@@ -383,7 +384,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         "workers": getattr(args, "workers", None),
-        "shards": getattr(args, "shards", None),
+        "ray_address": getattr(args, "ray", None),
+        "ray_embed_workers": getattr(args, "ray_embed_workers", None),
+        "ray_gpus_per_worker": getattr(args, "ray_gpus_per_worker", None),
     }
     try:
         return Settings(**{key: value for key, value in overrides.items() if value is not None})
@@ -416,10 +419,20 @@ def _build(
     vectors_model: str | None = None,
     vectors_backend: str | None = None,
 ) -> BuildReport:
-    """``build_index`` into the settings' index folder, with their cache, model and dates."""
+    """``build_index`` into the settings' index folder, with their cache, model, dates and
+    Ray cluster (none: this process)."""
     from indexing.build import build_index
     from models import load_embedder
 
+    ray = None
+    if settings.ray_address is not None:
+        from indexing.ray_job import RayJob
+
+        ray = RayJob(
+            settings.ray_address,
+            embed_workers=settings.ray_embed_workers,
+            gpus_per_worker=settings.ray_gpus_per_worker,
+        )
     return build_index(
         paths,
         settings.index_dir,
@@ -435,6 +448,7 @@ def _build(
         vectors=vectors,
         vectors_model=vectors_model,
         vectors_backend=vectors_backend,
+        ray=ray,
     )
 
 
@@ -551,13 +565,6 @@ def _merge(args: argparse.Namespace, settings: Settings) -> int:
         )
     else:
         print(f"index {settings.index_dir} is one segment already ({counted(papers, 'paper')})")
-    return 0
-
-
-def _shard(args: argparse.Namespace, settings: Settings) -> int:
-    from indexing.shards import write_shards
-
-    print(write_shards(settings.index_dir, settings.shards).summary())
     return 0
 
 
@@ -826,7 +833,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "add": _add,
     "remove": _remove,
     "merge": _merge,
-    "shard": _shard,
     "serve": _serve,
     "search": _search,
     "similar": _similar,

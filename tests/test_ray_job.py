@@ -1,0 +1,272 @@
+"""The indexing job on Ray (`papersearch index --ray`) against the real 2-node test cluster:
+the same index as a local build, cached papers never sent, a lost worker and a killed
+driver survived, a bad address refused in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from indexing.build import BuildReport, build_index
+from indexing.corpus import read_corpus
+from indexing.embedding_cache import CACHE_FILE
+from indexing.manifest import checked_build
+from indexing.ray_job import RayJob, RayJobFailed
+from indexing.reader import PaperIndex
+from indexing.writer import leftovers
+from models import DEFAULT_MODEL, load_embedder
+from service.schemas import SearchRequest
+from service.search import SearchEngine
+from service.settings import SEED_CAPTURE_DATE, Settings
+from tests.conftest import PAPERSEARCH, SEEDS, free_port
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+
+VARIANTS = 150  # papers beyond the seeds: enough that a kill lands while embedding goes on
+QUERIES = ("recommender systems ranking", "graph neural networks", "large language models")
+
+
+def _build(paths: list[Path], out: Path, cache_dir: Path, ray: RayJob | None = None) -> BuildReport:
+    return build_index(
+        paths,
+        out,
+        cache_dir=cache_dir,
+        model_name=DEFAULT_MODEL,
+        load_model=load_embedder,
+        capture_date=SEED_CAPTURE_DATE,
+        progress=False,
+        ray=ray,
+    )
+
+
+def _normalised(summary: str, index_dir: Path) -> str:
+    """A summary line without what differs between two equal builds: folder and seconds."""
+    return re.sub(r"[\d.]+ s$", "S s", summary.replace(str(index_dir), "DIR"))
+
+
+def _assert_same_index(built: Path, reference: Path) -> None:
+    """Same papers in the same rows, vectors within 1e-5."""
+    ours, theirs = PaperIndex.open(built), PaperIndex.open(reference)
+    try:
+        assert ours.paper_ids() == theirs.paper_ids()
+        rows = range(len(theirs))
+        assert np.allclose(ours.vectors_at(rows), theirs.vectors_at(rows), atol=1e-5, rtol=0)
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def _results(index_dir: Path, cache_dir: Path) -> list[list[tuple[str, float]]]:
+    engine = SearchEngine.load(Settings(index_dir=index_dir, cache_dir=cache_dir))
+    try:
+        return [
+            [(hit.id, round(hit.score, 4)) for hit in engine.search(request).results]
+            for query in QUERIES
+            for mode in ("dense", "lexical", "hybrid")
+            for request in [SearchRequest(q=query, k=10, mode=mode)]
+        ]
+    finally:
+        engine.close()
+
+
+@dataclass(frozen=True)
+class Variants:
+    """The seeds plus a JSONL of papers no cache holds, and their local build."""
+
+    paths: list[Path]
+    papers: int
+    local: Path  # the index a local build made of ``paths``
+
+
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory: pytest.TempPathFactory) -> Variants:
+    folder = tmp_path_factory.mktemp("variants")
+    seeds = read_corpus([SEEDS], SEED_CAPTURE_DATE).papers
+    lines = [
+        json.dumps(
+            {
+                "id": f"variant-{k}",
+                "title": f"{paper.title} (variant {k})",
+                "abstract": f"{paper.abstract} This is variant {k} of the study.",
+            }
+        )
+        for k in range(VARIANTS)
+        for paper in [seeds[k % len(seeds)]]
+    ]
+    jsonl = folder / "variants.jsonl"
+    jsonl.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    paths = [SEEDS, jsonl]
+    report = _build(paths, folder / "local", folder / "local-cache")
+    return Variants(paths, report.papers, report.index_dir)
+
+
+def test_ray_build_is_the_local_build(
+    ray_cluster: object, seed_build: BuildReport, cache_dir: Path, tmp_path: Path
+) -> None:
+    address = ray_cluster.address  # type: ignore[attr-defined]
+    # Small chunks, so both nodes' actors embed some of the seeds.
+    report = _build([SEEDS], tmp_path / "ray", tmp_path / "cache", RayJob(address, chunk_size=16))
+    assert (report.papers, report.embedded, report.reused) == (seed_build.papers, 98, 0)
+    _assert_same_index(report.index_dir, seed_build.index_dir)
+    assert _results(report.index_dir, cache_dir) == _results(seed_build.index_dir, cache_dir)
+
+    # Rebuilt with the cache now warm, nothing goes to the cluster, and the summary line is,
+    # word for word and count for count, the local job's over the same cache.
+    again = _build([SEEDS], tmp_path / "again", tmp_path / "cache", RayJob(address))
+    local = _build([SEEDS], tmp_path / "local", tmp_path / "cache")
+    assert (again.embedded, again.reused) == (0, 98)
+    assert _normalised(again.summary(), again.index_dir) == _normalised(
+        local.summary(), local.index_dir
+    )
+    assert _normalised(report.summary(), report.index_dir) == (
+        "indexed 98 papers from 5 files into DIR: 98 embedded, 0 reused from cache, "
+        "0 skipped, 0 duplicates merged, S s"
+    )
+
+
+def _embedding_actors() -> list[psutil.Process]:
+    """The processes of the job's actors (Ray titles an actor's process by its class)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if any("EmbeddingActor" in part for part in process.info["cmdline"] or ()):
+            found.append(process)
+    return found
+
+
+def _cached_rows(cache_dir: Path) -> int:
+    try:
+        db = sqlite3.connect(cache_dir / CACHE_FILE, timeout=5)
+        try:
+            return int(db.execute("SELECT count(*) FROM embeddings").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def test_the_job_survives_a_lost_worker(
+    ray_cluster: object, variants: Variants, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    done = threading.Event()
+    killed: list[tuple[int, int]] = []  # (pid, rows cached when it was killed)
+
+    def kill_an_actor_midway() -> None:
+        """SIGKILL one embedding actor once a chunk has come back, while others remain."""
+        deadline = time.monotonic() + 120
+        while not done.is_set() and time.monotonic() < deadline:
+            cached = _cached_rows(cache)
+            actors = _embedding_actors() if cached >= 8 else []
+            if actors:
+                actors[0].send_signal(signal.SIGKILL)
+                killed.append((actors[0].pid, cached))
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_an_actor_midway)
+    killer.start()
+    try:
+        address = ray_cluster.address  # type: ignore[attr-defined]
+        report = _build(variants.paths, tmp_path / "ray", cache, RayJob(address, chunk_size=8))
+    finally:
+        done.set()
+        killer.join()
+    assert killed, "no embedding actor was found to kill"
+    (pid, cached_then) = killed[0]
+    print(
+        f"killed actor {pid} with {cached_then} of {variants.papers} rows cached; {report.summary()}"
+    )
+    assert 8 <= cached_then < variants.papers  # it died midway through the job
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert (report.papers, report.embedded + report.reused) == (variants.papers, variants.papers)
+    _assert_same_index(report.index_dir, variants.local)
+
+
+def test_a_killed_driver_leaves_the_previous_index(
+    ray_cluster: object, variants: Variants, cache_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "index"
+    previous = _build([SEEDS], out, cache_dir).index_dir  # the index being served
+    before = checked_build(out).manifest
+    cache = tmp_path / "cache"
+    address = ray_cluster.address  # type: ignore[attr-defined]
+    command = [PAPERSEARCH, "index", *map(str, variants.paths), "--out", str(out)]
+    # One actor: its chunks come back one after another, so the kill after the first lands
+    # well before the last.
+    command += ["--cache-dir", str(cache), "--ray", address, "--ray-embed-workers", "1"]
+    driver = subprocess.Popen(command, stderr=subprocess.PIPE, env={**os.environ})
+    assert driver.stderr is not None
+    os.set_blocking(driver.stderr.fileno(), False)
+    seen = b""
+    deadline = time.monotonic() + 120
+    # tqdm redraws on one line; the first chunk back shows as a non-zero count.
+    while not re.search(rb"embedding: +\d+%.*?\| *[1-9]\d*/", seen):
+        assert driver.poll() is None, seen.decode(errors="replace")
+        assert time.monotonic() < deadline, seen.decode(errors="replace")
+        seen += driver.stderr.read() or b""
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=30)
+    driver.stderr.close()
+
+    after = checked_build(out).manifest  # still opens, still the previous build
+    assert (after.corpus_checksum, after.paper_count) == (before.corpus_checksum, 98)
+    index = PaperIndex.open(previous)
+    try:
+        assert len(index) == 98
+    finally:
+        index.close()
+
+    rerun = subprocess.run([*command, "--quiet"], capture_output=True, text=True, timeout=180)
+    assert rerun.returncode == 0, rerun.stderr
+    embedded, reused = map(int, re.findall(r"(\d+) embedded, (\d+) reused", rerun.stdout)[-1])
+    assert embedded + reused == variants.papers and reused >= 1  # the killed run's chunks
+    assert leftovers(out) == []
+    _assert_same_index(out, variants.local)
+
+
+def test_gpus_no_node_has_are_refused_not_waited_for(
+    ray_cluster: object, cache_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "index"
+    _build([SEEDS], out, cache_dir)
+    before = checked_build(out).manifest
+    address = ray_cluster.address  # type: ignore[attr-defined]
+    with pytest.raises(RayJobFailed, match="reserves 1 CPU and 1 GPU, and no node"):
+        _build([SEEDS], out, tmp_path / "cache", RayJob(address, gpus_per_worker=1))
+    assert checked_build(out).manifest == before
+
+
+def test_an_unreachable_cluster_is_one_error_line(cache_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "index"
+    _build([SEEDS], out, cache_dir)
+    before = checked_build(out).manifest
+    port = free_port()  # bound, then released: nothing listens there
+    ray = ["--cache-dir", str(tmp_path / "cache"), "--ray", f"127.0.0.1:{port}"]
+    started = time.monotonic()
+    result = subprocess.run(
+        [PAPERSEARCH, "index", str(SEEDS), "--out", str(out), "--force", "--quiet", *ray],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert time.monotonic() - started < 30
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"papersearch: error: cannot connect to the Ray cluster at 127.0.0.1:{port}: "
+        "Connection refused; index unchanged"
+    ]
+    assert checked_build(out).manifest == before
+    assert leftovers(out) == []
