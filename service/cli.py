@@ -133,6 +133,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     merge.add_argument("--index", type=Path, help="index folder")
 
+    shard = commands.add_parser(
+        "shard",
+        help="cut an index into shards for `serve --ray --shards` (done by serve when missing)",
+        description="Cut an index into S shards of contiguous rows, each an index of its own "
+        "beside it (INDEX-shards/S/shard-000 ...), from its stored vectors and records: "
+        "nothing is embedded again. `serve --ray --shards S` deploys one per shard.",
+    )
+    shard.add_argument("--index", type=Path, help="index folder")
+    shard.add_argument(
+        "--shards",
+        type=int,
+        metavar="S",
+        help=f"how many shards (default: PAPERSEARCH_SHARDS, else "
+        f"{Settings.model_fields['shards'].default})",
+    )
+
     serve = commands.add_parser("serve", help="serve the HTTP API (OpenAPI docs at /docs)")
 
     # Each default is the environment's where it sets one (Settings reads PAPERSEARCH_*).
@@ -384,6 +400,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         "workers": getattr(args, "workers", None),
+        "shards": getattr(args, "shards", None),
         "ray_address": getattr(args, "ray", None),
         "ray_embed_workers": getattr(args, "ray_embed_workers", None),
         "ray_gpus_per_worker": getattr(args, "ray_gpus_per_worker", None),
@@ -565,6 +582,13 @@ def _merge(args: argparse.Namespace, settings: Settings) -> int:
         )
     else:
         print(f"index {settings.index_dir} is one segment already ({counted(papers, 'paper')})")
+    return 0
+
+
+def _shard(args: argparse.Namespace, settings: Settings) -> int:
+    from indexing.shards import write_shards
+
+    print(write_shards(settings.index_dir, settings.shards).summary())
     return 0
 
 
@@ -833,6 +857,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "add": _add,
     "remove": _remove,
     "merge": _merge,
+    "shard": _shard,
     "serve": _serve,
     "search": _search,
     "similar": _similar,
