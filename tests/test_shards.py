@@ -337,45 +337,50 @@ def test_served_on_ray_with_two_shards_equals_one_process(
     ray_cluster, seed_build, seed_settings, client, tmp_path
 ):
     """The seed index (a copy) deployed as 2 shard deployments behind the service's router,
-    through Serve's HTTP proxy; searches equal the single-process app's."""
+    through Serve's HTTP proxy on the 2-node cluster; answers equal the single-process app's."""
     from ray import serve
 
-    from service.ray_serving import service_application
+    from service.ray_serving import serve_options, service_application
     from service.shards import shard_applications
 
     copy = tmp_path / "index"
     shutil.copytree(seed_build.index_dir.resolve(), copy)
     settings = settings_with(
-        seed_settings, index_dir=copy, shards=2, replica_cpus=0.5, reload_interval=0
+        seed_settings,
+        index_dir=copy,
+        shards=2,
+        replica_cpus=0.5,
+        reload_interval=0,
+        host="127.0.0.1",
+        port=free_port(),
     )
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port}, proxy_location="HeadOnly")
     started = time.monotonic()
-    serve.run(
-        service_application(settings, shards=shard_applications(settings)),
-        name="papersearch-sharded",
-        route_prefix="/",
-    )
+    serve.shutdown()  # a Serve another test left listens on another port
+    serve.start(**serve_options(settings))
     try:
-        url = f"http://127.0.0.1:{port}"
+        serve.run(
+            service_application(settings, shards=shard_applications(settings)),
+            name="papersearch-sharded",
+            route_prefix="/",
+        )
+        url = f"http://127.0.0.1:{settings.port}"
         ready = httpx.get(f"{url}/readyz", timeout=30).json()
         assert ready["segments"] == 2 and ready["papers"] == len(ids_of(copy))
-        for params in (
-            {"q": "live-streaming recommendation", "mode": "hybrid"},
-            {"q": "graph neural networks", "mode": "dense", "offset": 5},
-            {"q": '"large language" -graph', "mode": "lexical"},
-            {"q": "user interest modeling", "category": filters_of(client)["category"]},
-            {"q": "contrastive learning", "sort": "date", "k": 5},
+        category = client.get("/facets").json()["categories"][1]["name"]
+        for path, params in (
+            ("/search", {"q": "live-streaming recommendation", "mode": "hybrid"}),
+            ("/search", {"q": "graph neural networks", "mode": "dense", "offset": 5}),
+            ("/search", {"q": '"large language" -graph', "mode": "lexical"}),
+            ("/search", {"q": "user interest modeling", "category": category, "k": 20}),
+            ("/search", {"q": "contrastive learning", "sort": "date", "k": 5}),
+            ("/similar", {"title": "Long-Term Interest Clock", "k": 5, "offset": 2}),
+            ("/papers", {"limit": 5, "offset": 90}),
+            ("/facets", {}),
         ):
-            served = httpx.get(f"{url}/search", params=params, timeout=30)
+            served = httpx.get(f"{url}{path}", params=params, timeout=30)
             assert served.status_code == 200, served.text
-            expected = client.get("/search", params=params).json()
-            assert served.json() == expected, params
+            assert served.json() == client.get(path, params=params).json(), params
         assert time.monotonic() - started < 60
     finally:
         serve.delete("papersearch-sharded")
-
-
-def filters_of(client) -> dict[str, str]:
-    facets = client.get("/facets").json()
-    return {"category": facets["categories"][1]["name"]}
+        serve.shutdown()
