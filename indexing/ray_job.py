@@ -47,6 +47,8 @@ RAY_CLIENT_PORT = 10001  # Ray Client's port where a ray:// address names none
 # How long the address's port gets to answer before the job gives up on it: Ray itself
 # keeps retrying an unreachable cluster for minutes.
 CONNECT_TIMEOUT_S = 5.0
+# Ray Data's loggers, quietened for the job: what a user must see still shows.
+RAY_DATA_LOGGERS = {"ray.data": logging.WARNING, "ray.data._internal.progress": logging.ERROR}
 INSTALL_HINT = "pip install 'papersearch[ray]' or make install-ray"
 
 
@@ -190,8 +192,11 @@ def _embedded_chunks(
     context = DataContext.get_current()
     bars = context.enable_progress_bars
     context.enable_progress_bars = False  # the job draws its own bar (rows, rows/s)
-    # ... and Ray Data would say, once per process, that its own are off.
-    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+    # Ray Data's own lines (plans, timings, and that its bars are off) would break the bar.
+    loggers = {name: logging.getLogger(name) for name in RAY_DATA_LOGGERS}
+    levels = {name: logger.level for name, logger in loggers.items()}
+    for name, logger in loggers.items():
+        logger.setLevel(RAY_DATA_LOGGERS[name])
     rows = [{"chunk": number, "texts": texts} for number, texts in enumerate(chunks)]
     try:
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
@@ -223,6 +228,8 @@ def _embedded_chunks(
         ) from exc
     finally:
         context.enable_progress_bars = bars
+        for name, logger in loggers.items():
+            logger.setLevel(levels[name])
 
 
 def _check_feasible(job: RayJob, nodes: list[dict[str, float]]) -> None:
