@@ -42,7 +42,9 @@ class IndexReloader:
         async with self._lock:
             engine: SearchEngine = self._state.engine
             target = engine.settings.index_dir.resolve()
-            if target == engine.index.build_dir:
+            if target == engine.index.build_dir or engine.index.remote:
+                # A sharded index is served as deployed: a new build is cut into shards
+                # (`papersearch shard`) and deployed again, never swapped in unsharded here.
                 return False
             try:
                 self._state.engine = await asyncio.to_thread(lambda: _reopened(engine))

@@ -4,6 +4,7 @@ SciFact into 2, served in this process (``LocalShard``) and on a real 2-node Ray
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from indexing.build import BuildReport, build_index
 from indexing.lexical import analyse
@@ -20,6 +22,7 @@ from indexing.manifest import IndexUnusable
 from indexing.shards import ShardingRefused, checked_shards, shard_folders, write_shards
 from indexing.update import remove_papers
 from models import DEFAULT_BACKEND, DEFAULT_MODEL, load_embedder
+from service.app import create_app
 from service.cli import main
 from service.errors import TitleNotFound
 from service.schemas import (
@@ -328,6 +331,32 @@ def test_shard_command(index_copy, capsys):
     assert error.startswith("papersearch: error: cannot cut the ") and "into 200 shards" in error
     with pytest.raises(ShardingRefused):
         write_shards(index_copy, 200)
+
+
+def test_the_app_over_shards_equals_the_app_and_keeps_its_shards(index_copy, seed_settings, client):
+    """The HTTP app (its lifespan loads the sharded engine on its event loop, searches run
+    off it) answers as the unsharded app; a new build of the index is not swapped in
+    unsharded by the reloader: the shards stay served until cut and deployed again."""
+    settings = settings_with(seed_settings, index_dir=index_copy)
+    servers = [ShardServer(folder) for folder in shard_folders(index_copy, 2)]
+    load = functools.partial(load_sharded_engine, shards=[LocalShard(s) for s in servers])
+    with TestClient(create_app(settings, load_engine=load)) as sharded_client:
+        for path, params in (
+            ("/search", {"q": "live-streaming recommendation", "k": 20}),
+            ("/search", {"q": '"large language" -graph', "mode": "lexical", "offset": 2}),
+            ("/similar", {"title": "Long-Term Interest Clock", "k": 5}),
+            ("/facets", {}),
+        ):
+            assert sharded_client.get(path, params=params).json() == (
+                client.get(path, params=params).json()
+            )
+        papers = sharded_client.get("/readyz").json()["papers"]
+        remove_papers([ids_of(index_copy)[0]], index_copy, merge=False)
+        reloader = sharded_client.app.state.reloader
+        assert sharded_client.portal.call(reloader.reload_if_changed) is False
+        assert sharded_client.get("/readyz").json()["papers"] == papers
+    for server in servers:
+        server.close()
 
 
 # --- On a real 2-node Ray cluster -------------------------------------------------------------
