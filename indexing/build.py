@@ -122,6 +122,12 @@ def build_index(
     """
     started = time.perf_counter()
     check_writable(index_dir)  # before minutes of embedding, not after
+    encoder, chunk_size = None, ENCODE_CHUNK
+    if ray is not None:  # Ray missing or its address unreachable: refused before any work
+        from indexing.ray_job import ray_encoder
+
+        encoder = ray_encoder(ray, model_name, backend, load_model, batch_size)
+        chunk_size = ray.chunk_size
     corpus = read_papers(paths, capture_date)
     # Read and checked before anything is embedded: a bad file fails in seconds.
     supplied = (
@@ -153,12 +159,6 @@ def build_index(
             unchanged=True,
         )
 
-    encoder, chunk_size = None, ENCODE_CHUNK
-    if ray is not None:
-        from indexing.ray_job import ray_encoder
-
-        encoder = ray_encoder(ray, model_name, backend, load_model, batch_size)
-        chunk_size = ray.chunk_size
     embedding = embed_papers(
         corpus.papers,
         supplied=supplied,

@@ -72,6 +72,7 @@ class RayJob:
 
     ``address``: ``local``, ``auto``, ``host:port`` or ``ray://host:port``.
     ``embed_workers``: actors, one model each; None: one per alive node.
+    ``gpus_per_worker``: GPUs each actor reserves (0: none; see the module doc).
     ``chunk_size``: texts per row of the dataset; the local job's chunk unless a test wants
     many small ones.
     """
@@ -104,7 +105,7 @@ def ray_encoder(
     """A ``ChunkEncoder`` that connects when the first missing chunk is asked for, so a
     corpus found whole in the cache never reaches the cluster, and disconnects when done.
 
-    Ray's presence and the address's port are checked now, before any bar is drawn: a
+    Ray's presence and the address's port are checked now, when the job starts: a
     mistyped address fails in a second, not after the corpus is read and looked up."""
     ray = import_ray()
     if not ray.is_initialized() and job.address not in (LOCAL, AUTO):
@@ -120,6 +121,7 @@ def ray_encoder(
 
 
 def import_ray() -> ModuleType:
+    """Ray, or the one line that says how to install it: Ray is an optional extra."""
     try:
         import ray
     except ImportError:

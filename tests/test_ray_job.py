@@ -10,6 +10,7 @@ import re
 import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -270,3 +271,22 @@ def test_an_unreachable_cluster_is_one_error_line(cache_dir: Path, tmp_path: Pat
     ]
     assert checked_build(out).manifest == before
     assert leftovers(out) == []
+
+
+def test_without_ray_installed_the_job_says_how_to_install_it(tmp_path: Path) -> None:
+    """Ray is an optional extra: where it cannot be imported (``sys.modules`` entry None,
+    as Python reads a missing package), `--ray` is one line, before the corpus is read."""
+    out = tmp_path / "index"
+    script = (
+        "import sys; sys.modules['ray'] = None; from service.cli import main; "
+        f"sys.exit(main(['index', {str(SEEDS)!r}, '--out', {str(out)!r}, '--ray', 'auto']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "papersearch: error: Ray is not installed: pip install 'papersearch[ray]' or "
+        "make install-ray"
+    ]
+    assert not out.exists()
