@@ -165,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"PAPERSEARCH_WORKERS, else one per core, at most {MAX_DEFAULT_WORKERS})",
     )
     _add_backend_option(serve, building=False)
+    _add_ray_serve_options(serve)
 
     search = commands.add_parser("search", help="search from the shell")
     search.add_argument("query")
@@ -304,6 +305,26 @@ def _add_backend_option(parser: argparse.ArgumentParser, *, building: bool) -> N
     )
 
 
+def _add_ray_serve_options(parser: argparse.ArgumentParser) -> None:
+    """``serve``'s Ray flags, each described as its setting is (as ``index``'s are)."""
+    for flag, field, kind, metavar in (
+        ("--ray", "ray_address", str, "ADDRESS"),
+        ("--replicas", "replicas", int, "N"),
+        ("--max-replicas", "max_replicas", int, "N"),
+        ("--target-ongoing-requests", "target_ongoing_requests", float, "R"),
+        ("--replica-cpus", "replica_cpus", float, "C"),
+        ("--shards", "shards", int, "S"),
+    ):
+        setting = Settings.model_fields[field]
+        otherwise = "" if setting.default is None else f", else {setting.default}"
+        parser.add_argument(
+            flag,
+            type=kind,
+            metavar=metavar,
+            help=f"{setting.description} (default: PAPERSEARCH_{field.upper()}{otherwise})",
+        )
+
+
 def _add_order_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sort", choices=[s.value for s in SortOrder], default="relevance", help="result order"
@@ -401,6 +422,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         "port": getattr(args, "port", None),
         "workers": getattr(args, "workers", None),
         "shards": getattr(args, "shards", None),
+        "replicas": getattr(args, "replicas", None),
+        "max_replicas": getattr(args, "max_replicas", None),
+        "target_ongoing_requests": getattr(args, "target_ongoing_requests", None),
+        "replica_cpus": getattr(args, "replica_cpus", None),
         "ray_address": getattr(args, "ray", None),
         "ray_embed_workers": getattr(args, "ray_embed_workers", None),
         "ray_gpus_per_worker": getattr(args, "ray_gpus_per_worker", None),
@@ -593,6 +618,13 @@ def _shard(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.ray_address is not None:
+        from indexing.ray_job import import_ray
+
+        import_ray()  # not installed: one line, before Ray Serve is imported
+        from service.ray_serving import serve_on_ray
+
+        return serve_on_ray(settings)
     import uvicorn
 
     from indexing.manifest import checked_build
