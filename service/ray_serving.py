@@ -32,16 +32,12 @@ from fastapi import FastAPI
 from ray import serve
 from ray.serve import Application, Deployment
 from ray.serve.handle import DeploymentHandle
-from starlette.datastructures import MutableHeaders
-from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indexing.errors import PapersearchError
 from indexing.manifest import checked_build
 from indexing.plural import counted
 from indexing.ray_job import LOCAL, check_reachable, connected
 from service.app import create_app
-from service.observability import REQUEST_ID_HEADER
 from service.search import SearchEngine
 from service.settings import Settings
 
@@ -53,9 +49,10 @@ ROUTE_PREFIX = "/"
 
 
 # What Serve's proxies import for their own middleware (Ray's environment variable, read
-# by each proxy as it starts: the proxies inherit the controller's environment).
+# by each proxy as it starts: the proxies inherit the controller's environment). A module
+# of its own, light: the proxies never load the search stack this module imports.
 PROXY_CALLBACK_VARIABLE = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
-PROXY_CALLBACK = "service.ray_serving.proxy_middlewares"
+PROXY_CALLBACK = "service.serve_proxy:proxy_middlewares"
 
 
 class ServeRefused(PapersearchError):
@@ -128,32 +125,6 @@ def service_application(settings: Settings, shards: Sequence[Application] = ()) 
             "target_ongoing_requests": settings.target_ongoing_requests,
         }
     return ServiceReplica.options(**options).bind(replica_settings(settings), list(shards) or None)
-
-
-class OneRequestId:
-    """Serve's proxy adds an ``X-Request-ID`` of its own to every answer, beside the app's
-    (the same id, as the app adopts the one the proxy passes in): the app's alone is kept,
-    so a client reads one id, not "id, id"."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_one_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                ids = headers.getlist(REQUEST_ID_HEADER)
-                if len(ids) > 1:
-                    del headers[REQUEST_ID_HEADER]
-                    headers.append(REQUEST_ID_HEADER, ids[0])
-            await send(message)
-
-        await self.app(scope, receive, send_one_id)
-
-
-def proxy_middlewares() -> list[Middleware]:
-    """Called by each Serve proxy as it starts (``PROXY_CALLBACK``): wraps Serve's own."""
-    return [Middleware(OneRequestId)]
 
 
 def serve_options(settings: Settings) -> dict[str, Any]:
