@@ -16,9 +16,11 @@ The pipeline is a Ray Dataset of chunks, one row and one block each, mapped by a
 pool (``EmbeddingActor``, which loads the model once). Every text is embedded by the same
 ``Embedder.encode`` call, with the same ``batch_size``, as locally: the default backend
 (onnx-int8) embeds each text alone, so a vector does not depend on which chunk or actor it
-went through. Actors are restarted and their chunks retried when a worker process or node
-dies (Ray Data starts a pool's actors with ``max_restarts`` and ``max_task_retries`` of
--1); the job fails only if the cluster cannot finish it at all.
+went through. Each actor's model uses every core of its node, as the local job's does, so
+one actor per node (the default) is the shape for CPU nodes; more share the node's cores.
+Actors are restarted and their chunks retried when a worker process or node dies (Ray Data
+starts a pool's actors with ``max_restarts`` and ``max_task_retries`` of -1); the job fails
+only if the cluster cannot finish it at all.
 
 A GPU reservation (``gpus_per_worker``) places each actor on a node with that many free
 GPUs and makes them visible to it; ``models`` loads every backend on the CPU today, so the
@@ -28,6 +30,7 @@ model still runs on that node's cores until it learns a device.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,6 +90,11 @@ class EmbeddingActor:
     """One model per actor process, loaded once; called with one chunk per batch."""
 
     def __init__(self, model_name: str, backend: str, load_model: ModelLoader, batch_size: int):
+        # Ray sets OMP_NUM_THREADS to the actor's CPU reservation (1), which torch obeys and
+        # onnxruntime ignores: torch gets the node's cores too, as in the local job. (Set
+        # before the model is loaded: torch reads it when it is first imported.)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        os.environ["OMP_NUM_THREADS"] = str(cores or os.cpu_count() or 1)
         self._model: Embedder = load_model(model_name, backend)
         self._batch_size = batch_size
 
