@@ -23,8 +23,9 @@ starts a pool's actors with ``max_restarts`` and ``max_task_retries`` of -1); th
 only if the cluster cannot finish it at all.
 
 A GPU reservation (``gpus_per_worker``) places each actor on a node with that many free
-GPUs and makes them visible to it; ``models`` loads every backend on the CPU today, so the
-model still runs on that node's cores until it learns a device.
+GPUs, and the actor moves its model there (``models.on_device``). Only the torch backend
+can run on a GPU (the int8 export runs on onnxruntime's CPU build), so a GPU job with
+another backend is refused before anything is read.
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ import numpy as np
 
 from indexing.build import ENCODE_CHUNK, ChunkEncoder
 from indexing.errors import PapersearchError
-from models import Embedder, ModelLoader
+from models import Embedder, ModelLoader, on_device
+from models.embedder import TORCH_BACKEND
 
+GPU_DEVICE = "cuda"  # where an actor with a GPU reserved runs its model
 LOCAL = "local"  # the address that starts a Ray instance on this machine for the run
 AUTO = "auto"  # the cluster this machine is a node of
 RAY_CLIENT_SCHEME = "ray://"
@@ -89,13 +92,22 @@ class RayJob:
 class EmbeddingActor:
     """One model per actor process, loaded once; called with one chunk per batch."""
 
-    def __init__(self, model_name: str, backend: str, load_model: ModelLoader, batch_size: int):
+    def __init__(
+        self,
+        model_name: str,
+        backend: str,
+        load_model: ModelLoader,
+        batch_size: int,
+        device: str | None,
+    ):
         # Ray sets OMP_NUM_THREADS to the actor's CPU reservation (1), which torch obeys and
         # onnxruntime ignores: torch gets the node's cores too, as in the local job. (Set
         # before the model is loaded: torch reads it when it is first imported.)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         os.environ["OMP_NUM_THREADS"] = str(cores or os.cpu_count() or 1)
         self._model: Embedder = load_model(model_name, backend)
+        if device is not None:  # a GPU reserved: the model runs there
+            self._model = on_device(self._model, device)
         self._batch_size = batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -116,6 +128,12 @@ def ray_encoder(
     Ray's presence and the address's port are checked now, when the job starts: a
     mistyped address fails in a second, not after the corpus is read and looked up."""
     ray = import_ray()
+    if job.gpus_per_worker and backend != TORCH_BACKEND:
+        raise RayJobFailed(
+            f"--ray-gpus-per-worker runs the model on GPUs, which only the {TORCH_BACKEND} "
+            f"backend can ({backend} runs on CPUs): add --backend {TORCH_BACKEND}; index "
+            "unchanged"
+        )
     if not ray.is_initialized() and job.address not in (LOCAL, AUTO):
         check_reachable(job.address)
 
@@ -223,6 +241,7 @@ def _embedded_chunks(
                 "backend": backend,
                 "load_model": load_model,
                 "batch_size": batch_size,
+                "device": GPU_DEVICE if job.gpus_per_worker else None,
             },
         )
         for row in dataset.iter_rows():

@@ -224,7 +224,9 @@ class TorchEmbedder:
         template = self.model.preprocess([""])
         with torch.inference_mode():
             for rows in by_length.values():
-                input_ids = torch.tensor([texts[row] for row in rows], dtype=torch.int64)
+                input_ids = torch.tensor(
+                    [texts[row] for row in rows], dtype=torch.int64, device=self.model.device
+                )
                 features = dict(template)
                 features["input_ids"] = input_ids
                 features["attention_mask"] = torch.ones_like(input_ids)
@@ -259,6 +261,18 @@ def load_embedder(
     # sentence-transformers 6 rejects PosixPath for a local directory: pass a str.
     model = SentenceTransformer(str(model_dir), device="cpu")
     return TorchEmbedder(name, model)
+
+
+def on_device(embedder: Embedder, device: str) -> Embedder:
+    """``embedder`` moved to ``device`` (``cuda``): what a Ray embedding actor on a GPU node
+    does. Only the torch backend can: the int8 export runs on onnxruntime's CPU build."""
+    if not isinstance(embedder, TorchEmbedder):
+        raise ModelUnavailable(
+            f"the {embedder.backend} backend runs on CPUs only; on GPU nodes build with "
+            f"--backend {TORCH_BACKEND}"
+        )
+    embedder.model.to(device)
+    return embedder
 
 
 def prepare_model(name: str = DEFAULT_MODEL, backend: str = DEFAULT_BACKEND) -> Path:

@@ -157,8 +157,8 @@ class Settings(BaseSettings):
         0,
         ge=0,
         le=64,
-        description="GPUs each embedding actor of the Ray job reserves (0: CPU actors). On a "
-        "GPU node the model runs there, in the torch backend.",
+        description="GPUs each embedding actor of the Ray job reserves (0: CPU actors); the "
+        "actor runs its model on the GPU, which needs the torch backend (`--backend torch`).",
     )
     replicas: int = Field(
         1,

@@ -27,7 +27,7 @@ from indexing.manifest import checked_build
 from indexing.ray_job import RayJob, RayJobFailed
 from indexing.reader import PaperIndex
 from indexing.writer import leftovers
-from models import DEFAULT_MODEL, load_embedder
+from models import DEFAULT_BACKEND, DEFAULT_MODEL, load_embedder
 from service.schemas import SearchRequest
 from service.search import SearchEngine
 from service.settings import SEED_CAPTURE_DATE, Settings
@@ -39,7 +39,13 @@ VARIANTS = 150  # papers beyond the seeds: enough that a kill lands while embedd
 QUERIES = ("recommender systems ranking", "graph neural networks", "large language models")
 
 
-def _build(paths: list[Path], out: Path, cache_dir: Path, ray: RayJob | None = None) -> BuildReport:
+def _build(
+    paths: list[Path],
+    out: Path,
+    cache_dir: Path,
+    ray: RayJob | None = None,
+    backend: str = DEFAULT_BACKEND,
+) -> BuildReport:
     return build_index(
         paths,
         out,
@@ -49,6 +55,7 @@ def _build(paths: list[Path], out: Path, cache_dir: Path, ray: RayJob | None = N
         capture_date=SEED_CAPTURE_DATE,
         progress=False,
         ray=ray,
+        backend=backend,
     )
 
 
@@ -245,8 +252,12 @@ def test_gpus_no_node_has_are_refused_not_waited_for(
     _build([SEEDS], out, cache_dir)
     before = checked_build(out).manifest
     address = ray_cluster.address  # type: ignore[attr-defined]
+    gpu_job = RayJob(address, gpus_per_worker=1)
     with pytest.raises(RayJobFailed, match="reserves 1 CPU and 1 GPU, and no node"):
-        _build([SEEDS], out, tmp_path / "cache", RayJob(address, gpus_per_worker=1))
+        _build([SEEDS], out, tmp_path / "cache", gpu_job, backend="torch")
+    # Only torch runs on a GPU: the int8 export is refused before the cluster is asked.
+    with pytest.raises(RayJobFailed, match="only the torch backend can"):
+        _build([SEEDS], out, tmp_path / "cache", gpu_job)
     assert checked_build(out).manifest == before
 
 
