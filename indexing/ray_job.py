@@ -171,7 +171,7 @@ def connected(ray: ModuleType, address: str) -> Iterator[None]:
         )
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         raise RayUnavailable(
-            f"cannot connect to the Ray cluster at {address}: {_first_line(exc)}; index unchanged"
+            f"cannot connect to the Ray cluster at {address}: {_first_line(exc)}"
         ) from None
     try:
         yield
@@ -197,8 +197,7 @@ def check_reachable(address: str) -> None:
             pass
     except OSError as exc:
         raise RayUnavailable(
-            f"cannot connect to the Ray cluster at {address}: {exc.strerror or exc}; "
-            "index unchanged"
+            f"cannot connect to the Ray cluster at {address}: {exc.strerror or exc}"
         ) from None
 
 
