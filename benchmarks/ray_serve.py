@@ -7,10 +7,10 @@ deploys it (``service_application``), one configuration after another:
 
 1. ``replicas-1``: one replica of ``--replica-cpus`` CPUs;
 2. ``replicas-2``: two such replicas;
-3. ``shards-2`` (where ``service.shards`` exists): one replica whose engine answers from
-   the index cut in 2 shard deployments (``--shards 2``), against ``replicas-1``, the same
-   replica over the whole index. Three deployments must fit the instance's CPUs: where
-   they would not, each reserves a third of them (recorded in the results).
+3. ``shards-2``: one replica whose engine answers from the index cut in 2 shard
+   deployments (``--shards 2``), against ``replicas-1``, the same replica over the whole
+   index. Three deployments must fit the instance's CPUs: where they would not, each
+   reserves a third of them (recorded in the results).
 
 Each configuration gets the same work: a warm-up (every query once, then a burst at full
 concurrency), then a latency phase, one client sending searches one after another (the
@@ -184,14 +184,6 @@ def measure(
     return result, pages
 
 
-def shards_exist() -> bool:
-    try:
-        from service.shards import shard_applications  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, required=True, help="index folder to serve")
@@ -233,30 +225,28 @@ def main() -> None:
         )
         two, _ = measure("replicas-2", base.model_copy(update={"replicas": 2}), url, queries, args)
         results = {"replicas-1": one, "replicas-2": two}
-        if shards_exist():
-            # A replica and 2 shards, each reserving its CPUs, must fit the instance.
-            shard_cpus = min(args.replica_cpus, cpus / 3)
-            sharded = base.model_copy(update={"shards": 2, "replica_cpus": shard_cpus})
-            if shard_cpus != args.replica_cpus:  # the unsharded baseline on the same share
-                one_same, whole = measure(
-                    "shards-1", sharded.model_copy(update={"shards": 1}), url, queries, args
-                )
-                results["shards-1"] = one_same
-            else:
-                one_same = one
-            two_shards, parted = measure("shards-2", sharded, url, queries, args, sharded=True)
-            results["shards-2"] = two_shards
-            same = parted == whole
-            added = (
-                two_shards["latency_one_client"]["p50_ms"]
-                - one_same["latency_one_client"]["p50_ms"]
+        # A replica and 2 shards, each reserving its CPUs, must fit the instance.
+        shard_cpus = min(args.replica_cpus, cpus / 3)
+        sharded = base.model_copy(update={"shards": 2, "replica_cpus": shard_cpus})
+        if shard_cpus != args.replica_cpus:  # the unsharded baseline on the same share
+            one_same, whole = measure(
+                "shards-1", sharded.model_copy(update={"shards": 1}), url, queries, args
             )
-            results["shard_router"] = {
-                "p50_added_ms": round(added, 2),
-                "same_first_pages": same,
-                "compared_queries": min(COMPARED_QUERIES, len(queries)),
-            }
-            print(f"shard router: p50 +{added:.2f} ms; same first pages: {same}")
+            results["shards-1"] = one_same
+        else:
+            one_same = one
+        two_shards, parted = measure("shards-2", sharded, url, queries, args, sharded=True)
+        results["shards-2"] = two_shards
+        same = parted == whole
+        added = (
+            two_shards["latency_one_client"]["p50_ms"] - one_same["latency_one_client"]["p50_ms"]
+        )
+        results["shard_router"] = {
+            "p50_added_ms": round(added, 2),
+            "same_first_pages": same,
+            "compared_queries": min(COMPARED_QUERIES, len(queries)),
+        }
+        print(f"shard router: p50 +{added:.2f} ms; same first pages: {same}")
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -293,7 +283,7 @@ def main() -> None:
     )
     if errors:
         sys.exit(f"{errors} requests failed")
-    if "shard_router" in results and not results["shard_router"]["same_first_pages"]:
+    if not results["shard_router"]["same_first_pages"]:
         sys.exit("the sharded service answered differently from the whole index")
 
 
