@@ -12,10 +12,10 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, get_args
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -40,6 +40,19 @@ if TYPE_CHECKING:
 
 DEFAULT_CORPUS = Path("seeds")
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# The commands' Ray settings beside the address (--ray ADDRESS), by Settings field, each
+# with its flag's metavar. They mean something on a cluster only: given without an address,
+# the command refuses them rather than ignore them.
+RAY_ADDRESS_FLAG = "--ray"
+RAY_INDEX_FIELDS = {"ray_embed_workers": "N", "ray_gpus_per_worker": "G"}
+RAY_SERVE_FIELDS = {
+    "replicas": "N",
+    "max_replicas": "N",
+    "target_ongoing_requests": "R",
+    "replica_cpus": "C",
+    "shards": "S",
+}
 
 
 class UsageError(PapersearchError):
@@ -93,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="rebuild even if the index is already current"
     )
     index.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_ray_index_options(index)
+    _add_ray_options(index, RAY_INDEX_FIELDS)
 
     add = commands.add_parser(
         "add", help="add papers to an index (a paper with an id already there replaces it)"
@@ -145,19 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--shards",
         type=int,
         metavar="S",
-        help=f"how many shards (default: PAPERSEARCH_SHARDS, else "
-        f"{Settings.model_fields['shards'].default})",
+        help=f"how many shards ({_env_default('shards')})",
     )
 
     serve = commands.add_parser("serve", help="serve the HTTP API (OpenAPI docs at /docs)")
-
-    # Each default is the environment's where it sets one (Settings reads PAPERSEARCH_*).
-    def env_default(field: str) -> str:
-        return f"default: PAPERSEARCH_{field.upper()}, else {Settings.model_fields[field].default}"
-
-    serve.add_argument("--index", type=Path, help=f"index folder ({env_default('index_dir')})")
-    serve.add_argument("--host", help=f"address to bind ({env_default('host')})")
-    serve.add_argument("--port", type=int, help=f"port ({env_default('port')})")
+    serve.add_argument("--index", type=Path, help=f"index folder ({_env_default('index_dir')})")
+    serve.add_argument("--host", help=f"address to bind ({_env_default('host')})")
+    serve.add_argument("--port", type=int, help=f"port ({_env_default('port')})")
     serve.add_argument(
         "--workers",
         type=int,
@@ -165,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"PAPERSEARCH_WORKERS, else one per core, at most {MAX_DEFAULT_WORKERS})",
     )
     _add_backend_option(serve, building=False)
-    _add_ray_serve_options(serve)
+    _add_ray_options(serve, RAY_SERVE_FIELDS)
 
     search = commands.add_parser("search", help="search from the shell")
     search.add_argument("query")
@@ -282,19 +289,37 @@ def _add_vector_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_ray_index_options(parser: argparse.ArgumentParser) -> None:
-    """``index``'s Ray flags, each described as its setting is."""
-    for flag, field, kind, metavar in (
-        ("--ray", "ray_address", str, "ADDRESS"),
-        ("--ray-embed-workers", "ray_embed_workers", int, "N"),
-        ("--ray-gpus-per-worker", "ray_gpus_per_worker", float, "G"),
-    ):
-        description = Settings.model_fields[field].description
+def _env_default(field: str) -> str:
+    """A flag's default as help text: the environment's where it sets one (Settings reads
+    ``PAPERSEARCH_*``), else the field's own, where it has one."""
+    default = Settings.model_fields[field].default
+    return f"default: {_env(field)}" + ("" if default is None else f", else {default}")
+
+
+def _env(field: str) -> str:
+    """The environment variable that sets a Settings field."""
+    return f"PAPERSEARCH_{field.upper()}"
+
+
+def _flag(field: str) -> str:
+    """The flag that sets a Settings field: its name in dashes (the address's is --ray)."""
+    return RAY_ADDRESS_FLAG if field == "ray_address" else "--" + field.replace("_", "-")
+
+
+def _add_ray_options(parser: argparse.ArgumentParser, fields: dict[str, str]) -> None:
+    """``--ray ADDRESS`` and a flag for each of the command's Ray settings ``fields`` (to
+    their metavars), each named, typed and described as its Settings field: the flag and
+    its PAPERSEARCH_* variable cannot drift apart."""
+    for field, metavar in {"ray_address": "ADDRESS", **fields}.items():
+        setting = Settings.model_fields[field]
+        # The field's type, its None aside (unset is the flag left out).
+        kinds = get_args(setting.annotation) or (setting.annotation,)
         parser.add_argument(
-            flag,
-            type=kind,
+            _flag(field),
+            dest=field,
+            type=next(kind for kind in (int, float, str) if kind in kinds),
             metavar=metavar,
-            help=f"{description} (default: PAPERSEARCH_{field.upper()})",
+            help=f"{setting.description} ({_env_default(field)})",
         )
 
 
@@ -303,26 +328,6 @@ def _add_backend_option(parser: argparse.ArgumentParser, *, building: bool) -> N
     parser.add_argument(
         "--backend", choices=list(BACKENDS), help=f"how the model runs (default: {default})"
     )
-
-
-def _add_ray_serve_options(parser: argparse.ArgumentParser) -> None:
-    """``serve``'s Ray flags, each described as its setting is (as ``index``'s are)."""
-    for flag, field, kind, metavar in (
-        ("--ray", "ray_address", str, "ADDRESS"),
-        ("--replicas", "replicas", int, "N"),
-        ("--max-replicas", "max_replicas", int, "N"),
-        ("--target-ongoing-requests", "target_ongoing_requests", float, "R"),
-        ("--replica-cpus", "replica_cpus", float, "C"),
-        ("--shards", "shards", int, "S"),
-    ):
-        setting = Settings.model_fields[field]
-        otherwise = "" if setting.default is None else f", else {setting.default}"
-        parser.add_argument(
-            flag,
-            type=kind,
-            metavar=metavar,
-            help=f"{setting.description} (default: PAPERSEARCH_{field.upper()}{otherwise})",
-        )
 
 
 def _add_order_options(parser: argparse.ArgumentParser) -> None:
@@ -426,7 +431,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "max_replicas": getattr(args, "max_replicas", None),
         "target_ongoing_requests": getattr(args, "target_ongoing_requests", None),
         "replica_cpus": getattr(args, "replica_cpus", None),
-        "ray_address": getattr(args, "ray", None),
+        "ray_address": getattr(args, "ray_address", None),
         "ray_embed_workers": getattr(args, "ray_embed_workers", None),
         "ray_gpus_per_worker": getattr(args, "ray_gpus_per_worker", None),
     }
@@ -494,7 +499,32 @@ def _build(
     )
 
 
+def _refuse_ray_settings_without_ray(
+    args: argparse.Namespace, settings: Settings, fields: Iterable[str]
+) -> None:
+    """Ray settings without a cluster to apply them to are refused, not ignored: ignored,
+    ``serve --shards 2`` would start one unsharded process on this machine without a word.
+    A setting at its default asks for nothing, so an environment that sets it so passes."""
+    if settings.ray_address is not None:
+        return
+    given = []
+    for field in fields:
+        value = getattr(settings, field)
+        if value == Settings.model_fields[field].default:
+            continue
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        flag_given = getattr(args, field, None) is not None
+        given.append(f"{_flag(field)} {shown}" if flag_given else f"{_env(field)}={shown}")
+    if given:
+        settings_are = "is a Ray setting" if len(given) == 1 else "are Ray settings"
+        raise UsageError(
+            f"{' and '.join(given)} {settings_are}: add {RAY_ADDRESS_FLAG} ADDRESS (or set "
+            f"{_env('ray_address')}) to {args.command} on a Ray cluster"
+        )
+
+
 def _index(args: argparse.Namespace, settings: Settings) -> int:
+    _refuse_ray_settings_without_ray(args, settings, RAY_INDEX_FIELDS)
     report = _build(
         args.paths or [DEFAULT_CORPUS],
         settings,
@@ -618,6 +648,7 @@ def _shard(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    _refuse_ray_settings_without_ray(args, settings, RAY_SERVE_FIELDS)
     if settings.ray_address is not None:
         from indexing.ray_job import import_ray
 

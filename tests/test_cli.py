@@ -90,6 +90,60 @@ def test_bad_input_is_one_clear_error_line(capsys, args, code, message):
     assert out == ""
 
 
+RAY_SETTING = "Ray setting"
+TO_SERVE_ON_RAY = "add --ray ADDRESS (or set PAPERSEARCH_RAY_ADDRESS) to serve on a Ray cluster"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["serve", "--shards", "2"], {}, f"--shards 2 is a Ray setting: {TO_SERVE_ON_RAY}"),
+        (
+            ["serve", "--replicas", "2", "--max-replicas", "4"],
+            {},
+            f"--replicas 2 and --max-replicas 4 are Ray settings: {TO_SERVE_ON_RAY}",
+        ),
+        (["serve"], {"PAPERSEARCH_SHARDS": "2"}, "PAPERSEARCH_SHARDS=2 is a Ray setting: "),
+        (["serve", "--replica-cpus", "0.5"], {}, "--replica-cpus 0.5 is a Ray setting: "),
+        (
+            ["index", "no/such/dir", "--ray-embed-workers", "2"],
+            {},
+            "--ray-embed-workers 2 is a Ray setting: add --ray ADDRESS (or set "
+            "PAPERSEARCH_RAY_ADDRESS) to index on a Ray cluster",
+        ),
+    ],
+)
+def test_serve_and_index_refuse_ray_settings_without_an_address(
+    capsys, monkeypatch, args, env, message
+):
+    """Ignored, `serve --shards 2` would start one unsharded process without a word. (The
+    index is missing: a run that got past the refusal ends there, it does not serve.)"""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PAPERSEARCH_RAY_ADDRESS", raising=False)
+    code, out, err = run_cli(
+        capsys, *args, *(["--index", "no/index"] if args[0] == "serve" else [])
+    )
+    assert (code, out) == (2, "")
+    assert err.startswith(f"papersearch: error: {message}") and err.count("\n") == 1, err
+
+
+def test_serve_takes_ray_settings_at_their_default_or_with_an_address(capsys, monkeypatch):
+    """Not refused: a setting at its default (an environment may set one so), nor one
+    given with an address; each run then stops at the missing index or corpus."""
+    monkeypatch.delenv("PAPERSEARCH_RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("PAPERSEARCH_REPLICAS", "1")
+    code, _, err = run_cli(capsys, "serve", "--index", "no/index", "--shards", "1")
+    assert (code, err) == (
+        1,
+        "papersearch: error: no index at no/index: run `papersearch "
+        "index --out no/index` to build it\n",
+    )
+    monkeypatch.setenv("PAPERSEARCH_RAY_ADDRESS", "local")
+    code, _, err = run_cli(capsys, "index", "no/such/dir", "--ray-embed-workers", "2")
+    assert code == 1 and RAY_SETTING not in err and err.count("\n") == 1, err
+
+
 def test_search_human_output(query_cli):
     code, out, _ = query_cli("search", "cross-domain live-streaming recommendation", "-k", "3")
     assert code == 0
