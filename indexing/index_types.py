@@ -94,6 +94,17 @@ class Neighbours(NamedTuple):
     scores: np.ndarray
 
 
+class Ranked(NamedTuple):
+    """``Neighbours`` with the ranking that chose them: ``keys``, larger first, are the
+    exact scores for exact search and the ANN structure's own (approximate) ordering
+    otherwise. The parts of a sharded index are merged on them (``SegmentedDense.merged``)
+    so they keep what the whole index's ANN keeps."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+    keys: np.ndarray
+
+
 class DenseIndex:
     """Nearest papers of one segment by meaning: exact float32 vectors, plus an ANN structure
     or not, without the segment's removed papers. Rows are the segment's own."""
@@ -122,23 +133,47 @@ class DenseIndex:
     def nearest_many(self, vectors: np.ndarray, n: int, search_depth: int) -> list[Neighbours]:
         """``nearest`` for several queries in one pass: a batch costs far less than its
         queries one by one (the query encoder batches them)."""
+        return [
+            Neighbours(hit.rows, hit.scores) for hit in self.ranked_many(vectors, n, search_depth)
+        ]
+
+    def ranked_many(self, vectors: np.ndarray, n: int, search_depth: int) -> list[Ranked]:
+        """``nearest_many`` with the ranking that chose them (``Ranked.keys``).
+
+        The cut is deterministic: rows the ranking ties at the ``n``-th place are kept by
+        ascending row, as ``SegmentedDense.merged`` breaks ties, so that the parts of an
+        index keep what the whole keeps. FAISS orders tied rows as its heap leaves them,
+        which depends on ``n``; so one more row than asked is fetched, and where the last
+        two tie, more until the tie ends.
+        """
         n = min(n, self.live_count)
         queries = np.ascontiguousarray(vectors, dtype=np.float32)
         if n <= 0:
-            return [Neighbours(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in queries]
-        if self.ann is None:  # the inner products are the exact scores already
-            wanted = min(n + len(self.deleted), len(self.vectors))
-            scores, rows = faiss.knn(
-                queries, self.vectors, wanted, metric=faiss.METRIC_INNER_PRODUCT
-            )
-            alive = [self._alive(r) for r in rows]
-            return [
-                Neighbours(r[keep][:n], s[keep][:n])
-                for r, s, keep in zip(rows, scores, alive, strict=True)
-            ]
-        _, rows = self.ann.search(queries, n, params=self._search_parameters(search_depth))
-        found = [r[r >= 0] for r in rows]
-        return [Neighbours(r, self.scores_at(q, r)) for q, r in zip(queries, found, strict=True)]
+            empty = Ranked(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32))
+            return [empty for _ in queries]
+        found = []
+        wanted = n + 1
+        keys, rows = self._search(queries, wanted, search_depth)
+        for query, key, row in zip(queries, keys, rows, strict=True):
+            asked = wanted
+            while True:
+                alive = self._alive(row)
+                key_alive, row_alive = key[alive], row[alive]
+                limit = self._most_rows()
+                if (
+                    len(row_alive) <= n
+                    or key_alive[n - 1] != key_alive[-1]
+                    or asked >= limit
+                    or int((row >= 0).sum()) < asked  # the structure holds no more
+                ):
+                    break
+                asked = min(2 * asked, limit)
+                (key,), (row,) = self._search(query[None], asked, search_depth)
+            best = np.lexsort((row_alive, -key_alive))[:n]
+            kept_rows, kept_keys = row_alive[best].astype(np.int64), key_alive[best]
+            scores = kept_keys if self.ann is None else self.scores_at(query, kept_rows)
+            found.append(Ranked(kept_rows, scores, kept_keys))
+        return found
 
     def _alive(self, rows: np.ndarray) -> np.ndarray:
         """Which of ``rows`` (as FAISS returns them, -1 for none) are live papers."""
@@ -146,6 +181,28 @@ class DenseIndex:
         if len(self.deleted):
             alive &= ~np.isin(rows, self.deleted)
         return alive
+
+    def _most_rows(self) -> int:
+        """The most rows one search can return: the flat path skips tombstones itself."""
+        return len(self.vectors) if self.ann is None else self.live_count
+
+    def _search(
+        self, queries: np.ndarray, n: int, search_depth: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, rows) of the ``n`` best of each query, best first, -1 rows for none: a
+        flat index's exact inner products, or the ANN's own distances negated (its ranking,
+        approximate for quantised codes). A flat search also counts the removed rows, which
+        ``_alive`` drops; the ANN skips them itself."""
+        if self.ann is None:
+            wanted = min(n + len(self.deleted), len(self.vectors))
+            scores, rows = faiss.knn(
+                queries, self.vectors, wanted, metric=faiss.METRIC_INNER_PRODUCT
+            )
+            return scores, rows
+        distances, rows = self.ann.search(
+            queries, min(n, self.live_count), params=self._search_parameters(search_depth)
+        )
+        return -distances, rows
 
     def scores_at(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact cosine similarity of the given rows to one normalised query vector.
@@ -196,23 +253,44 @@ class SegmentedDense:
         return self.nearest_many(np.asarray(vector).reshape(1, -1), n, search_depth)[0]
 
     def nearest_many(self, vectors: np.ndarray, n: int, search_depth: int) -> list[Neighbours]:
-        found = [part.nearest_many(vectors, n, search_depth) for part in self.parts]
+        """Each segment's own best, the best ``n`` of them kept by their exact scores.
+
+        Segments are not parts of one ANN structure: a segment added since the last merge
+        has none and is searched exactly, so its candidates and the base segment's ANN
+        candidates compete on what is comparable, their exact scores (the base's quantised
+        estimates would favour whichever way its codes round). The shards of one index are
+        merged on their ANN's own ranking instead (``ranked_many``, ``merged``).
+        """
+        found = [
+            [
+                Ranked(hit.rows, hit.scores, hit.scores)
+                for hit in part.ranked_many(vectors, n, search_depth)
+            ]
+            for part in self.parts
+        ]
         return self.merged(found, len(vectors), n)
 
-    def merged(
-        self, found: Sequence[Sequence[Neighbours]], queries: int, n: int
-    ) -> list[Neighbours]:
-        """The best ``n`` of each query over every part's own best (``found[part][query]``,
-        in the part's local rows), in the index's rows: the one merge of segments and of the
-        shards of a sharded index (``service.shards``)."""
+    def ranked_many(self, vectors: np.ndarray, n: int, search_depth: int) -> list[Ranked]:
+        """``DenseIndex.ranked_many`` of an index of one segment (a shard), in its rows."""
+        if len(self.parts) != 1:
+            raise ValueError("the ANN's own ranking is that of an index of one segment")
+        found = self.parts[0].ranked_many(vectors, n, search_depth)
+        return [hit._replace(rows=self.rows.to_global(0, hit.rows)[0]) for hit in found]
+
+    def merged(self, found: Sequence[Sequence[Ranked]], queries: int, n: int) -> list[Neighbours]:
+        """The best ``n`` of each query by ``keys`` over every part's own best
+        (``found[part][query]``, in the part's local rows), with their exact scores, in the
+        index's rows: the one merge of segments and of the shards of a sharded index
+        (``service.shards``). Ties by row, as each part cuts its own (``ranked_many``)."""
         if len(found) == 1:  # the usual case after a build or a merge: rows are local
             return [Neighbours(self.rows.to_global(0, hit.rows)[0], hit.scores) for hit in found[0]]
         merged = []
         for query in range(queries):
             rows = [self.rows.to_global(i, hits[query].rows)[0] for i, hits in enumerate(found)]
+            keys = np.concatenate([hits[query].keys for hits in found])
             scores = np.concatenate([hits[query].scores for hits in found])
             all_rows = np.concatenate(rows)
-            best = np.lexsort((all_rows, -scores))[:n]  # best first; ties by row, as one index
+            best = np.lexsort((all_rows, -keys))[:n]
             merged.append(Neighbours(all_rows[best], scores[best]))
         return merged
 

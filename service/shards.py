@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol
 import numpy as np
 
 from indexing import paper_db
-from indexing.index_types import MIN_SAMPLE, Neighbours, SegmentedDense
+from indexing.index_types import MIN_SAMPLE, Neighbours, Ranked, SegmentedDense
 from indexing.lexical import CorpusStats, LexicalIndex
 from indexing.manifest import IndexUnusable, Manifest, Segment, builds_dir
 from indexing.reader import PaperIndex, open_tables
@@ -88,8 +88,8 @@ class ShardServer:
             self.folder, self.index.build_dir, self.index.manifest, self.index.lexical.length_sum
         )
 
-    def nearest_many(self, vectors: np.ndarray, n: int, search_depth: int) -> list[Neighbours]:
-        return self.index.dense.nearest_many(vectors, n, search_depth)
+    def nearest_many(self, vectors: np.ndarray, n: int, search_depth: int) -> list[Ranked]:
+        return self.index.dense.ranked_many(vectors, n, search_depth)
 
     def scores_at(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return self.index.dense.scores_at(vector, rows)
@@ -182,8 +182,9 @@ def _everywhere(
 
 class ShardedDense(SegmentedDense):
     """Nearest papers and exact scores over the shards' vectors: each shard searches its own
-    (``nearest_many`` in parallel), and ``SegmentedDense.merged`` keeps the best as it does
-    a segmented index's."""
+    (``nearest_many`` in parallel), and ``SegmentedDense.merged`` keeps the best by the
+    ANN's own ranking, which every shard shares (the source's trained structure refilled),
+    so the rows kept are the whole index's."""
 
     def __init__(
         self, shards: Sequence[ShardClient], rows: RowSpace, sample: np.ndarray, dimension: int
