@@ -31,6 +31,7 @@ import ray
 from fastapi import FastAPI
 from ray import serve
 from ray.serve import Application, Deployment
+from ray.serve.exceptions import RayServeException
 from ray.serve.handle import DeploymentHandle
 
 from indexing.errors import PapersearchError
@@ -173,23 +174,39 @@ def serve_on_ray(settings: Settings) -> int:
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
     if address != LOCAL:
         check_reachable(address)  # Ray itself retries an unreachable address for minutes
-    with connected(ray, address), _serve_started(settings) as url:
+    with connected(ray, address), _serve_started(settings) as url, deployed(app):
+        print(
+            f"serving {settings.index_dir} at {url} on Ray ({address}): {_shape(settings)}",
+            flush=True,  # the line a supervisor waits for, on a pipe too
+        )
+        _wait_for_stop()
+    return 0
+
+
+@contextmanager
+def deployed(app: Application) -> Iterator[None]:
+    """``app`` running on Serve as the application ``APP_NAME`` for the block, and deleted
+    after, whether it started or not: a Serve this run did not start keeps running after
+    it, and with it an application whose replicas failed, unless deleted here. One already
+    running under that name is another ``serve --ray``'s, and is left alone."""
+    if APP_NAME in serve.status().applications:
+        raise ServeRefused(
+            f"Ray Serve already runs an application {APP_NAME!r} on this cluster (another "
+            "`papersearch serve --ray`): stop that one first"
+        )
+    try:
         try:
             serve.run(app, name=APP_NAME, route_prefix=ROUTE_PREFIX)
-        except RuntimeError as exc:  # Serve's DEPLOY_FAILED, with the replica's traceback
+        # RuntimeError: Serve's DEPLOY_FAILED; Serve's own refusals (e.g. another
+        # application at the same route) are RayServeException.
+        except (RuntimeError, RayServeException) as exc:
             raise ServeRefused(
-                f"the service failed to start on Ray: {_last_line(exc)} (the replicas' logs "
-                "are under the cluster's session folder, logs/serve/)"
+                f"the service failed to start on Ray: {_last_line(_failure(exc))} (the "
+                "replicas' logs are under the cluster's session folder, logs/serve/)"
             ) from None
-        try:
-            print(
-                f"serving {settings.index_dir} at {url} on Ray ({address}): {_shape(settings)}",
-                flush=True,  # the line a supervisor waits for, on a pipe too
-            )
-            _wait_for_stop()
-        finally:
-            serve.delete(APP_NAME)
-    return 0
+        yield
+    finally:
+        serve.delete(APP_NAME)
 
 
 @contextmanager
@@ -215,6 +232,16 @@ def _serve_started(settings: Settings) -> Iterator[str]:
     finally:
         if not already:
             serve.shutdown()  # type: ignore[no-untyped-call]
+
+
+def _failure(error: BaseException) -> str:
+    """What made the deployment fail: the message of a deployment that failed, which ends
+    with the error its replica raised (the application's names only the deployment), else
+    the error's own."""
+    application = serve.status().applications.get(APP_NAME)
+    deployments = application.deployments.values() if application else ()
+    failed = [d.message for d in deployments if d.status == "DEPLOY_FAILED" and d.message]
+    return failed[0] if failed else str(error)
 
 
 def _shape(settings: Settings) -> str:
@@ -246,7 +273,7 @@ def _wait_for_stop() -> None:
             signal.signal(sig, handler)
 
 
-def _last_line(error: BaseException) -> str:
+def _last_line(text: str) -> str:
     """A traceback's last line: the error the replica raised."""
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no reason given"

@@ -221,6 +221,24 @@ class TestTwoReplicas:
         )
         assert TEST_APP in serve_apps() and "papersearch" not in serve_apps()
 
+    def test_cli_refuses_a_route_another_application_holds(
+        self, served: Served, ray_cluster: Any, seed_settings: Settings
+    ) -> None:
+        """At Serve's own address, but with another application at the root: Serve's
+        refusal is one line, and the cluster's applications are as they were."""
+        result = subprocess.run(
+            _serve_command(ray_cluster.address, seed_settings.index_dir, served.settings.port),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 1
+        assert result.stderr.startswith(
+            "papersearch: error: the service failed to start on Ray: "
+        ) and f'Prefix / is being used by application "{TEST_APP}"' in (result.stderr)
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert serve_apps() == {TEST_APP}
+
 
 @pytest.fixture
 def anyio_backend() -> str:
@@ -250,6 +268,8 @@ def test_cli_serves_on_the_cluster_until_interrupted(
     autoscaled service, answers, and on SIGINT deletes it and exits 0."""
     from ray.serve.context import _get_global_client
 
+    from service.ray_serving import ServeRefused, deployed, service_application
+
     port = free_port()
     log = tmp_path / "serve.log"
     command = _serve_command(
@@ -278,12 +298,60 @@ def test_cli_serves_on_the_cluster_until_interrupted(
         autoscaling = deployment["deployment_config"]["autoscaling_config"]
         assert (autoscaling["min_replicas"], autoscaling["max_replicas"]) == (1, 2)
         assert autoscaling["target_ongoing_requests"] == 2.0
+        # Another `serve --ray` on the same cluster is refused, and leaves this one serving.
+        second = service_application(seed_settings)
+        with (
+            pytest.raises(ServeRefused, match="already runs an application 'papersearch'"),
+            deployed(second),
+        ):
+            pytest.fail("a second application deployed under the CLI's name")
+        assert "papersearch" in serve_apps()
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=60)
     assert server.returncode == 0, log.read_text()
     assert "papersearch" not in serve_apps()
     assert "Traceback" not in log.read_text()
+
+
+def test_a_replica_that_fails_to_start_leaves_no_application(
+    ray_cluster: Any, seed_settings: Settings, tmp_path: Path
+) -> None:
+    """With Serve already running (as when the cluster serves other applications), a
+    deployment whose replica fails to start is one error, and its application is deleted,
+    not left failing on the cluster. (The replica's index is missing: the real replica
+    fails in its lifespan, as where a build has gone from a shared folder.)"""
+    from ray import serve
+    from ray.serve.context import _get_global_client
+
+    from service.ray_serving import (
+        APP_NAME,
+        ServeRefused,
+        deployed,
+        serve_options,
+        service_application,
+    )
+
+    settings = settings_with(
+        seed_settings,
+        index_dir=tmp_path / "gone",
+        port=free_port(),
+        replica_cpus=REPLICA_CPUS,
+    )
+    serve.shutdown()  # a Serve another test left listens on another port
+    serve.start(**serve_options(settings))
+    try:
+        with pytest.raises(ServeRefused) as refused, deployed(service_application(settings)):
+            pytest.fail("a replica over a missing index started")
+        message = str(refused.value)
+        assert message.startswith("the service failed to start on Ray: ") and "\n" not in message
+        assert message.endswith(
+            "(the replicas' logs are under the cluster's session folder, logs/serve/)"
+        )
+        assert _get_global_client(raise_if_no_controller_running=False) is not None
+        assert APP_NAME not in serve_apps()
+    finally:
+        serve.shutdown()
 
 
 def test_cli_refuses_an_unreachable_address_in_one_line(seed_settings: Settings) -> None:
