@@ -42,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -120,6 +121,9 @@ class ShardPlacement(BaseModel):
     parent_papers: int = Field(ge=0)
     parent_checksum: str
     parent_build: str  # the name of the build folder the shard was cut from
+    # When that build was made and how long it took (what a sharded service reports).
+    parent_built_at: datetime | None = None
+    parent_build_seconds: float | None = None
 
 
 class Manifest(BaseModel):
@@ -161,20 +165,35 @@ def checked_build(
     model: str | None = None,
     backend: str | None = None,
     verified: Path | None = None,
+    shard: bool = False,
+    hashed: Callable[[str], bool] | None = None,
 ) -> CheckedBuild:
     """Follow ``index_dir``'s link once, read its manifest, check it and verify every file.
 
     ``model`` and ``backend`` are what the caller will use the index with (None: whichever
     built it). ``verified`` is a build folder the caller has just checked this way (``serve``
     does before its workers start): if the link still points at it, its files are not hashed
-    a second time. Raises IndexUnusable, saying what to run.
+    a second time. ``shard``: the caller serves shards (``indexing.shards``); anyone else is
+    refused one, whose BM25 statistics are its part's, not a corpus's, and whose rows only
+    the index it was cut from may change. ``hashed``: which files (by the manifest's
+    names) to hash, where the caller reads only those and another process checks the rest
+    as it opens them (a sharded service's router; None: all). Raises IndexUnusable, saying
+    what to run.
     """
     # Follow the link once: a build swapped in meanwhile must not mix with this one.
     build = index_dir.resolve()
     manifest = read_manifest(index_dir, build=build)
     check_compatible(manifest, index_dir, model, backend)
+    if manifest.shard is not None and not shard:
+        place = manifest.shard
+        raise IndexUnusable(
+            f"{index_dir} is shard {place.number} of the {place.count} `papersearch shard` cut "
+            f"from an index, not an index of its own: search, serve or update the index it "
+            f"was cut from (`papersearch serve --ray ADDRESS --shards {place.count}` serves "
+            f"its shards)"
+        )
     if build != verified:
-        _verify_files(index_dir, manifest, build)
+        _verify_files(index_dir, manifest, build, hashed)
     return CheckedBuild(index_dir, build, manifest)
 
 
@@ -232,7 +251,9 @@ def check_compatible(
         )
 
 
-def _verify_files(index_dir: Path, manifest: Manifest, build: Path) -> None:
+def _verify_files(
+    index_dir: Path, manifest: Manifest, build: Path, hashed: Callable[[str], bool] | None
+) -> None:
     """Check every data file of ``build`` against the size and sha256 the manifest recorded
     when the build was written.
 
@@ -268,6 +289,8 @@ def _verify_files(index_dir: Path, manifest: Manifest, build: Path) -> None:
                 f"the manifest of the index at {index_dir} names a file outside it ({name}): "
                 f"{rebuild_hint(index_dir)}"
             )
+        if hashed is not None and not hashed(name):
+            continue
         path = build / name
         try:
             stat = path.stat()

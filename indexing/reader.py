@@ -132,38 +132,48 @@ def _open_segment(checked: CheckedBuild, entry: Segment, *, mapped: bool) -> Ope
     ann = None
     if entry.ann and manifest.index_type is not IndexType.FLAT:
         ann = read_ann(folder / ANN_FILE, mapped=mapped)
-    map_points = np.load(folder / MAP_FILE, allow_pickle=False)
-    deleted = np.zeros(0, dtype=np.int64)
-    if entry.deleted:
-        deleted = np.load(folder / DELETED_FILE, allow_pickle=False).astype(np.int64)
+    tables = _segment_tables(checked, entry)
     db = paper_db.open_read_only(folder / PAPERS_FILE, shared=True)
     rows = paper_db.row_count(db)
     count, width = vectors.shape if vectors.ndim == 2 else (-1, -1)
     ann_count = ann.ntotal if ann is not None else count
-    map_count, map_width = map_points.shape if map_points.ndim == 2 else (-1, -1)
+    found = (count, ann_count, rows, width)
+    if found != (entry.rows,) * 3 + (manifest.dimension,) or vectors.dtype != np.float32:
+        db.close()
+        raise IndexUnusable(
+            f"inconsistent index at {checked.index_dir}: the manifest says segment "
+            f"{entry.name} holds {entry.rows} papers of dimension {manifest.dimension}, "
+            f"found {count} vectors of dimension {width} ({ann_count} in the ANN index) and "
+            f"{rows} records: {rebuild_hint(checked.index_dir)}"
+        )
+    return OpenSegment(
+        entry, folder, vectors, ann, db, tables.map_points, tables.deleted, tables.live
+    )
+
+
+def _segment_tables(checked: CheckedBuild, entry: Segment) -> SegmentTables:
+    """A segment's map points and tombstones read and checked against the manifest (row
+    for row; tombstones ascending, within its rows): what every open of a segment reads."""
+    folder = checked.build / SEGMENTS_DIR / entry.name
+    map_points = np.load(folder / MAP_FILE, allow_pickle=False)
+    deleted = np.zeros(0, dtype=np.int64)
+    if entry.deleted:
+        deleted = np.load(folder / DELETED_FILE, allow_pickle=False).astype(np.int64)
     tombstones_fit = len(deleted) == entry.deleted and (
         not len(deleted)
         or (deleted[0] >= 0 and deleted[-1] < entry.rows and bool(np.all(np.diff(deleted) > 0)))
     )
-    found = (count, ann_count, rows, map_count, width, map_width)
-    expected = (entry.rows,) * 4 + (manifest.dimension, 2)
-    if (
-        found != expected
-        or (vectors.dtype, map_points.dtype) != (np.float32, np.float32)
-        or not tombstones_fit
-    ):
-        db.close()
+    if map_points.shape != (entry.rows, 2) or map_points.dtype != np.float32 or not tombstones_fit:
         raise IndexUnusable(
             f"inconsistent index at {checked.index_dir}: the manifest says segment "
-            f"{entry.name} holds {entry.rows} papers of dimension {manifest.dimension} "
-            f"({entry.deleted} removed), found {count} vectors of dimension {width} "
-            f"({ann_count} in the ANN index), {rows} records, {map_count} {MAP_FILE} points of "
-            f"dimension {map_width} (2 expected) and {len(deleted)} removed rows: "
+            f"{entry.name} holds {entry.rows} papers ({entry.deleted} removed), found "
+            f"{MAP_FILE} points of shape {map_points.shape} ({entry.rows}, 2 expected) and "
+            f"{len(deleted)} removed rows (ascending, within its rows expected): "
             f"{rebuild_hint(checked.index_dir)}"
         )
     map_points.flags.writeable = False
-    return OpenSegment(
-        entry, folder, vectors, ann, db, map_points, deleted, live_rows(entry.rows, deleted)
+    return SegmentTables(
+        checked.index_dir, folder, entry, live_rows(entry.rows, deleted), map_points, deleted
     )
 
 
@@ -176,6 +186,7 @@ class SegmentTables:
     entry: Segment
     live: np.ndarray | None
     map_points: np.ndarray  # (rows, 2) float32, checked against the manifest
+    deleted: np.ndarray  # its tombstoned rows, ascending
 
 
 @dataclass(frozen=True)
@@ -223,31 +234,18 @@ class PaperTables:
 def open_tables(builds: Sequence[CheckedBuild]) -> PaperTables:
     """``PaperTables`` of checked builds back to back (the shards of an index, in order),
     without opening their vectors, postings or records."""
-    segments = []
+    segments: list[SegmentTables] = []
     for checked in builds:
-        for entry in checked.manifest.segments:
-            folder = checked.build / SEGMENTS_DIR / entry.name
-            try:
-                map_points = np.load(folder / MAP_FILE, allow_pickle=False)
-                deleted = np.zeros(0, dtype=np.int64)
-                if entry.deleted:
-                    deleted = np.load(folder / DELETED_FILE, allow_pickle=False).astype(np.int64)
-            except (OSError, ValueError) as exc:
-                raise _damaged(checked.index_dir, exc) from exc
-            if (
-                map_points.shape != (entry.rows, 2)
-                or map_points.dtype != np.float32
-                or len(deleted) != entry.deleted
-            ):
-                raise IndexUnusable(
-                    f"inconsistent index at {checked.index_dir}: the manifest says segment "
-                    f"{entry.name} holds {entry.rows} papers ({entry.deleted} removed), found "
-                    f"{MAP_FILE} of shape {map_points.shape} and {len(deleted)} removed rows: "
-                    f"{rebuild_hint(checked.index_dir)}"
-                )
-            live = live_rows(entry.rows, deleted)
-            segments.append(SegmentTables(checked.index_dir, folder, entry, live, map_points))
+        with _closed_if_damaged(checked, []):
+            segments.extend(_segment_tables(checked, entry) for entry in checked.manifest.segments)
     return PaperTables.of(segments)
+
+
+def table_file(name: str) -> bool:
+    """Whether a build's file, as its manifest names it, is one ``open_tables`` reads."""
+    parts = Path(name).parts
+    tables = (MAP_FILE, DELETED_FILE, COLUMNS_DIR, TITLES_DIR)
+    return len(parts) > 2 and parts[0] == SEGMENTS_DIR and parts[2] in tables
 
 
 class PaperIndex:
@@ -269,7 +267,9 @@ class PaperIndex:
         self._use_tables(
             PaperTables.of(
                 [
-                    SegmentTables(self.index_dir, s.folder, s.entry, s.live, s.map_points)
+                    SegmentTables(
+                        self.index_dir, s.folder, s.entry, s.live, s.map_points, s.deleted
+                    )
                     for s in segments
                 ]
             )
@@ -306,25 +306,22 @@ class PaperIndex:
         model: str | None = None,
         backend: str | None = None,
         dimension: int | None = None,
+        shard: bool = False,
     ) -> PaperIndex:
         """Load and cross-check an index; fail fast with a rebuild hint on any mismatch.
 
         ``model`` and ``backend`` are those whose query vectors will search it (None:
-        whichever built it).
+        whichever built it). ``shard``: a shard may be opened (``checked_build``).
         """
-        checked = checked_build(index_dir, model=model, backend=backend)
+        checked = checked_build(index_dir, model=model, backend=backend, shard=shard)
         return cls.open_checked(checked, dimension=dimension)
 
     @classmethod
     def open_checked(cls, checked: CheckedBuild, *, dimension: int | None = None) -> PaperIndex:
         """``open`` for a build ``checked_build`` has just checked: a caller that needs the
         manifest before it opens the index (to load the model it names) reads it once."""
-        if dimension and dimension != checked.manifest.dimension:
-            raise IndexUnusable(
-                f"index at {checked.index_dir} holds vectors of dimension "
-                f"{checked.manifest.dimension}, the model makes {dimension}: "
-                f"{rebuild_hint(checked.index_dir)}"
-            )
+        if dimension:
+            check_dimension(checked.index_dir, checked.manifest.dimension, dimension)
         segments = open_segments(checked)
         with _closed_if_damaged(checked, segments):
             index = cls(checked, segments)
@@ -371,6 +368,11 @@ class PaperIndex:
         row = self.row_of(f"arxiv:{arxiv_id}")
         if row is not None:
             return row
+        return self.row_recording_arxiv(arxiv_id)
+
+    def row_recording_arxiv(self, arxiv_id: str) -> int | None:
+        """The first live paper whose record gives this arXiv id (``row_of_arxiv``'s
+        second look)."""
         with self._db_lock:
             found = [paper_db.row_of_arxiv(segment.db, arxiv_id) for segment in self.segments]
         return self._live_row(found)
@@ -392,6 +394,13 @@ class PaperIndex:
         """Sentence ``(start, end)`` offsets into each row's abstract, in the given order."""
         return [paper_db.decode_spans(spans) for spans in self._column_at("sentences", rows)]
 
+    def papers_with_sentences(
+        self, rows: Sequence[int] | np.ndarray
+    ) -> list[tuple[Paper, list[tuple[int, int]]]]:
+        """``papers_at`` and ``sentences_at`` together (a page to highlight): one question
+        to each shard of a sharded index, not two."""
+        return list(zip(self.papers_at(rows), self.sentences_at(rows), strict=True))
+
     def _column_at(self, column: str, rows: Sequence[int] | np.ndarray) -> list[str]:
         """A stored column of the given rows, in the given order (decoded by the caller,
         without holding the connections)."""
@@ -409,7 +418,7 @@ class PaperIndex:
         than the first."""
         return self.papers_at(range(offset, min(offset + limit, len(self))))
 
-    def map_labels(self, rows: Sequence[int] | None = None) -> list[paper_db.Label]:
+    def map_labels(self, rows: Sequence[int] | np.ndarray | None = None) -> list[paper_db.Label]:
         """(id, title, category, arxiv_id) of the given rows in the given order (every row
         where None), row ``i`` labelling ``map_points[i]``."""
         with self._db_lock:
@@ -430,6 +439,15 @@ class PaperIndex:
         with self._db_lock:
             for segment in self.segments:
                 segment.close()
+
+
+def check_dimension(index_dir: Path, held: int, made: int) -> None:
+    """Refuse an index whose vectors the query model's cannot be compared with."""
+    if held != made:
+        raise IndexUnusable(
+            f"index at {index_dir} holds vectors of dimension {held}, the model makes "
+            f"{made}: {rebuild_hint(index_dir)}"
+        )
 
 
 def _live(values: list[T], live: np.ndarray | None) -> list[T]:

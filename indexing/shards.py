@@ -21,7 +21,7 @@ per shard.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -130,6 +130,8 @@ def write_shards(index_dir: Path, count: int, *, out: Path | None = None) -> Sha
                 parent_papers=parent.paper_count,
                 parent_checksum=parent.corpus_checksum,
                 parent_build=checked.build.name,
+                parent_built_at=parent.built_at,
+                parent_build_seconds=parent.build_seconds,
             )
             manifest = Manifest(
                 format_version=FORMAT_VERSION,
@@ -201,13 +203,15 @@ def checked_shards(
     index_dir: Path | None = None,
     model: str | None = None,
     backend: str | None = None,
+    hashed: Callable[[str], bool] | None = None,
 ) -> list[CheckedBuild]:
     """Check that ``folders`` are the shards of one index (``index_dir``, for the hint), in
-    order, every file verified: numbered 0..S-1, cut from one build, their rows contiguous
-    and covering it, of one model, backend and dimension. Raises IndexUnusable naming the
-    shard and what to run."""
+    order, their files verified: numbered 0..S-1, each one segment as cut, cut from one
+    build, their rows contiguous and covering it, of one model, backend and dimension.
+    ``hashed``: which files to hash (``checked_build``; None: all). Raises IndexUnusable
+    naming the shard and what to run."""
     hint = shard_hint(index_dir, len(folders))
-    checked = [_checked_shard(folder, model, backend, hint) for folder in folders]
+    checked = [_checked_shard(folder, model, backend, hint, hashed) for folder in folders]
     first = checked[0]
     placement = _placement_of(first, hint)
     row = 0
@@ -243,14 +247,32 @@ def checked_shards(
     return checked
 
 
-def _checked_shard(folder: Path, model: str | None, backend: str | None, hint: str) -> CheckedBuild:
+def _checked_shard(
+    folder: Path,
+    model: str | None,
+    backend: str | None,
+    hint: str,
+    hashed: Callable[[str], bool] | None,
+) -> CheckedBuild:
     if not (folder / MANIFEST_FILE).is_file():
         raise IndexUnusable(f"no shard at {folder}: {hint}")
     try:
-        return checked_build(folder, model=model, backend=backend)
+        checked = checked_build(folder, model=model, backend=backend, shard=True, hashed=hashed)
     except IndexUnusable as exc:
         reason = exc.message.removesuffix(f": {rebuild_hint(folder)}")
         raise IndexUnusable(f"{reason}: {hint}") from exc
+    _placement_of(checked, hint)
+    # The router numbers a shard's rows as the index's from ``first_row`` on: one segment
+    # without tombstones, as it was cut.
+    segments = checked.manifest.segments
+    removed = sum(segment.deleted for segment in segments)
+    if len(segments) != 1 or removed:
+        raise IndexUnusable(
+            f"the shard at {folder} was changed since it was cut "
+            f"({counted(len(segments), 'segment')}, {counted(removed, 'paper')} removed): "
+            f"a shard is not updated; update the index and {hint}"
+        )
+    return checked
 
 
 def _placement_of(shard: CheckedBuild, hint: str) -> ShardPlacement:

@@ -73,6 +73,32 @@ class AdminDisabled(ServiceError):
         super().__init__("admin endpoints are off: set PAPERSEARCH_API_KEY to turn them on")
 
 
+class ShardUnavailable(ServiceError):
+    """A shard of a sharded service failed or did not answer in time: nothing can be
+    answered exactly without it until it is back (Ray Serve restarts a failed one)."""
+
+    status = 503
+    code = "shard_unavailable"
+
+    def __init__(self, number: int, count: int, reason: str) -> None:
+        super().__init__(f"shard {number} of {count} is unavailable ({reason}); try again later")
+
+
+class ShardedIndexReadOnly(ServiceError):
+    """A sharded service serves shards cut from one build: an update of the index would
+    not reach them, so it is refused rather than reported done."""
+
+    status = 409
+    code = "sharded_index_read_only"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this service serves the index in shards, which an update would not reach: update "
+            "the index with `papersearch add` or `papersearch remove`, cut it again with "
+            "`papersearch shard`, and deploy the service again"
+        )
+
+
 class NotAuthenticated(ServiceError):
     status = 401
     code = "not_authenticated"
@@ -186,6 +212,7 @@ _DESCRIPTIONS = {
     401: "The API key is missing or wrong",
     403: "Admin endpoints are off: no API key is configured",
     404: "Not found",
+    409: "The service serves the index in shards: update the index, cut it and deploy again",
     413: "The body is larger than `PAPERSEARCH_MAX_REQUEST_BYTES`",
     422: "A parameter is invalid; `message` says which, `detail` lists each",
     429: "Over the rate limit; retry after `retry_after` seconds",

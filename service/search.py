@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 from indexing.lexical import TermLocator, analyse
 from indexing.manifest import checked_build
 from indexing.reader import BuiltOnce, PaperIndex
-from indexing.records import embedding_text
+from indexing.records import Paper, embedding_text
 from models import Embedder, load_embedder
 from service.corpus_overview import CorpusOverview
 from service.errors import PaperNotFound, QueryTooLong, TextTooLong, TitleNotFound
@@ -575,20 +575,29 @@ class SearchEngine:
         self, rows: np.ndarray, scores: Sequence[float], highlight_terms: TermLocator | None
     ) -> list[SearchHit]:
         row_list = [int(row) for row in rows]
-        papers = self.index.papers_at(row_list)
+        highlighting = highlight_terms is not None and bool(highlight_terms.terms)
+        if highlighting:  # records and sentences in one question (a shard's round trip)
+            papers, spans = self._papers_with_sentences(row_list)
+        else:
+            papers, spans = self.index.papers_at(row_list), []
         # The records were validated as they were read: built as they are, not checked again.
         hits = [
             SearchHit.model_construct(**dict(paper), score=round(float(score), 4), highlights=[])
             for score, paper in zip(scores, papers, strict=True)
         ]
-        if highlight_terms and highlight_terms.terms:
+        if highlight_terms is not None and highlighting:
             weights = self.index.lexical.idfs(highlight_terms.terms)
-            spans = self.index.sentences_at(row_list)
             for hit, sentences in zip(hits, spans, strict=True):
                 hit.highlights = highlight(
                     hit.abstract, sentences, highlight_terms, weights.__getitem__
                 )
         return hits
+
+    def _papers_with_sentences(
+        self, rows: list[int]
+    ) -> tuple[list[Paper], list[list[tuple[int, int]]]]:
+        pairs = self.index.papers_with_sentences(rows)
+        return [paper for paper, _ in pairs], [sentences for _, sentences in pairs]
 
 
 def _fields(page: SimilarPage) -> dict[str, Any]:

@@ -195,6 +195,13 @@ class Settings(BaseSettings):
         "1/S of its vectors, BM25 postings and records, behind a router that merges their "
         "answers exactly. 1: no split.",
     )
+    shard_timeout: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="With `serve --ray --shards`: seconds the router waits for a shard's "
+        "answer before the request fails with 503 (shard_unavailable), naming the shard.",
+    )
     title_match_threshold: float = Field(
         88.0, ge=0, le=100, description="Lowest fuzzy score (0-100) at which a typed title matches."
     )

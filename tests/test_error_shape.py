@@ -25,6 +25,7 @@ from indexing.build import BuildError
 from indexing.corpus import CorpusError
 from indexing.errors import PapersearchError
 from indexing.manifest import IndexUnusable
+from indexing.shards import ShardingRefused
 from indexing.vector_files import VectorFileError
 from service.access import RateLimited, RequestTooLarge
 from service.app import create_app
@@ -41,6 +42,8 @@ from service.errors import (
     QueryTooLong,
     RouteNotFound,
     ServiceError,
+    ShardedIndexReadOnly,
+    ShardUnavailable,
     TextTooLong,
     TitleNotFound,
     error_response,
@@ -73,6 +76,7 @@ CASES = [
     Case(BuildError("no papers to add; index unchanged"), 422, "build_failed"),
     Case(VectorFileError("x.parquet holds no vectors"), 422, "invalid_vectors"),
     Case(CorpusError("seeds/x: no such file or folder"), 422, "corpus_unreadable"),
+    Case(ShardingRefused("cannot cut the 98 papers of x into 200 shards"), 422, "sharding_refused"),
     Case(EvalInputError("queries.jsonl: no queries"), 422, "eval_input_invalid"),
     Case(UsageError("k: must be between 1 and 100"), 422, "invalid_request"),
     Case(ServiceError("unexpected"), 500, "internal_error"),
@@ -85,6 +89,8 @@ CASES = [
         [*BASE, "suggestions"],
     ),
     Case(AdminDisabled(), 403, "admin_disabled"),
+    Case(ShardUnavailable(1, 2, "no answer within 30 s"), 503, "shard_unavailable"),
+    Case(ShardedIndexReadOnly(), 409, "sharded_index_read_only"),
     Case(NotAuthenticated(), 401, "not_authenticated", headers={"www-authenticate": "Bearer"}),
     Case(InvalidRequest("papers[0]: no abstract"), 422, "invalid_request"),
     Case(

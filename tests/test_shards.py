@@ -8,6 +8,7 @@ import functools
 import json
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,16 +23,22 @@ from indexing.build import BuildReport, build_index
 from indexing.corpus import papers_checksum
 from indexing.index_types import IndexType, Ranked, build_ann
 from indexing.lexical import analyse
-from indexing.manifest import FORMAT_VERSION, IndexUnusable, Manifest, Segment
+from indexing.manifest import FORMAT_VERSION, IndexUnusable, Manifest, Segment, read_manifest
 from indexing.reader import PaperIndex
 from indexing.records import Paper
 from indexing.shards import ShardingRefused, checked_shards, shard_folders, write_shards
 from indexing.update import remove_papers
-from indexing.writer import next_segment_name, segment_writer, write_index
+from indexing.writer import (
+    IndexChange,
+    next_segment_name,
+    segment_writer,
+    update_index,
+    write_index,
+)
 from models import DEFAULT_BACKEND, DEFAULT_MODEL, load_embedder
 from service.app import create_app
 from service.cli import main
-from service.errors import TitleNotFound
+from service.errors import ShardUnavailable, TitleNotFound
 from service.schemas import (
     RecommendRequest,
     SearchRequest,
@@ -40,7 +47,14 @@ from service.schemas import (
 )
 from service.search import CANDIDATES, SearchEngine
 from service.settings import SEED_CAPTURE_DATE, Settings
-from service.shards import LocalShard, ShardedIndex, ShardServer, load_sharded_engine
+from service.shards import (
+    LocalShard,
+    ServeShard,
+    ShardedIndex,
+    ShardServer,
+    ShardSet,
+    load_sharded_engine,
+)
 from tests.conftest import REPO, SEEDS, free_port, settings_with, shared_data
 
 MODES = ("hybrid", "dense", "lexical")
@@ -153,7 +167,7 @@ def test_bm25_uses_corpus_wide_statistics(whole, sharded):
     """A shard scored with its own statistics would rank differently (so this can fail);
     with the sums over every shard it scores exactly as the whole index."""
     terms = analyse("recommendation ranking with large language models")
-    server = sharded.index.shards[1].server
+    server = sharded.index.shards.clients[1].server
     own_rows, own_scores = server.matches(terms, server.index.lexical.stats(terms))
     corpus = sharded.index.lexical.stats(terms)
     rows, scores = server.matches(terms, corpus)
@@ -213,6 +227,30 @@ def test_the_router_reports_the_shards_as_segments(whole, sharded):
     assert len(manifest.segments) == len(sharded.index.shards) > 1
     assert sharded.index.build_dir == whole.index.build_dir
     assert sharded.index.remote and not whole.index.remote
+
+
+def test_a_search_asks_each_shard_a_few_questions(sharded):
+    """Round trips to the shards per hybrid search with highlights: document frequencies
+    (only for terms not asked before), postings, nearest papers, scores of BM25's extra
+    candidates, and the page's records with their sentences. Counted, so they cannot grow
+    back unnoticed."""
+    shards = sharded.index.shards.clients
+    for shard in shards:
+        shard.calls.clear()
+    first = sharded.search(SearchRequest(q="graph neural networks for recommendation zyzzyva"))
+    assert any(hit.highlights for hit in first.results)  # highlighted: idfs asked, no round
+    for shard in shards:
+        assert shard.calls["dfs"] == 1 and shard.calls["matches"] == 1
+        shard.calls.clear()
+    # The same words in another order: another vector to search for, no new term.
+    sharded.search(SearchRequest(q="zyzzyva recommendation networks for neural graph"))
+    asked = Counter[str]()
+    for shard in shards:
+        assert shard.calls["matches"] == shard.calls["nearest_many"] == 1, shard.calls
+        assert set(shard.calls) <= {"matches", "nearest_many", "scores_at", "papers_with_sentences"}
+        assert max(shard.calls.values()) == 1, shard.calls
+        asked.update(shard.calls)
+    assert asked["papers_with_sentences"] >= 1  # (every BM25 match of 98 seeds is near)
 
 
 # --- SciFact: 5,183 papers, the test queries ------------------------------------------------
@@ -368,7 +406,7 @@ def test_ivf_shards_keep_the_whole_indexs_approximate_nearest(seed_settings, tmp
         np.testing.assert_array_equal(far.rows, near.rows)
         np.testing.assert_array_equal(far.scores, near.scores)
     # The test can fail: kept by exact score instead, some queries' rows differ.
-    ranked = [server.server.nearest_many(queries, n, probes) for server in sharded.shards]
+    ranked = [server.server.nearest_many(queries, n, probes) for server in sharded.shards.clients]
     by_score = [[Ranked(h.rows, h.scores, h.scores) for h in hits] for hits in ranked]
     exact = sharded.dense.merged(by_score, len(queries), n)
     differing = sum(
@@ -376,7 +414,7 @@ def test_ivf_shards_keep_the_whole_indexs_approximate_nearest(seed_settings, tmp
     )
     assert differing > 0
     whole.close()
-    for shard in sharded.shards:
+    for shard in sharded.shards.clients:
         shard.server.close()
 
 
@@ -395,7 +433,7 @@ def test_tied_vectors_are_cut_by_row(seed_settings, tmp_path):
         for index in (whole, sharded):
             assert index.dense.nearest(query, n, 1).rows.tolist() == rows
     whole.close()
-    for shard in sharded.shards:
+    for shard in sharded.shards.clients:
         shard.server.close()
 
 
@@ -456,6 +494,34 @@ def test_a_missing_shard_or_one_of_another_build_is_refused(index_copy, seed_set
         checked_shards([index_copy], index_dir=index_copy)
 
 
+def test_a_shard_is_no_index_of_its_own(index_copy, seed_settings, capsys, tmp_path):
+    """Searched, served or updated alone, a shard would score BM25 with its own statistics
+    and drift from its placement: refused in one line; a shard changed all the same (its
+    manifest given a tombstone) is refused by the router, with what to run."""
+    folders = write_shards(index_copy, 2, out=tmp_path / "shards").folders
+    paper_id = ids_of(folders[1])[0]
+    for argv in (
+        ["search", "--index", str(folders[1]), "ranking"],
+        ["remove", "--index", str(folders[1]), paper_id],
+    ):
+        assert main(argv) == 1
+        (error,) = capsys.readouterr().err.splitlines()
+        assert error.startswith(f"papersearch: error: {folders[1]} is shard 1 of the 2 ")
+        assert "not an index of its own" in error
+    with pytest.raises(IndexUnusable, match="not an index of its own"):
+        SearchEngine.load(settings_with(seed_settings, index_dir=folders[0]))
+    placement = read_manifest(folders[1]).shard
+    remove_papers([paper_id], index_copy, merge=False)
+    update_index(
+        index_copy,
+        lambda current: IndexChange(current.manifest.model_copy(update={"shard": placement})),
+    )
+    with pytest.raises(IndexUnusable) as refused:
+        checked_shards([folders[0], index_copy], index_dir=index_copy)
+    assert "was changed since it was cut (1 segment, 1 paper removed)" in str(refused.value)
+    assert f"papersearch shard --index {index_copy} --shards 2" in str(refused.value)
+
+
 def test_shard_command(index_copy, capsys):
     assert main(["shard", "--index", str(index_copy), "--shards", "3"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
@@ -473,10 +539,12 @@ def test_the_app_over_shards_equals_the_app_and_keeps_its_shards(index_copy, see
     """The HTTP app (its lifespan loads the sharded engine on its event loop, searches run
     off it) answers as the unsharded app; a new build of the index is not swapped in
     unsharded by the reloader: the shards stay served until cut and deployed again."""
-    settings = settings_with(seed_settings, index_dir=index_copy)
+    settings = settings_with(seed_settings, index_dir=index_copy, api_key="secret")
     servers = [ShardServer(folder) for folder in shard_folders(index_copy, 2)]
     load = functools.partial(load_sharded_engine, shards=[LocalShard(s) for s in servers])
-    with TestClient(create_app(settings, load_engine=load)) as sharded_client:
+    key = {"Authorization": "Bearer secret"}
+    app = create_app(settings, load_engine=load)
+    with TestClient(app, headers=key) as sharded_client:
         for path, params in (
             ("/search", {"q": "live-streaming recommendation", "k": 20}),
             ("/search", {"q": '"large language" -graph', "mode": "lexical", "offset": 2}),
@@ -487,6 +555,16 @@ def test_the_app_over_shards_equals_the_app_and_keeps_its_shards(index_copy, see
                 client.get(path, params=params).json()
             )
         papers = sharded_client.get("/readyz").json()["papers"]
+        # An update over HTTP would change the index, not the shards served: refused.
+        paper = {"id": "new-1", "title": "A new paper", "abstract": "About ranking."}
+        for refused in (
+            sharded_client.post("/admin/papers", json={"papers": [paper]}),
+            sharded_client.delete(f"/admin/papers/{ids_of(index_copy)[0]}"),
+        ):
+            assert refused.status_code == 409
+            assert refused.json()["code"] == "sharded_index_read_only"
+            assert "papersearch shard" in refused.json()["message"]
+        assert len(ids_of(index_copy)) == papers
         remove_papers([ids_of(index_copy)[0]], index_copy, merge=False)
         reloader = sharded_client.app.state.reloader
         assert sharded_client.portal.call(reloader.reload_if_changed) is False
@@ -545,6 +623,13 @@ def test_served_on_ray_with_two_shards_equals_one_process(
             served = httpx.get(f"{url}{path}", params=params, timeout=30)
             assert served.status_code == 200, served.text
             assert served.json() == client.get(path, params=params).json(), params
+        # A shard that does not answer in time, or fails, is a 503 naming it.
+        shard = ServeShard(serve.get_deployment_handle("shard-1", app_name="papersearch-sharded"))
+        with pytest.raises(ShardUnavailable, match=r"shard 0 of 1 .*no answer within 1e-05 s"):
+            ShardSet([shard], timeout=1e-5).everywhere(ShardServer.paper_ids)
+        with pytest.raises(ShardUnavailable, match="shard 0 of 1 is unavailable") as failed:
+            ShardSet([shard], timeout=30).everywhere(ShardServer.papers_at, np.array([10**6]))
+        assert failed.value.status == 503 and failed.value.code == "shard_unavailable"
         assert time.monotonic() - started < 60
     finally:
         serve.delete("papersearch-sharded")

@@ -26,9 +26,11 @@ from service.errors import (
     InvalidRequest,
     NotAuthenticated,
     PaperNotFound,
+    ShardedIndexReadOnly,
     error_responses,
 )
 from service.schemas import RequestModel
+from service.search import SearchEngine
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -84,11 +86,12 @@ def _result(report: UpdateReport) -> UpdateResult:
     "/papers",
     response_model=UpdateResult,
     summary="Add or replace papers",
-    responses=error_responses(422),
+    responses=error_responses(409, 422),
 )
 async def add(
     body: PapersToAdd, engine: EngineDep, settings: SettingsDep, reloader: ReloaderDep
 ) -> UpdateResult:
+    _refuse_if_sharded(engine)
     papers: list[Paper] = []
     problems: list[str] = []
     for number, obj in enumerate(body.papers):
@@ -125,9 +128,12 @@ async def add(
     "/papers/{paper_id:path}",
     response_model=UpdateResult,
     summary="Remove a paper",
-    responses=error_responses(404, 422, _404="No paper with that id"),
+    responses=error_responses(404, 409, 422, _404="No paper with that id"),
 )
-async def remove(paper_id: str, settings: SettingsDep, reloader: ReloaderDep) -> UpdateResult:
+async def remove(
+    paper_id: str, engine: EngineDep, settings: SettingsDep, reloader: ReloaderDep
+) -> UpdateResult:
+    _refuse_if_sharded(engine)
     try:
         report = await run_in_threadpool(remove_papers, [paper_id], settings.index_dir, merge=False)
     except BuildError as exc:
@@ -137,6 +143,13 @@ async def remove(paper_id: str, settings: SettingsDep, reloader: ReloaderDep) ->
     await reloader.reload_if_changed()
     reloader.merge_later(settings.index_dir)
     return _result(report)
+
+
+def _refuse_if_sharded(engine: SearchEngine) -> None:
+    """An update changes the index's folder; a sharded service serves shards cut from one
+    of its builds, which the update would not reach, so its success would be a lie."""
+    if engine.index.remote:
+        raise ShardedIndexReadOnly()
 
 
 class ReloadResult(BaseModel):
