@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import time
 from collections import Counter
@@ -23,7 +24,15 @@ from indexing.build import BuildReport, build_index
 from indexing.corpus import papers_checksum
 from indexing.index_types import IndexType, Ranked, build_ann
 from indexing.lexical import analyse
-from indexing.manifest import FORMAT_VERSION, IndexUnusable, Manifest, Segment, read_manifest
+from indexing.manifest import (
+    COLUMNS_DIR,
+    FORMAT_VERSION,
+    VECTORS_FILE,
+    IndexUnusable,
+    Manifest,
+    Segment,
+    read_manifest,
+)
 from indexing.reader import PaperIndex
 from indexing.records import Paper
 from indexing.shards import ShardingRefused, checked_shards, shard_folders, write_shards
@@ -56,6 +65,7 @@ from service.shards import (
     load_sharded_engine,
 )
 from tests.conftest import REPO, SEEDS, free_port, settings_with, shared_data
+from tests.utils.index_files import in_first_segment, index_file
 
 MODES = ("hybrid", "dense", "lexical")
 TOPICS = [
@@ -520,6 +530,35 @@ def test_a_shard_is_no_index_of_its_own(index_copy, seed_settings, capsys, tmp_p
         checked_shards([folders[0], index_copy], index_dir=index_copy)
     assert "was changed since it was cut (1 segment, 1 paper removed)" in str(refused.value)
     assert f"papersearch shard --index {index_copy} --shards 2" in str(refused.value)
+
+
+def test_the_router_hashes_only_what_it_maps(index_copy, seed_settings, tmp_path):
+    """Each shard server verified its whole build as it opened it; the router hashes only
+    the files it maps (filter columns, titles, map points), not the vectors and postings
+    it never opens. A file swapped in after the servers opened: a vector file goes unseen
+    by the router, a column file is refused."""
+    settings = settings_with(seed_settings, index_dir=index_copy)
+    folders = write_shards(index_copy, 2, out=tmp_path / "shards").folders
+    servers = [ShardServer(folder) for folder in folders]
+    manifest = read_manifest(folders[1])
+    column = next(name for name in manifest.files if f"/{COLUMNS_DIR}/" in name)
+    for name in (in_first_segment(VECTORS_FILE), column):
+        path = index_file(folders[1], name)
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 0xFF  # the same size, another last byte: a new file in its place
+        swapped = path.with_name(f"{path.name}.new")
+        swapped.write_bytes(bytes(data))
+        os.replace(swapped, path)
+        shards = [LocalShard(server) for server in servers]
+        if name == column:
+            with pytest.raises(IndexUnusable, match="does not match the sha256"):
+                ShardedIndex(shards, index_copy, settings)
+        else:
+            assert len(ShardedIndex(shards, index_copy, settings)) == len(ids_of(index_copy))
+    with pytest.raises(IndexUnusable, match="does not match the sha256"):
+        ShardServer(folders[1])  # the shard's own check sees every file
+    for server in servers:
+        server.close()
 
 
 def test_shard_command(index_copy, capsys):
