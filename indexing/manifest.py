@@ -187,10 +187,10 @@ def checked_build(
     if manifest.shard is not None and not shard:
         place = manifest.shard
         raise IndexUnusable(
-            f"{index_dir} is shard {place.number} of the {place.count} `papersearch shard` cut "
-            f"from an index, not an index of its own: search, serve or update the index it "
-            f"was cut from (`papersearch serve --ray ADDRESS --shards {place.count}` serves "
-            f"its shards)"
+            f"{index_dir} is shard {place.number} of the {place.count} that `papersearch "
+            f"shard` cut from an index, not an index of its own: search, serve or update the "
+            f"index it was cut from (`papersearch serve --ray ADDRESS --shards {place.count}` "
+            f"serves its shards)"
         )
     if build != verified:
         _verify_files(index_dir, manifest, build, hashed)
