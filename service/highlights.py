@@ -41,9 +41,7 @@ def highlight(
     # Summed in one order: a set's order follows the process's string hashing, and float
     # sums in two orders can differ in the last bit, which would break ties between
     # sentences differently in two processes (a sharded service's router and a replica).
-    scored = [
-        (sum(idf(term) for term in sorted(terms)), index) for index, terms in matched.items()
-    ]
+    scored = [(sum(idf(term) for term in sorted(terms)), index) for index, terms in matched.items()]
     top = sorted(scored, key=lambda pair: (-pair[0], pair[1]))[:MAX_HIGHLIGHTS]
     best = sorted(index for _, index in top)  # in the order they appear
     return [
