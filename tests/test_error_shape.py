@@ -25,6 +25,7 @@ from indexing.build import BuildError
 from indexing.corpus import CorpusError
 from indexing.errors import PapersearchError
 from indexing.manifest import IndexUnusable
+from indexing.ray_job import RayJobFailed, RayUnavailable
 from indexing.shards import ShardingRefused
 from indexing.vector_files import VectorFileError
 from service.access import RateLimited, RequestTooLarge
@@ -77,6 +78,8 @@ CASES = [
     Case(VectorFileError("x.parquet holds no vectors"), 422, "invalid_vectors"),
     Case(CorpusError("seeds/x: no such file or folder"), 422, "corpus_unreadable"),
     Case(ShardingRefused("cannot cut the 98 papers of x into 200 shards"), 422, "sharding_refused"),
+    Case(RayUnavailable("Ray is not installed: make install-ray"), 503, "ray_unavailable"),
+    Case(RayJobFailed("the Ray job failed: no node has 1 GPU"), 500, "ray_job_failed"),
     Case(EvalInputError("queries.jsonl: no queries"), 422, "eval_input_invalid"),
     Case(UsageError("k: must be between 1 and 100"), 422, "invalid_request"),
     Case(ServiceError("unexpected"), 500, "internal_error"),
@@ -138,11 +141,25 @@ def _subclasses(cls: type) -> Iterator[type]:
         yield from _subclasses(subclass)
 
 
+try:  # Ray is an optional extra: the Serve module's error is pinned where it is installed
+    from service.ray_serving import ServeRefused
+
+    CASES.append(Case(ServeRefused("the service failed to start on Ray"), 503, "serve_refused"))
+except ModuleNotFoundError as missing:
+    if missing.name != "ray":
+        raise
+
+
 def test_every_error_class_is_pinned():
-    # Import every module, so a class defined anywhere in indexing/ or service/ is found.
+    # Import every module, so a class defined anywhere in indexing/ or service/ is found
+    # (those that need Ray, an optional extra, where it is installed).
     for package in (indexing, service):
         for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
-            importlib.import_module(module.name)
+            try:
+                importlib.import_module(module.name)
+            except ModuleNotFoundError as missing:
+                if missing.name != "ray":
+                    raise
     classes = {PapersearchError, *_subclasses(PapersearchError)}
     pinned = {type(case.error) for case in CASES}
     missing = sorted(cls.__qualname__ for cls in classes - pinned)
