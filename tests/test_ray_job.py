@@ -345,14 +345,19 @@ def test_an_unreachable_cluster_is_one_error_line(cache_dir: Path, tmp_path: Pat
     assert leftovers(out) == []
 
 
-def test_without_ray_installed_the_job_says_how_to_install_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["index", "serve"])
+def test_without_ray_installed_ray_is_one_line_saying_how_to_install_it(
+    command: str, seed_settings: Settings, tmp_path: Path
+) -> None:
     """Ray is an optional extra: where it cannot be imported (``sys.modules`` entry None,
-    as Python reads a missing package), `--ray` is one line, before the corpus is read."""
+    as Python reads a missing package), `index --ray` (before the corpus is read) and
+    `serve --ray` are one line."""
     out = tmp_path / "index"
-    script = (
-        "import sys; sys.modules['ray'] = None; from service.cli import main; "
-        f"sys.exit(main(['index', {str(SEEDS)!r}, '--out', {str(out)!r}, '--ray', 'auto']))"
-    )
+    argv = {
+        "index": ["index", str(SEEDS), "--out", str(out), "--ray", "auto"],
+        "serve": ["serve", "--ray", "auto", "--index", str(seed_settings.index_dir)],
+    }[command]
+    script = f"import sys; sys.modules['ray'] = None; from service.cli import main; sys.exit(main({argv!r}))"
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
     )

@@ -7,7 +7,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -385,20 +384,3 @@ def test_cli_refuses_fewer_max_replicas_than_replicas(seed_settings: Settings) -
         "papersearch: error: max_replicas (2) is below replicas (3): autoscaling keeps "
         "between replicas and max_replicas\n"
     )
-
-
-def test_without_ray_installed_serve_says_how_to_install_it(seed_settings: Settings) -> None:
-    """Ray is an optional extra: where it cannot be imported (``sys.modules`` entry None,
-    as Python reads a missing package), `serve --ray` is one line."""
-    script = (
-        "import sys; sys.modules['ray'] = None; from service.cli import main; "
-        f"sys.exit(main(['serve', '--ray', 'auto', '--index', {str(seed_settings.index_dir)!r}]))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 1
-    assert result.stderr.splitlines() == [
-        "papersearch: error: Ray is not installed: pip install 'papersearch[ray]' or "
-        "make install-ray"
-    ]
