@@ -306,6 +306,7 @@ class _Part:
         self.alive: np.ndarray | None = None  # a flag per local row, only where some are dead
         self.rank: np.ndarray | None = None  # local row -> global row - offset (live rows)
         self.live_df: np.ndarray | None = None  # postings of live rows a term, where some dead
+        self.live: np.ndarray | None = None  # live row -> local row, where some are dead
         if live is None:
             self.live_count = segment.size
             self.length_sum = int(segment.lengths.sum(dtype=np.int64))
@@ -321,6 +322,7 @@ class _Part:
         self.length_sum = int(segment.lengths[live].sum(dtype=np.int64))
         if self.live_count == segment.size:
             return
+        self.live = live
         self.alive = np.zeros(segment.size, dtype=bool)
         self.alive[live] = True
         self.rank = (np.cumsum(self.alive, dtype=np.int32) - 1).astype(np.int32)
@@ -346,6 +348,12 @@ class _Part:
         else:
             rows = docs.astype(np.int64) + self.offset
         return rows, counts, self.segment.lengths[docs]
+
+    def lengths_at(self, rows: np.ndarray) -> np.ndarray:
+        """The lengths of global ``rows``, all of them this part's."""
+        local = rows - self.offset
+        lengths: np.ndarray = self.segment.lengths[local if self.live is None else self.live[local]]
+        return lengths
 
 
 def _place(parts: Parts) -> list[_Part]:
@@ -441,6 +449,29 @@ class LexicalIndex:
             weights = np.bincount(np.cumsum(first) - 1, weights=weights)
             rows = rows[first]
         return rows, weights.astype(np.float32)
+
+    def lengths_at(self, rows: np.ndarray) -> np.ndarray:
+        """How many terms each of ``rows`` holds: the length BM25 normalises by."""
+        lengths = np.zeros(len(rows), dtype=np.int32)
+        ends = np.array([part.offset + part.live_count for part in self._parts], dtype=np.int64)
+        part_of = np.searchsorted(ends, rows, side="right")
+        for number, part in enumerate(self._parts):
+            mine = part_of == number
+            if mine.any():
+                lengths[mine] = part.lengths_at(rows[mine])
+        return lengths
+
+    def holding(self, terms: Sequence[str], rows: np.ndarray) -> np.ndarray:
+        """Whether each of ``rows`` holds each of ``terms``: ``(len(terms), len(rows))``
+        booleans, read from the terms' postings (a few hundred candidates, not the corpus)."""
+        held = np.zeros((len(terms), len(rows)), dtype=bool)
+        for number, term in enumerate(terms):
+            for part, term_id in self._locate(term):
+                term_rows = part.live_postings(term_id)[0]
+                if len(term_rows):
+                    at = np.searchsorted(term_rows, rows).clip(max=len(term_rows) - 1)
+                    held[number] |= term_rows[at] == rows
+        return held
 
     def idf(self, term: str) -> float:
         """Lucene's idf over the live papers, the weight a matching term gets when choosing

@@ -89,6 +89,16 @@ class TitleIndex:
         table = self.rows if self.live_position is None else self.live_position
         return np.asarray(table[entries], dtype=np.int64)
 
+    def entries_of(self, live_rows: np.ndarray) -> np.ndarray:
+        """``entry_of`` of many rows at once (ascending or not): -1 where a row has none."""
+        table = self.rows if self.live_position is None else self.live_position
+        at = np.searchsorted(table, live_rows.astype(table.dtype), side="right") - 1
+        found = at >= 0
+        found[found] = table[at[found]] == live_rows[found]
+        if len(self.dead):
+            found &= ~np.isin(at, self.dead)
+        return np.where(found, at, -1)
+
     def entry_of(self, live_row: int) -> int | None:
         """The entry of the segment's ``live_row``-th live row, if that paper has a title."""
         table = self.rows if self.live_position is None else self.live_position

@@ -255,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--qrels", type=Path, required=True, help="qrels TSV (BEIR or TREC)")
     _add_search_options(evaluate)
     evaluate.add_argument("--fusion", choices=[f.value for f in Fusion], help="hybrid fusion")
+    evaluate.add_argument(
+        "--ranker", type=Path, help="model of --fusion learned (default: the one shipped)"
+    )
     evaluate.add_argument("--dense-weight", type=float, help="dense weight of the blend (0-1)")
     evaluate.add_argument("--model", help="embedding model or preset (fast, quality)")
     _add_backend_option(evaluate, building=True)
@@ -419,6 +422,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "cache_dir": getattr(args, "cache_dir", None),
         "model": getattr(args, "model", None),
         "fusion": getattr(args, "fusion", None),
+        "ranker": getattr(args, "ranker", None),
         "dense_weight": getattr(args, "dense_weight", None),
         "capture_date": getattr(args, "capture_date", None),
         "backend": getattr(args, "backend", None),

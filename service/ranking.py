@@ -23,6 +23,7 @@ class SearchMode(StrEnum):
 class Fusion(StrEnum):
     BLEND = "blend"
     RRF = "rrf"
+    LEARNED = "learned"  # the blend, its top papers reordered by a ranking model
 
 
 class SortOrder(StrEnum):
@@ -42,9 +43,15 @@ SORT_LABELS: dict[SortOrder, str] = {
 }
 
 
+# How many of the blend's best papers ``Fusion.LEARNED``'s model reorders: the depth it was
+# trained at (service/learned_ranking.py).
+RERANK_DEPTH = 100
+
+
 @dataclass(frozen=True)
 class FusionConfig:
-    """How hybrid mode combines its two signals; the defaults were tuned on SciFact train."""
+    """How hybrid mode combines its two signals; the defaults were tuned on SciFact train.
+    ``LEARNED`` blends as ``BLEND`` does, then a model reorders the top (learned_ranking)."""
 
     method: Fusion = Fusion.BLEND
     dense_weight: float = 0.6

@@ -24,9 +24,18 @@ from service.corpus_overview import CorpusOverview
 from service.errors import PaperNotFound, QueryTooLong, TextTooLong, TitleNotFound
 from service.filters import NO_FILTERS, SearchFilters
 from service.highlights import highlight
+from service.learned_ranking import (
+    FEATURES,
+    RANKER_FILE,
+    LearnedRanker,
+    Window,
+    window_features,
+)
 from service.query_encoder import Encoded, NearestSearch, QueryEncoder
 from service.query_syntax import QuerySyntax, holds, parse_query
 from service.ranking import (
+    RERANK_DEPTH,
+    Fusion,
     FusionConfig,
     SearchMode,
     SortOrder,
@@ -107,6 +116,7 @@ class _Ranking:
     wanted: int  # candidates the page needs: past the offset, named papers, the date pool
     allowed: np.ndarray | None  # the filter's mask over every row; None without a filter
     lexical: tuple[np.ndarray, np.ndarray]  # rows holding a query term, ascending; BM25
+    learned: bool = False  # a search whose hybrid ranking the learned fusion reorders
 
 
 @dataclass(frozen=True)
@@ -155,6 +165,9 @@ class SearchEngine:
         self.title_match_threshold = settings.title_match_threshold
         self.default_mode = settings.search_mode
         self.fusion = FusionConfig(settings.fusion, settings.dense_weight, settings.rrf_k)
+        self.ranker = None
+        if settings.fusion is Fusion.LEARNED:
+            self.ranker = LearnedRanker.load(settings.ranker or RANKER_FILE)
         self.date_sort_pool = settings.date_sort_pool
         self._titles = BuiltOnce(lambda: TitleMatcher(index.title_parts(), index.rows))
         self._overview = BuiltOnce(lambda: CorpusOverview.of(index))
@@ -260,6 +273,7 @@ class SearchEngine:
             wanted = max(wanted, self.date_sort_pool)
         syntax = parse_query(request.q)
         ranking = self._ranking(mode, analyse(syntax.text), wanted, request)
+        ranking = replace(ranking, learned=self.ranker is not None)
         if syntax.constrains and mode is not SearchMode.DENSE:
             ranking = replace(ranking, allowed=self._words_mask(syntax, ranking.allowed))
         encoding = None
@@ -304,7 +318,7 @@ class SearchEngine:
     def _finish_search(self, started: _StartedSearch, encoded: Encoded | None) -> SearchResponse:
         """Candidates -> fusion -> page -> hits, each step its own method below."""
         request = started.request
-        candidates, total = self._candidates(started.ranking, encoded)
+        candidates, total, _ = self._candidates(started.ranking, encoded)
         page, page_scores, total = self._page(request, candidates, total)
         terms = TermLocator(frozenset(started.ranking.terms)) if request.highlight else None
         return SearchResponse(
@@ -317,9 +331,11 @@ class SearchEngine:
             results=self._hits(page, page_scores, terms),
         )
 
-    def _candidates(self, ranking: _Ranking, encoded: Encoded | None) -> tuple[Scored, int]:
-        """The papers worth ranking with their relevance, and how many papers the query
-        can page through (``total``).
+    def _candidates(
+        self, ranking: _Ranking, encoded: Encoded | None
+    ) -> tuple[Scored, int, Window | None]:
+        """The papers worth ranking with their relevance, how many papers the query can
+        page through (``total``), and where learned fusion ranks, the window it reorders.
 
         Without filters, the candidates are the ``CANDIDATES`` nearest papers and the best
         BM25 matches; nothing proportional to the corpus is allocated. With filters, the
@@ -331,7 +347,7 @@ class SearchEngine:
         lexical_max = lexical.best(default=0.0)  # over the corpus: filters must not change it
         lexical = lexical.within(ranking.allowed)
         if encoded is None:  # a keyword search returns only papers with a term
-            return lexical, len(lexical.rows)
+            return lexical, len(lexical.rows), None
         vector, found = encoded
         assert found is not None
         nearest = Scored(*found)
@@ -340,15 +356,64 @@ class SearchEngine:
         total = len(self.index) if allowed is None else int(allowed.sum())
         dense = self._dense_candidates(ranking, vector, nearest.within(allowed), lexical, total)
         if ranking.mode is SearchMode.DENSE:
-            return dense, total
+            return dense, total, None
+        bm25 = lexical.scores_at(dense.rows)
+        dense_range = self.index.dense_range(vector, best_dense)
         fused = hybrid_scores(
-            dense.scores,
-            lexical.scores_at(dense.rows),
-            self.fusion,
-            dense_range=self.index.dense_range(vector, best_dense),
-            lexical_max=lexical_max,
+            dense.scores, bm25, self.fusion, dense_range=dense_range, lexical_max=lexical_max
         )
-        return Scored(dense.rows, fused), total
+        if not ranking.learned or not len(fused):
+            return Scored(dense.rows, fused), total, None
+        window = self._learned_window(ranking, dense, bm25, fused, dense_range, lexical_max)
+        if self.ranker is not None:
+            learned = self.ranker.scores(window.features)
+            # The rest stay below the window, in the blend's order.
+            fused = fused * float(learned.min())
+            fused[window.positions] = learned
+        return Scored(dense.rows, fused), total, window
+
+    def _learned_window(
+        self,
+        ranking: _Ranking,
+        dense: Scored,
+        bm25: np.ndarray,
+        blend: np.ndarray,
+        dense_range: tuple[float, float],
+        bm25_best: float,
+    ) -> Window:
+        """The blend's best ``RERANK_DEPTH`` candidates and what the ranking model reads of
+        them (``learned_ranking.FEATURES``)."""
+        positions = best_first(dense.rows, blend, RERANK_DEPTH)
+        rows = dense.rows[positions]
+        descending = np.sort(-dense.scores)
+        terms = list(dict.fromkeys(ranking.terms))
+        titles = [set(analyse(title)) for title in self.titles.titles_of_rows(rows)]
+        held_in_title = np.array([[term in title for title in titles] for term in terms], bool)
+        features = window_features(
+            dense=dense.scores[positions],
+            bm25=bm25[positions],
+            blend=blend[positions],
+            dense_range=dense_range,
+            bm25_best=bm25_best,
+            dense_rank=np.searchsorted(descending, -dense.scores[positions]),
+            lengths=self.index.lexical.lengths_at(rows),
+            idfs=np.array(list(self.index.lexical.idfs(terms).values()), dtype=np.float64),
+            held=self.index.lexical.holding(terms, rows),
+            held_in_title=held_in_title.reshape(len(terms), len(rows)),
+        )
+        return Window(positions, features)
+
+    def learning_window(self, query: str) -> tuple[list[str], np.ndarray]:
+        """The ids of the papers learned fusion reorders for ``query`` (hybrid, no filters)
+        and their features: what `benchmarks/train_ranker.py` trains on, computed by the code
+        that serves, so training and serving cannot feed the model differently."""
+        started = self._start_search(SearchRequest(q=query, mode=SearchMode.HYBRID))
+        encoded = started.encoding.result() if started.encoding else None
+        candidates, _, window = self._candidates(replace(started.ranking, learned=True), encoded)
+        if window is None:
+            return [], np.zeros((0, len(FEATURES)), dtype=np.float32)
+        papers = self.index.papers_at(candidates.rows[window.positions])
+        return [paper.id for paper in papers], window.features
 
     def _dense_candidates(
         self,
@@ -535,7 +600,7 @@ class SearchEngine:
         wanted = offset + k + len(exclude)
         ranking = self._ranking(self.settings.similar_mode, terms, wanted, filters)
         found = self.index.nearest(vector, max(CANDIDATES, wanted), self.search_depth)
-        candidates, total = self._candidates(ranking, (vector, found))
+        candidates, total, _ = self._candidates(ranking, (vector, found))
         excluded = np.asarray(sorted(set(exclude)), dtype=np.int64)
         kept = ~np.isin(candidates.rows, excluded)
         rows, scores = candidates.rows[kept], candidates.scores[kept]

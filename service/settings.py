@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from indexing.index_types import IndexType
 from models import DEFAULT_BACKEND, DEFAULT_MODEL, KNOWN_MODELS, PRESETS, resolve_model_name
 from models.embedder import Backend
-from service.ranking import Fusion, SearchMode
+from service.ranking import RERANK_DEPTH, Fusion, SearchMode
 
 # The most workers `papersearch serve` starts unasked (see Settings.serving_workers).
 MAX_DEFAULT_WORKERS = 4
@@ -214,7 +214,14 @@ class Settings(BaseSettings):
         SearchMode.HYBRID, description="Mode of a search that names none: hybrid, dense, lexical."
     )
     fusion: Fusion = Field(
-        Fusion.BLEND, description="How hybrid mode fuses: `blend` (min-max scores) or `rrf`."
+        Fusion.BLEND,
+        description="How hybrid mode fuses: `blend` (min-max scores, weighted), `rrf`, or "
+        f"`learned` (the blend's top {RERANK_DEPTH} reordered by a ranking model: `ranker`).",
+    )
+    ranker: Path | None = Field(
+        None,
+        description="The model of `fusion=learned` (LightGBM's text format, gzipped or not, "
+        "as `benchmarks/train_ranker.py` writes it); unset: the one shipped, trained on SciFact.",
     )
     dense_weight: float = Field(
         0.6, ge=0, le=1, description="Weight of the dense score in the blend (BM25 gets the rest)."

@@ -110,6 +110,12 @@ class ShardServer:
     def matches(self, terms: list[str], corpus: CorpusStats) -> tuple[np.ndarray, np.ndarray]:
         return self.index.lexical.matches(terms, corpus)
 
+    def lengths_at(self, rows: np.ndarray) -> np.ndarray:
+        return self.index.lexical.lengths_at(rows)
+
+    def holding(self, terms: list[str], rows: np.ndarray) -> np.ndarray:
+        return self.index.lexical.holding(terms, rows)
+
     def papers_at(self, rows: np.ndarray) -> list[Paper]:
         return self.index.papers_at(rows)
 
@@ -301,6 +307,7 @@ class ShardedLexical(LexicalIndex):
         self.size = sum(size.size for size in sizes)
         self.length_sum = sum(size.length_sum for size in sizes)
         self._starts = np.cumsum([0, *(size.size for size in sizes)])
+        self._rows = RowSpace([size.size for size in sizes], [None] * len(sizes))
         self._dfs: OrderedDict[str, int] = OrderedDict()
         self._dfs_lock = threading.Lock()  # searches run in several threads
 
@@ -336,6 +343,20 @@ class ShardedLexical(LexicalIndex):
         ]
         scores = [np.asarray(weights, dtype=np.float32) for _, weights in found]
         return np.concatenate(rows), np.concatenate(scores)
+
+    def lengths_at(self, rows: np.ndarray) -> np.ndarray:
+        lengths = np.zeros(len(rows), dtype=np.int32)
+        for positions, found in self.shards.by_rows(self._rows, ShardServer.lengths_at, rows):
+            lengths[positions] = found
+        return lengths
+
+    def holding(self, terms: Sequence[str], rows: np.ndarray) -> np.ndarray:
+        held = np.zeros((len(terms), len(rows)), dtype=bool)
+        for positions, found in self.shards.by_rows(
+            self._rows, ShardServer.holding, rows, list(terms)
+        ):
+            held[:, positions] = found
+        return held
 
     def _locate(self, term: str) -> list[Any]:
         raise NotImplementedError("a sharded index's postings are its shards': ask them")

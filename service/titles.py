@@ -124,6 +124,23 @@ class TitleMatcher:
         part, entry = self._entry(position)
         return self._parts[part].title(entry)
 
+    def titles_of_rows(self, rows: Sequence[int] | np.ndarray) -> list[str]:
+        """Each row's title, "" where its paper has none: read from the mapped title data,
+        cheaper than the paper records (learned fusion reads a hundred a search)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        titles = [""] * len(rows)
+        parts = np.searchsorted(self._row_starts, rows, side="right") - 1
+        for part in np.unique(parts).tolist():
+            if not 0 <= part < len(self._parts):
+                continue  # a row outside the index has no title
+            mine = np.flatnonzero(parts == part)
+            index = self._parts[part]
+            entries = index.entries_of(rows[mine] - int(self._row_starts[part]))
+            for position, entry in zip(mine.tolist(), entries.tolist(), strict=True):
+                if entry >= 0:
+                    titles[position] = index.title(entry)
+        return titles
+
     def naming_scores(self, query: str, rows: Sequence[int]) -> list[float]:
         """How closely ``query`` is the whole title or the short name of each row's paper.
 

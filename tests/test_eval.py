@@ -87,6 +87,18 @@ def test_eval_scores_every_judged_query(capsys, tiny_beir, cache_dir, tmp_path, 
     assert 0.75 <= result["metrics"]["MRR@10"] <= 1.0
 
 
+@pytest.mark.parametrize("fusion", ["blend", "learned", "rrf"])
+def test_eval_takes_each_fusion(capsys, tiny_beir, cache_dir, tmp_path, fusion):
+    """The three exact titles are found first whichever way hybrid fuses."""
+    out_file = tmp_path / "eval.json"
+    args = ("--fusion", fusion, "--out", str(out_file))
+    code, _, err = run_eval(capsys, tiny_beir, cache_dir, tmp_path, *args)
+    assert code == 0, err
+    result = json.loads(out_file.read_text(encoding="utf-8"))
+    assert result["settings"]["fusion"] == fusion and result["settings"]["mode"] == "hybrid"
+    assert result["metrics"]["MRR@10"] >= 0.75
+
+
 def test_eval_reuses_a_current_index(capsys, tiny_beir, cache_dir, tmp_path):
     assert run_eval(capsys, tiny_beir, cache_dir, tmp_path)[0] == 0
     code, _, err = run_eval(capsys, tiny_beir, cache_dir, tmp_path, "--year-from", "2020")

@@ -150,6 +150,24 @@ def test_searches_equal_the_whole_index(whole, sharded, mode):
         assert_same_search(whole, sharded, q=q, mode=mode, recency=365)
 
 
+def test_learned_fusion_equals_the_whole_index(whole, sharded, seed_settings):
+    """The ranking model reads lengths, postings and titles through the shards too."""
+    settings = settings_with(seed_settings, fusion="learned")
+    learned_whole = SearchEngine(whole.index, whole.queries, settings)
+    learned_sharded = SearchEngine(sharded.index, sharded.queries, settings)
+    for q in queries(whole):
+        assert_same_search(learned_whole, learned_sharded, q=q, k=10)
+        assert_same_search(learned_whole, learned_sharded, q=q, k=5, offset=5, **filters(whole)[0])
+    rows = np.arange(len(whole.index))[::-7]
+    terms = analyse(TOPICS[1])
+    np.testing.assert_array_equal(
+        sharded.index.lexical.lengths_at(rows), whole.index.lexical.lengths_at(rows)
+    )
+    np.testing.assert_array_equal(
+        sharded.index.lexical.holding(terms, rows), whole.index.lexical.holding(terms, rows)
+    )
+
+
 def test_candidate_scores_equal_the_whole_index(whole, sharded):
     """The raw candidates, before any rounding: BM25 rows and float32 scores bit for bit,
     the nearest papers and their exact scores, the hybrid range's low end."""
