@@ -3,7 +3,6 @@ the readers ``papersearch eval`` uses."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -17,18 +16,12 @@ from indexing.sentences import sentence_spans
 from models import DEFAULT_MODEL
 from service.evaluation import read_qrels, read_queries
 from tests.conftest import REPO, SEEDS, shared_data
+from tests.utils.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def known_item() -> ModuleType:
-    """The script, imported as the benchmarks import each other (by file, not as a package)."""
-    path = REPO / "benchmarks" / "known_item.py"
-    spec = importlib.util.spec_from_file_location("known_item", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script("known_item")
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ real arXiv file with vectors from the real model, read back with papersearch's o
 from __future__ import annotations
 
 import gzip
-import importlib.util
-import sys
 from itertools import islice
 from pathlib import Path
 from types import ModuleType
@@ -18,7 +16,8 @@ from indexing.records import embedding_text
 from indexing.vector_files import SuppliedVectors, write_vectors
 from models import DEFAULT_BACKEND, DEFAULT_MODEL, load_embedder
 from service.settings import SEED_CAPTURE_DATE
-from tests.conftest import REPO, shared_data
+from tests.conftest import shared_data
+from tests.utils.scripts import load_script
 
 SLICE = 200  # real papers drawn from (embedded here: a few seconds)
 PAPERS = 2000
@@ -27,14 +26,7 @@ SEED = 7
 
 @pytest.fixture(scope="module")
 def generator() -> ModuleType:
-    """The script, imported as the benchmarks import each other (by file, not as a package)."""
-    path = REPO / "benchmarks" / "synthetic_corpus.py"
-    spec = importlib.util.spec_from_file_location("synthetic_corpus", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script("synthetic_corpus")
 
 
 @pytest.fixture(scope="module")
