@@ -173,12 +173,14 @@ def run(args: argparse.Namespace) -> None:
         print("\n4. quality preset: skipped (--skip-quality-model)")
     else:
         results["quality_model"] = quality_model_section(args, index, sets, embedder.embedder)
+    test_texts = list(sets["test"][0].values())
     latency: dict[str, object] = {
-        "scifact": latency_section(index, embedder.embedder, list(sets["test"][0].values()))
+        "scifact": latency_section("SciFact test queries", index, embedder.embedder, test_texts)
     }
     if arxiv is not None:
+        known_texts = list(sets["known-item"][0].values())
         latency["arxiv"] = latency_section(
-            arxiv, embedder.embedder, list(sets["known-item"][0].values())
+            "known-item queries on the arXiv index", arxiv, embedder.embedder, known_texts
         )
     results["latency"] = latency
     index.close()
@@ -514,7 +516,7 @@ def quality_model_section(
 # --- 5. latency of the default request ---------------------------------------------------
 
 
-def latency_section(index: PaperIndex, embedder: Embedder, texts: list[str]) -> dict:
+def latency_section(where: str, index: PaperIndex, embedder: Embedder, texts: list[str]) -> dict:
     """Medians of interleaved blocks, so noise from other work lands on every request.
 
     Each request has its own engine and an encoder that caches nothing: with a shared
@@ -550,7 +552,7 @@ def latency_section(index: PaperIndex, embedder: Embedder, texts: list[str]) -> 
         "learned_over_blend": round(slowest / medians["hybrid blend + highlights"], 3),
         "learned_over_dense_only": round(slowest / medians["dense, no highlights"], 3),
     }
-    print(f"\n5. in-process latency, k=10, {len(texts)} queries, {len(index)} papers "
+    print(f"\n5. in-process latency, {where}: k=10, {len(texts)} queries, {len(index)} papers "
           f"(noisy: shared CPUs)")  # fmt: skip
     for name, value in medians.items():
         print(f"  {name:<40}{value:>8.2f} ms median")
