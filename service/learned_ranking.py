@@ -50,7 +50,7 @@ FEATURES: tuple[str, ...] = (
 class RankerUnusable(PapersearchError, RuntimeError):
     """The shipped ranking model is missing, damaged or was trained on other features."""
 
-    status = 500
+    status = 503  # as an unusable index: the service cannot rank as configured
     code = "ranker_unusable"
 
 

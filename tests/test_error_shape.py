@@ -50,6 +50,7 @@ from service.errors import (
     error_response,
 )
 from service.evaluation import EvalInputError
+from service.learned_ranking import RankerUnusable
 from service.routes.tools import ToolFailed, UnknownTool
 from service.schemas import ErrorResponse, TitleSuggestion, ValidationIssue
 from tests.conftest import running_server, settings_with
@@ -81,6 +82,7 @@ CASES = [
     Case(RayUnavailable("Ray is not installed: make install-ray"), 503, "ray_unavailable"),
     Case(RayJobFailed("the Ray job failed: no node has 1 GPU"), 500, "ray_job_failed"),
     Case(EvalInputError("queries.jsonl: no queries"), 422, "eval_input_invalid"),
+    Case(RankerUnusable("model.txt: cannot load the ranking model"), 503, "ranker_unusable"),
     Case(UsageError("k: must be between 1 and 100"), 422, "invalid_request"),
     Case(ServiceError("unexpected"), 500, "internal_error"),
     Case(InternalError("0123abcd"), 500, "internal_error"),
