@@ -8,9 +8,9 @@ Choices are made on SciFact train only; test and known-item check them.
 1. Modes. The SciFact corpus and the arXiv file are indexed with the default model (cached
    embeddings: nothing is embedded again) and every query runs through
    ``SearchEngine.search``, the code the API serves: ``lexical`` (BM25), ``dense``, ``hybrid``
-   with reciprocal-rank fusion, with the min-max blend at several dense weights, and with
-   learned fusion (the default: the blend's top 100 reordered by the shipped LambdaMART
-   model). The model was trained on SciFact train, so its train figure is in-sample; the
+   with reciprocal-rank fusion, with the min-max blend at several dense weights (0.6 is the
+   default), and with learned fusion (``fusion=learned``: the blend's top 100 reordered by
+   the shipped LambdaMART model). The model was trained on SciFact train, so its train figure is in-sample; the
    cross-validated one (``benchmarks/results/ranker.json``) is printed beside it.
 2. Passages. Long abstracts split into overlapping windows of what the model reads, a paper
    scoring its best window, against the default (the first 256 tokens); for dense ranking and
@@ -22,9 +22,9 @@ Choices are made on SciFact train only; test and known-item check them.
 4. Quality preset. all-mpnet-base-v2 against all-MiniLM-L6-v2 on the full SciFact corpus
    (the default backend, onnx-int8; both models' vectors are in the cache): encode speed and
    query encode latency (interleaved), and dense and blend quality on train and test.
-5. Latency: in-process search latency of the default request (learned fusion, highlights)
-   against the same request with ``fusion=blend`` and against a dense-only request without
-   highlights, interleaved, on SciFact and at 75k papers, as ratios.
+5. Latency: in-process search latency of the default request (hybrid, highlights) with
+   ``fusion=blend`` (the default) and with ``fusion=learned``, and of a dense-only request
+   without highlights, interleaved, on SciFact and at 75k papers, as ratios.
 
 Usage: ``python benchmarks/quality.py --scifact ../shared/data/scifact``
 (``--skip-arxiv``/``--skip-passages``/``--skip-quality-model`` leave out the known-item set,
