@@ -10,8 +10,9 @@ Choices are made on SciFact train only; test and known-item check them.
    ``SearchEngine.search``, the code the API serves: ``lexical`` (BM25), ``dense``, ``hybrid``
    with reciprocal-rank fusion, with the min-max blend at several dense weights (0.6 is the
    default), and with learned fusion (``fusion=learned``: the blend's top 100 reordered by
-   the shipped LambdaMART model). The model was trained on SciFact train, so its train figure is in-sample; the
-   cross-validated one (``benchmarks/results/ranker.json``) is printed beside it.
+   the shipped LambdaMART model). The model was trained on SciFact train, so its train
+   figure is in-sample; the cross-validated one (``benchmarks/results/ranker.json``) is
+   printed beside it.
 2. Passages. Long abstracts split into overlapping windows of what the model reads, a paper
    scoring its best window, against the default (the first 256 tokens); for dense ranking and
    inside the blend (weight tuned on train again). SciFact only: embedding the windows of

@@ -92,6 +92,8 @@ class TitleIndex:
     def entries_of(self, live_rows: np.ndarray) -> np.ndarray:
         """``entry_of`` of many rows at once (ascending or not): -1 where a row has none."""
         table = self.rows if self.live_position is None else self.live_position
+        # Needles of the table's own type: another one would make numpy convert the whole
+        # table (a million entries) on every call.
         at = np.searchsorted(table, live_rows.astype(table.dtype), side="right") - 1
         found = at >= 0
         found[found] = table[at[found]] == live_rows[found]
@@ -101,14 +103,8 @@ class TitleIndex:
 
     def entry_of(self, live_row: int) -> int | None:
         """The entry of the segment's ``live_row``-th live row, if that paper has a title."""
-        table = self.rows if self.live_position is None else self.live_position
-        # Needles of the table's own type: another one would make numpy convert the whole
-        # table (a million entries) on every call.
-        at = int(np.searchsorted(table, table.dtype.type(live_row), side="right")) - 1
-        if at < 0 or int(table[at]) != live_row:
-            return None
-        found = int(np.searchsorted(self.dead, self.dead.dtype.type(at)))
-        return None if found < len(self.dead) and int(self.dead[found]) == at else at
+        entry = int(self.entries_of(np.array([live_row]))[0])
+        return None if entry < 0 else entry
 
     @staticmethod
     def write(folder: Path, papers: Sequence[Paper]) -> None:

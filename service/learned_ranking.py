@@ -25,6 +25,7 @@ import numpy as np
 from lightgbm.basic import LightGBMError
 
 from indexing.errors import PapersearchError
+from service.ranking import scaled_dense, scaled_lexical
 
 # The model shipped with the package, trained by `benchmarks/train_ranker.py`.
 RANKER_FILE = Path(__file__).parent / "rankers" / "scifact-lambdamart.txt.gz"
@@ -82,15 +83,14 @@ def window_features(
     per candidate; ``idfs`` per distinct query term; ``held``/``held_in_title`` are
     ``(terms, candidates)`` booleans.
     """
-    low, high = dense_range
     total_idf = float(idfs.sum()) or 1.0
     columns = (
         dense,
         bm25,
-        (dense - low) / (high - low) if high > low else np.zeros_like(dense),
-        bm25 / bm25_best if bm25_best > 0 else np.zeros_like(bm25),
+        scaled_dense(dense, dense_range),
+        scaled_lexical(bm25, bm25_best),
         blend,
-        dense - high,
+        dense - dense_range[1],
         np.log1p(dense_rank),
         lengths,
         np.full(len(dense), len(idfs)),
@@ -125,7 +125,17 @@ class LearnedRanker:
         return cls(booster)
 
     def scores(self, features: np.ndarray) -> np.ndarray:
-        """Each candidate's score, 0-1 (the model's output through a logistic: the order is
-        the model's, the scale one a reader can compare with the blend's)."""
-        raw = np.asarray(self.booster.predict(features, num_threads=1), dtype=np.float64)
-        return (1.0 / (1.0 + np.exp(-raw))).astype(np.float32)
+        """The model's output for each candidate, in the order it ranks them."""
+        return np.asarray(self.booster.predict(features, num_threads=1), dtype=np.float64)
+
+
+def reordered(blend: np.ndarray, window: np.ndarray, learned: np.ndarray) -> np.ndarray:
+    """Scores 0-1 in the new order: the window (positions into ``blend``) takes the upper half
+    of the scale, spread by the model's output, and every other candidate the lower half, in
+    the blend's order. (A logistic of the output would tie the best papers at float32's 1.0:
+    LambdaMART's outputs run to tens.)"""
+    low, high = float(learned.min()), float(learned.max())
+    spread = (learned - low) / (high - low) if high > low else np.ones_like(learned)
+    scores = (blend * 0.5).astype(np.float32)
+    scores[window] = (0.5 + 0.5 * spread).astype(np.float32)
+    return scores

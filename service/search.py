@@ -29,6 +29,7 @@ from service.learned_ranking import (
     RANKER_FILE,
     LearnedRanker,
     Window,
+    reordered,
     window_features,
 )
 from service.query_encoder import Encoded, NearestSearch, QueryEncoder
@@ -273,7 +274,9 @@ class SearchEngine:
             wanted = max(wanted, self.date_sort_pool)
         syntax = parse_query(request.q)
         ranking = self._ranking(mode, analyse(syntax.text), wanted, request)
-        ranking = replace(ranking, learned=self.ranker is not None)
+        # Learned fusion reorders the blend's top papers, which a date order never looks at.
+        learned = self.ranker is not None and request.sort is not SortOrder.DATE
+        ranking = replace(ranking, learned=learned)
         if syntax.constrains and mode is not SearchMode.DENSE:
             ranking = replace(ranking, allowed=self._words_mask(syntax, ranking.allowed))
         encoding = None
@@ -364,28 +367,30 @@ class SearchEngine:
         )
         if not ranking.learned or not len(fused):
             return Scored(dense.rows, fused), total, None
-        window = self._learned_window(ranking, dense, bm25, fused, dense_range, lexical_max)
+        window = self._learned_window(
+            ranking, dense, nearest.scores, bm25, fused, dense_range, lexical_max
+        )
         if self.ranker is not None:
-            learned = self.ranker.scores(window.features)
-            # The rest stay below the window, in the blend's order.
-            fused = fused * float(learned.min())
-            fused[window.positions] = learned
+            fused = reordered(fused, window.positions, self.ranker.scores(window.features))
         return Scored(dense.rows, fused), total, window
 
     def _learned_window(
         self,
         ranking: _Ranking,
         dense: Scored,
+        nearest: np.ndarray,
         bm25: np.ndarray,
         blend: np.ndarray,
         dense_range: tuple[float, float],
         bm25_best: float,
     ) -> Window:
         """The blend's best ``RERANK_DEPTH`` candidates and what the ranking model reads of
-        them (``learned_ranking.FEATURES``)."""
+        them (``learned_ranking.FEATURES``). A paper's rank by meaning is counted among the
+        corpus's ``CANDIDATES`` nearest (``nearest``: their scores), capped there, so no
+        filter or page depth changes what the model reads."""
         positions = best_first(dense.rows, blend, RERANK_DEPTH)
         rows = dense.rows[positions]
-        descending = np.sort(-dense.scores)
+        descending = np.sort(-nearest)[:CANDIDATES]
         terms = list(dict.fromkeys(ranking.terms))
         titles = [set(analyse(title)) for title in self.titles.titles_of_rows(rows)]
         held_in_title = np.array([[term in title for title in titles] for term in terms], bool)
@@ -395,7 +400,7 @@ class SearchEngine:
             blend=blend[positions],
             dense_range=dense_range,
             bm25_best=bm25_best,
-            dense_rank=np.searchsorted(descending, -dense.scores[positions]),
+            dense_rank=np.searchsorted(descending, -dense.scores[positions]).clip(max=CANDIDATES),
             lengths=self.index.lexical.lengths_at(rows),
             idfs=np.array(list(self.index.lexical.idfs(terms).values()), dtype=np.float64),
             held=self.index.lexical.holding(terms, rows),

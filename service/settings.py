@@ -6,13 +6,13 @@ import os
 from datetime import date
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexing.index_types import IndexType
 from models import DEFAULT_BACKEND, DEFAULT_MODEL, KNOWN_MODELS, PRESETS, resolve_model_name
 from models.embedder import Backend
-from service.ranking import RERANK_DEPTH, Fusion, SearchMode
+from service.ranking import DENSE_WEIGHT, RERANK_DEPTH, Fusion, SearchMode
 
 # The most workers `papersearch serve` starts unasked (see Settings.serving_workers).
 MAX_DEFAULT_WORKERS = 4
@@ -224,7 +224,10 @@ class Settings(BaseSettings):
         "as `benchmarks/train_ranker.py` writes it); unset: the one shipped, trained on SciFact.",
     )
     dense_weight: float = Field(
-        0.6, ge=0, le=1, description="Weight of the dense score in the blend (BM25 gets the rest)."
+        DENSE_WEIGHT,
+        ge=0,
+        le=1,
+        description="Weight of the dense score in the blend (BM25 gets the rest).",
     )
     rrf_k: int = Field(60, ge=1, le=1000, description="Rank offset of reciprocal-rank fusion.")
     date_sort_pool: int = Field(
@@ -254,6 +257,19 @@ class Settings(BaseSettings):
     def build_backend(self) -> Backend:
         """The backend a new index is built with: the one asked for, else the default."""
         return self.backend or DEFAULT_BACKEND
+
+    @model_validator(mode="after")
+    def _ranker_with_learned_fusion(self) -> Settings:
+        """A ranking model only ranks over the blend it was trained on: refused, not ignored,
+        where it could not be used as asked."""
+        if self.ranker is not None and self.fusion is not Fusion.LEARNED:
+            raise ValueError("ranker: a ranking model is used only with fusion=learned")
+        if self.fusion is Fusion.LEARNED and self.dense_weight != DENSE_WEIGHT:
+            raise ValueError(
+                f"dense_weight: learned fusion reorders the blend its model was trained on "
+                f"({DENSE_WEIGHT}); leave the weight at {DENSE_WEIGHT} or use fusion=blend"
+            )
+        return self
 
     @field_validator("rate_limit")
     @classmethod

@@ -150,9 +150,8 @@ class TitleMatcher:
         """
         typed = squash(normalise_title(query))
         scores = []
-        for row in rows:
-            title = self._title_of_row(int(row))
-            if title is None or not typed:
+        for title in self.titles_of_rows(rows):
+            if not title or not typed:
                 scores.append(0.0)
                 continue
             name = squash(normalise_title(title.partition(":")[0]))
@@ -235,13 +234,6 @@ class TitleMatcher:
         part, entry = self._entry(position)
         local = self._parts[part].positions(np.array([entry]))
         return int(local[0]) + int(self._row_starts[part])
-
-    def _title_of_row(self, row: int) -> str | None:
-        if not 0 <= row < int(self._row_starts[-1]):
-            return None
-        part = int(np.searchsorted(self._row_starts, row, side="right")) - 1
-        entry = self._parts[part].entry_of(row - int(self._row_starts[part]))
-        return None if entry is None else self._parts[part].title(entry)
 
 
 def _cut_after_word(title: str, length: int) -> str:

@@ -11,11 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from indexing.lexical import LexicalIndex, SegmentPostings, analyse
 from indexing.records import embedding_text
-from service.learned_ranking import FEATURES, RANKER_FILE, LearnedRanker, RankerUnusable
-from service.ranking import RERANK_DEPTH, Fusion
+from service.learned_ranking import (
+    FEATURES,
+    RANKER_FILE,
+    LearnedRanker,
+    RankerUnusable,
+    reordered,
+)
+from service.ranking import DENSE_WEIGHT, RERANK_DEPTH, Fusion
 from service.schemas import MAX_K, SearchRequest
 from service.search import SearchEngine
 from service.settings import Settings
@@ -176,3 +183,50 @@ def test_a_damaged_model_file_is_one_clear_error_line(
 def test_a_missing_model_file_is_refused(tmp_path: Path):
     with pytest.raises(RankerUnusable, match="cannot load"):
         LearnedRanker.load(tmp_path / "absent.txt.gz")
+
+
+def test_the_window_takes_the_top_of_the_scale_and_the_rest_keeps_the_blends_order():
+    blend = np.array([0.9, 0.2, 0.8, 0.5, 0.7, 0.1], dtype=np.float32)
+    window = np.array([0, 2, 4])  # the blend's best three
+    learned = np.array([-3.0, 40.0, 39.999])  # far apart and nearly tied, as LambdaMART gives
+    scores = reordered(blend, window, learned)
+    assert scores.dtype == np.float32
+    order = np.argsort(-scores, kind="stable").tolist()
+    assert order == [2, 4, 0, 3, 1, 5]  # the model's order, then the blend's
+    assert scores[2] == 1.0 and scores[2] > scores[4] > scores[0] == 0.5 > scores[3]
+    assert np.all((scores >= 0) & (scores <= 1))
+    single = reordered(blend, np.array([0]), np.array([7.0]))
+    assert single[0] == 1.0 and single[1:].max() <= 0.5
+
+
+def test_date_order_is_the_blends(blend, learned):
+    """The date pool is the blend's top papers, which learned fusion only reorders."""
+    request = SearchRequest(q=QUERIES[0], k=20, sort="date", highlight=False)
+    assert [h.id for h in blend.search(request).results] == [
+        h.id for h in learned.search(request).results
+    ]
+
+
+def test_a_ranker_without_learned_fusion_or_another_weight_is_refused(tmp_path):
+    with pytest.raises(ValidationError, match="used only with fusion=learned"):
+        Settings(ranker=tmp_path / "model.txt.gz")
+    with pytest.raises(ValidationError, match="trained on"):
+        Settings(fusion=Fusion.LEARNED, dense_weight=0.5)
+    assert Settings(fusion=Fusion.LEARNED).dense_weight == DENSE_WEIGHT
+
+
+def test_eval_refuses_a_ranker_without_learned_fusion_in_one_line(capsys, tmp_path):
+    code, _, err = run_cli(
+        capsys,
+        "eval",
+        "--corpus",
+        str(tmp_path),
+        "--queries",
+        str(tmp_path / "q.jsonl"),
+        "--qrels",
+        str(tmp_path / "qrels.tsv"),
+        "--ranker",
+        str(tmp_path / "model.txt.gz"),
+    )
+    assert code != 0 and "used only with fusion=learned" in err
+    assert len(err.strip().splitlines()) == 1
