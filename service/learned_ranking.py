@@ -10,7 +10,9 @@ further down keeps the blend's order below them, so Recall@100 is the blend's ow
 
 The model is a LightGBM text file shipped in the package (``rankers/``); its feature names
 are checked against ``FEATURES`` when it loads, so a model and the code that feeds it
-cannot drift apart. ``fusion=blend`` keeps the hand-tuned blend (README, search quality).
+cannot drift apart. It is not the default: trained on SciFact's claims it gains there and
+loses on a second kind of query (known-item search over arXiv), and it costs milliseconds a
+search (README, search quality); ``fusion=blend`` is the hand-tuned blend.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ FEATURES: tuple[str, ...] = (
     "bm25_scaled",  # BM25 over the corpus's best, as the blend scales it
     "blend",  # the hand-tuned blend of the two
     "dense_gap",  # the cosine minus the corpus's best cosine for the query
-    "dense_rank",  # log(1 + rank) of the cosine among the candidates
+    "dense_rank",  # log(1 + rank) of the cosine among the corpus's nearest 1,000, capped
     "length",  # the paper's terms (BM25's document length)
     "query_terms",  # the query's distinct terms
     "coverage",  # the share of the query's idf the paper's text holds
@@ -49,7 +51,7 @@ FEATURES: tuple[str, ...] = (
 
 
 class RankerUnusable(PapersearchError, RuntimeError):
-    """The shipped ranking model is missing, damaged or was trained on other features."""
+    """The ranking model is missing, damaged or was trained on other features."""
 
     status = 503  # as an unusable index: the service cannot rank as configured
     code = "ranker_unusable"
