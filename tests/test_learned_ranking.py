@@ -230,3 +230,18 @@ def test_eval_refuses_a_ranker_without_learned_fusion_in_one_line(capsys, tmp_pa
     )
     assert code != 0 and "used only with fusion=learned" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_recency_and_filters_apply_to_the_learned_order(blend, learned):
+    """A recency boost reorders the learned scores as it does the blend's (each scaled to the
+    best, then mixed with the paper's age), and a filter narrows the candidates first."""
+    query = QUERIES[1]
+    plain = learned.search(SearchRequest(q=query, k=MAX_K, highlight=False))
+    boosted = learned.search(SearchRequest(q=query, k=MAX_K, recency=365, highlight=False))
+    assert {h.id for h in boosted.results} == {h.id for h in plain.results}
+    assert all(0 <= h.score <= 1 for h in boosted.results)
+    assert [h.id for h in boosted.results] != [h.id for h in plain.results]
+    category = blend.overview.facets.categories[0].name
+    filtered = SearchRequest(q=query, k=MAX_K, category=category, highlight=False)
+    kept = {h.id for h in blend.search(filtered).results}
+    assert {h.id for h in learned.search(filtered).results} == kept
