@@ -19,14 +19,15 @@ The set is scored like any BEIR set, by ``papersearch eval`` (the service's sear
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import random
-import tempfile
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from files import write_atomically
 
 from indexing.corpus import read_corpus
 from indexing.errors import PapersearchError
@@ -100,31 +101,19 @@ def write_known_item_set(
         )
     ids = sorted(chosen)
     folder.mkdir(parents=True, exist_ok=True)
-    queries = _write_atomic(
+    # Each file whole or not at all: a half-written set would score a run on the queries it kept.
+    queries = write_atomically(
         folder / QUERIES_FILE,
-        (json.dumps({"_id": i, "text": chosen[i]}, ensure_ascii=False) for i in ids),
+        _lines(json.dumps({"_id": i, "text": chosen[i]}, ensure_ascii=False) for i in ids),
     )
-    qrels = _write_atomic(folder / QRELS_FILE, [QRELS_HEADER, *(f"{i}\t{i}\t1" for i in ids)])
+    qrels = write_atomically(
+        folder / QRELS_FILE, _lines([QRELS_HEADER, *(f"{i}\t{i}\t1" for i in ids)])
+    )
     return KnownItemSet(queries=queries, qrels=qrels, count=len(ids))
 
 
-def _write_atomic(path: Path, lines: Iterable[str]) -> Path:
-    """Whole or not at all: a half-written set would score a run on the queries it kept."""
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
-    )
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
-            handle.writelines(line + "\n" for line in lines)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the set from other users
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    return path
+def _lines(lines: Iterable[str]) -> bytes:
+    return "".join(line + "\n" for line in lines).encode("utf-8")
 
 
 def main() -> None:

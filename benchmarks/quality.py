@@ -35,12 +35,9 @@ section 2 and section 4; with all three the run takes a couple of minutes).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -50,6 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from feedback import feedback_section
+from files import write_atomically
 from known_item import write_known_item_set
 
 from indexing.build import build_index
@@ -187,7 +185,7 @@ def run(args: argparse.Namespace) -> None:
     index.close()
     if arxiv is not None:
         arxiv.close()
-    _write_json(args.out, results)
+    write_atomically(args.out, (json.dumps(results, indent=2) + "\n").encode())
     print(f"\nwritten to {args.out}")
 
 
@@ -216,21 +214,6 @@ def _engine(
 
 def _row(label: str, metrics: dict[str, float]) -> str:
     return f"  {label:<34}" + "".join(f"{value:>12.4f}" for value in metrics.values())
-
-
-def _write_json(path: Path, data: object) -> None:
-    """Whole or not at all: a reader never sees half a results file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(data, indent=2) + "\n")
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 # --- 1. modes ----------------------------------------------------------------------------

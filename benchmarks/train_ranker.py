@@ -25,13 +25,16 @@ import argparse
 import gzip
 import json
 import os
-import tempfile
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import lightgbm
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from files import write_atomically
 
 from indexing.build import build_index
 from indexing.reader import PaperIndex
@@ -126,14 +129,6 @@ def cross_validate(sample: Sample, leaves: int, trees: int) -> float:
             rows = np.arange(sample.starts[q], sample.starts[q + 1])
             predictions[int(q)] = np.asarray(model.predict(sample.features[rows]))
     return sample.ndcg(predictions)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False, suffix=".tmp") as f:
-        f.write(data)
-    os.chmod(f.name, 0o644)  # a package file, readable as the others are
-    os.replace(f.name, path)
 
 
 def main() -> None:
