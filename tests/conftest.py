@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -43,17 +44,31 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("embedding-cache")
 
 
-def _seed_index(folder: Path, cache_dir: Path, backend: str) -> BuildReport:
+def index_corpus(
+    sources: list[Path],
+    index_dir: Path,
+    cache_dir: Path,
+    *,
+    backend: str = DEFAULT_BACKEND,
+    **options: Any,
+) -> BuildReport:
+    """``sources`` indexed as `papersearch index` does (the default model, the seeds' capture
+    date), without a progress bar; ``options``: the rest of ``build_index``'s."""
     return build_index(
-        [SEEDS],
-        folder / "index",
+        sources,
+        index_dir,
         cache_dir=cache_dir,
         model_name=DEFAULT_MODEL,
         load_model=load_embedder,
         backend=backend,
         capture_date=SEED_CAPTURE_DATE,
         progress=False,
+        **options,
     )
+
+
+def _seed_index(folder: Path, cache_dir: Path, backend: str) -> BuildReport:
+    return index_corpus([SEEDS], folder / "index", cache_dir, backend=backend)
 
 
 @pytest.fixture(scope="session")

@@ -16,14 +16,13 @@ from citeproc.frontend import STYLES_PATH
 from citeproc.source.json import CiteProcJSON
 from fastapi.testclient import TestClient
 
-from indexing.build import build_index
 from indexing.records import Paper
-from models import DEFAULT_BACKEND, DEFAULT_MODEL, load_embedder
 from service.app import create_app
 from service.citations import bibtex
 from service.cli import main
 from service.export import ExportFormat, export
-from service.settings import SEED_CAPTURE_DATE, Settings
+from service.settings import Settings
+from tests.conftest import index_corpus
 
 SPECIAL_TITLE = "Deep & Wide: 50% of $x$ for #1 {fast_path} and C#"
 STYLES = Path(STYLES_PATH)
@@ -168,16 +167,7 @@ def test_an_index_with_special_characters_exports_them(tmp_path: Path, cache_dir
         {"id": "plain-2", "title": "A plain title", "abstract": "Nothing special.", "year": 2023},
     ]
     corpus.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    report = build_index(
-        [corpus],
-        tmp_path / "index",
-        cache_dir=cache_dir,
-        model_name=DEFAULT_MODEL,
-        load_model=load_embedder,
-        backend=DEFAULT_BACKEND,
-        capture_date=SEED_CAPTURE_DATE,
-        progress=False,
-    )
+    report = index_corpus([corpus], tmp_path / "index", cache_dir)
     settings = Settings(index_dir=report.index_dir, cache_dir=cache_dir)
     with TestClient(create_app(settings)) as client:
         bib = _download(client, ["special-1", "plain-2"], "bibtex")

@@ -21,18 +21,18 @@ import numpy as np
 import psutil
 import pytest
 
-from indexing.build import ENCODE_CHUNK, BuildReport, build_index
+from indexing.build import ENCODE_CHUNK, BuildReport
 from indexing.corpus import read_corpus
 from indexing.embedding_cache import CACHE_FILE
 from indexing.manifest import checked_build
 from indexing.ray_job import RayJob, RayJobFailed
 from indexing.reader import PaperIndex
 from indexing.writer import leftovers
-from models import DEFAULT_BACKEND, DEFAULT_MODEL, load_embedder
+from models import DEFAULT_BACKEND
 from service.schemas import SearchRequest
 from service.search import SearchEngine
 from service.settings import SEED_CAPTURE_DATE, Settings
-from tests.conftest import PAPERSEARCH, SEEDS, free_port
+from tests.conftest import PAPERSEARCH, SEEDS, free_port, index_corpus
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
@@ -52,17 +52,7 @@ def _build(
     ray: RayJob | None = None,
     backend: str = DEFAULT_BACKEND,
 ) -> BuildReport:
-    return build_index(
-        paths,
-        out,
-        cache_dir=cache_dir,
-        model_name=DEFAULT_MODEL,
-        load_model=load_embedder,
-        capture_date=SEED_CAPTURE_DATE,
-        progress=False,
-        ray=ray,
-        backend=backend,
-    )
+    return index_corpus(paths, out, cache_dir, ray=ray, backend=backend)
 
 
 def _normalised(summary: str, index_dir: Path) -> str:

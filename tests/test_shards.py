@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from indexing.build import BuildReport, build_index
+from indexing.build import BuildReport
 from indexing.corpus import papers_checksum
 from indexing.index_types import IndexType, Ranked, build_ann
 from indexing.lexical import analyse
@@ -44,7 +44,7 @@ from indexing.writer import (
     update_index,
     write_index,
 )
-from models import DEFAULT_BACKEND, DEFAULT_MODEL, load_embedder
+from models import DEFAULT_BACKEND, DEFAULT_MODEL
 from service.app import create_app
 from service.cli import main
 from service.errors import ShardUnavailable, TitleNotFound
@@ -64,7 +64,7 @@ from service.shards import (
     ShardSet,
     load_sharded_engine,
 )
-from tests.conftest import REPO, SEEDS, free_port, settings_with, shared_data
+from tests.conftest import REPO, SEEDS, free_port, index_corpus, settings_with, shared_data
 from tests.utils.index_files import in_first_segment, index_file
 
 MODES = ("hybrid", "dense", "lexical")
@@ -296,16 +296,7 @@ def scifact_index(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> 
         cache = folder / "cache"
         cache.mkdir()
         shutil.copy(evaluation_cache, cache)
-    return build_index(
-        [corpus],
-        folder / "index",
-        cache_dir=cache,
-        model_name=DEFAULT_MODEL,
-        load_model=load_embedder,
-        backend=DEFAULT_BACKEND,
-        capture_date=SEED_CAPTURE_DATE,
-        progress=False,
-    )
+    return index_corpus([corpus], folder / "index", cache)
 
 
 def test_scifact_sharded_equals_whole(scifact_index, seed_settings, tmp_path):
@@ -340,17 +331,7 @@ def test_ivf_shards_refill_the_sources_trained_lists(seed_settings, cache_dir, t
     """An IVF index's shards hold its trained quantiser, refilled with their own vectors:
     each probes the lists the whole index probes, and the seeds rank as in the whole."""
     index_dir = tmp_path / "index"
-    build_index(
-        [SEEDS],
-        index_dir,
-        cache_dir=cache_dir,
-        model_name=DEFAULT_MODEL,
-        load_model=load_embedder,
-        backend=DEFAULT_BACKEND,
-        capture_date=SEED_CAPTURE_DATE,
-        progress=False,
-        index_type=IndexType.IVF_SQ8,
-    )
+    index_corpus([SEEDS], index_dir, cache_dir, index_type=IndexType.IVF_SQ8)
     settings = settings_with(seed_settings, index_dir=index_dir)
     whole_engine = SearchEngine.load(settings)
     engine, servers = sharded_engine(
