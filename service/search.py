@@ -386,8 +386,8 @@ class SearchEngine:
     ) -> Window:
         """The blend's best ``RERANK_DEPTH`` candidates and what the ranking model reads of
         them (``learned_ranking.FEATURES``). A paper's rank by meaning is counted among the
-        corpus's ``CANDIDATES`` nearest (``nearest``: their scores), capped there, so no
-        filter or page depth changes what the model reads."""
+        corpus's ``CANDIDATES`` nearest (``nearest``: their scores; one further down ranks
+        ``CANDIDATES``), so no filter or page depth changes what the model reads."""
         positions = best_first(dense.rows, blend, RERANK_DEPTH)
         rows = dense.rows[positions]
         descending = np.sort(-nearest)[:CANDIDATES]
@@ -400,7 +400,7 @@ class SearchEngine:
             blend=blend[positions],
             dense_range=dense_range,
             bm25_best=bm25_best,
-            dense_rank=np.searchsorted(descending, -dense.scores[positions]).clip(max=CANDIDATES),
+            dense_rank=np.searchsorted(descending, -dense.scores[positions]),
             lengths=self.index.lexical.lengths_at(rows),
             idfs=np.array(list(self.index.lexical.idfs(terms).values()), dtype=np.float64),
             held=self.index.lexical.holding(terms, rows),
